@@ -1,0 +1,161 @@
+//! [`Claims`]: what a capability token says, and the rules every token obeys.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use toka_types::EntityId;
+use toka_types::limits::{MAX_ATTENUATION_DEPTH, MAX_JTI_BYTES, MAX_PERMISSIONS, MAX_TOKEN_LIFETIME_SECS};
+
+use crate::error::AuthError;
+
+/// Which agents a token may act on.
+///
+/// In JSON: `"*"` for [`Scope::All`], an agent id for [`Scope::Subtree`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Scope {
+    /// Every agent.
+    All,
+    /// This agent and its descendants.
+    Subtree(EntityId),
+}
+
+impl fmt::Display for Scope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::All => f.write_str("*"),
+            Self::Subtree(id) => id.fmt(f),
+        }
+    }
+}
+
+impl FromStr for Scope {
+    type Err = toka_types::ParseIdError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s == "*" { Ok(Self::All) } else { s.parse().map(Self::Subtree) }
+    }
+}
+
+impl Serialize for Scope {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Scope {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// The claims of a Toka capability token. Times are JWT NumericDates (whole seconds
+/// since the Unix epoch).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claims {
+    /// The agent that may use the token.
+    pub sub: EntityId,
+    /// When it was issued.
+    pub iat: u64,
+    /// When it stops being valid (exclusive: valid while `now < exp`).
+    pub exp: u64,
+    /// When it starts being valid, if later than `iat`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<u64>,
+    /// Its unique id.
+    pub jti: String,
+    /// What it allows.
+    #[serde(default)]
+    pub permissions: Vec<String>,
+    /// Which agents it acts on; `None` means the subject and its descendants.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<Scope>,
+    /// The `jti` of the token it was attenuated from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<String>,
+    /// Every ancestor's `jti`, root first; its last entry is `parent`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lineage: Vec<String>,
+}
+
+impl Claims {
+    /// Claims for `sub` with id `jti`, valid from `iat` until `exp`, allowing nothing yet.
+    pub fn new(sub: EntityId, jti: impl Into<String>, iat: u64, exp: u64) -> Self {
+        Self {
+            sub,
+            iat,
+            exp,
+            nbf: None,
+            jti: jti.into(),
+            permissions: Vec::new(),
+            scope: None,
+            parent: None,
+            lineage: Vec::new(),
+        }
+    }
+
+    /// The same claims, allowing these permissions.
+    pub fn with_permissions<I, P>(mut self, permissions: I) -> Self
+    where
+        I: IntoIterator<Item = P>,
+        P: Into<String>,
+    {
+        self.permissions = permissions.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// The same claims, with this scope.
+    pub fn with_scope(mut self, scope: Scope) -> Self {
+        self.scope = Some(scope);
+        self
+    }
+
+    /// Whether the token allows `permission`.
+    pub fn allows(&self, permission: &str) -> bool {
+        self.permissions.iter().any(|p| p == permission)
+    }
+
+    /// The scope in force: the explicit one, or the subject's subtree.
+    pub fn effective_scope(&self) -> Scope {
+        self.scope.unwrap_or(Scope::Subtree(self.sub))
+    }
+
+    /// The moment from which the token is valid: `nbf` if set, else `iat`.
+    pub fn valid_from(&self) -> u64 {
+        self.nbf.unwrap_or(self.iat).max(self.iat)
+    }
+
+    /// Checks the rules every token obeys whatever the time: a sane window no longer
+    /// than 24 hours, at most 100 permissions, a bounded `jti`, a consistent lineage.
+    pub fn check_rules(&self) -> Result<(), AuthError> {
+        if self.exp <= self.iat {
+            return Err(AuthError::InvalidClaims {
+                reason: format!("exp ({}) is not after iat ({})", self.exp, self.iat),
+            });
+        }
+        let lifetime = self.exp - self.iat;
+        if lifetime > MAX_TOKEN_LIFETIME_SECS {
+            return Err(AuthError::LifetimeTooLong { lifetime, limit: MAX_TOKEN_LIFETIME_SECS });
+        }
+        if self.permissions.len() > MAX_PERMISSIONS {
+            return Err(AuthError::TooManyPermissions {
+                count: self.permissions.len(),
+                limit: MAX_PERMISSIONS,
+            });
+        }
+        if self.jti.is_empty() || self.jti.len() > MAX_JTI_BYTES {
+            return Err(AuthError::InvalidClaims {
+                reason: format!("jti must be 1 to {MAX_JTI_BYTES} bytes, got {}", self.jti.len()),
+            });
+        }
+        if self.lineage.len() > MAX_ATTENUATION_DEPTH {
+            return Err(AuthError::AttenuationTooDeep { depth: self.lineage.len(), limit: MAX_ATTENUATION_DEPTH });
+        }
+        if self.parent.as_ref() != self.lineage.last() {
+            return Err(AuthError::InvalidClaims {
+                reason: "parent must be the last entry of lineage".to_string(),
+            });
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,149 @@
+//! [`KernelEvent`]: what the kernel decided, the only thing that changes state.
+
+use serde::{Deserialize, Serialize};
+
+use crate::id::EntityId;
+use crate::spec::{AgentSpec, ExtensionCall, Observation, TaskOutcome, TaskSpec};
+
+/// A fact the kernel decided. Applying the events of a log in order to an empty state
+/// rebuilds the state exactly; nothing else changes it.
+///
+/// Events carry every id they introduce, so applying one never derives or draws
+/// anything. In JSON the variant is the `kind` field.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+#[non_exhaustive]
+pub enum KernelEvent {
+    /// An agent came to be. `parent` is `None` only for the root agent of a log.
+    AgentSpawned {
+        /// The new agent.
+        agent: EntityId,
+        /// Its parent.
+        parent: Option<EntityId>,
+        /// Its spec.
+        spec: AgentSpec,
+    },
+    /// A task was queued for `agent`.
+    TaskScheduled {
+        /// The agent whose queue got it.
+        agent: EntityId,
+        /// The new task's id.
+        task: EntityId,
+        /// What it asks.
+        spec: TaskSpec,
+    },
+    /// A queued task was claimed.
+    TaskClaimed {
+        /// Its agent.
+        agent: EntityId,
+        /// The task.
+        task: EntityId,
+    },
+    /// A claimed task finished.
+    TaskCompleted {
+        /// Its agent.
+        agent: EntityId,
+        /// The task.
+        task: EntityId,
+        /// How it ended.
+        outcome: TaskOutcome,
+    },
+    /// `agent` recorded an observation.
+    ObservationEmitted {
+        /// The agent.
+        agent: EntityId,
+        /// The observation.
+        data: Observation,
+    },
+    /// `agent` was terminated; its open tasks (listed) were cancelled. A cascade is
+    /// one such event per agent, parents before children.
+    AgentTerminated {
+        /// The agent.
+        agent: EntityId,
+        /// Its tasks that were queued or claimed, in id order.
+        cancelled_tasks: Vec<EntityId>,
+    },
+    /// The token with this `jti` (and every token derived from it) is revoked.
+    TokenRevoked {
+        /// The token id.
+        jti: String,
+    },
+    /// An event of an extension handler; only that handler interprets the payload.
+    Extension(ExtensionCall),
+}
+
+impl KernelEvent {
+    /// The event's kind as stored in the log header (`agent.spawned`, …).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::AgentSpawned { .. } => "agent.spawned",
+            Self::TaskScheduled { .. } => "task.scheduled",
+            Self::TaskClaimed { .. } => "task.claimed",
+            Self::TaskCompleted { .. } => "task.completed",
+            Self::ObservationEmitted { .. } => "observation.emitted",
+            Self::AgentTerminated { .. } => "agent.terminated",
+            Self::TokenRevoked { .. } => "token.revoked",
+            Self::Extension(_) => "extension",
+        }
+    }
+}
+
+/// Where a task is in its life: queued → claimed → done | failed, or cancelled from
+/// queued or claimed when its agent is terminated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskState {
+    /// Waiting to be claimed.
+    Queued,
+    /// Being worked on.
+    Claimed,
+    /// Finished with success.
+    Done,
+    /// Finished with failure.
+    Failed,
+    /// Dropped because its agent was terminated.
+    Cancelled,
+}
+
+impl TaskState {
+    /// Whether the task can still change (queued or claimed).
+    pub fn is_open(self) -> bool {
+        matches!(self, Self::Queued | Self::Claimed)
+    }
+
+    /// A short lowercase name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Claimed => "claimed",
+            Self::Done => "done",
+            Self::Failed => "failed",
+            Self::Cancelled => "cancelled",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_round_trip_through_json() {
+        let a = EntityId::from_u128(1);
+        let t = EntityId::from_u128(2);
+        let events = vec![
+            KernelEvent::AgentSpawned { agent: a, parent: None, spec: AgentSpec::new("root").unwrap() },
+            KernelEvent::TaskScheduled { agent: a, task: t, spec: TaskSpec::new("x").unwrap() },
+            KernelEvent::TaskClaimed { agent: a, task: t },
+            KernelEvent::TaskCompleted { agent: a, task: t, outcome: TaskOutcome::failure("no").unwrap() },
+            KernelEvent::ObservationEmitted { agent: a, data: Observation::new(vec![9]).unwrap() },
+            KernelEvent::AgentTerminated { agent: a, cancelled_tasks: vec![t] },
+            KernelEvent::TokenRevoked { jti: "j".into() },
+            KernelEvent::Extension(ExtensionCall::new("x", 1, vec![]).unwrap()),
+        ];
+        for e in events {
+            let json = serde_json::to_string(&e).unwrap();
+            assert_eq!(serde_json::from_str::<KernelEvent>(&json).unwrap(), e, "{json}");
+        }
+    }
+}

@@ -1,0 +1,41 @@
+//! The data of Toka's deterministic core: identifiers, the operations an agent may ask
+//! for, the [`Message`] that carries one, and the [`KernelEvent`]s the kernel turns
+//! accepted messages into.
+//!
+//! This crate is only data, limits and validation. It does not decide anything (that is
+//! `toka-kernel`), check tokens (`toka-auth`) or store anything (`toka-store-*`).
+//!
+//! Every value that comes from outside is bounded. The limits live in [`limits`]; the
+//! constructors enforce them, and so does deserialisation: a [`TaskSpec`] read from JSON
+//! with a 5 000-byte description is refused by `serde` itself, never built.
+//!
+//! ```
+//! use toka_types::{EntityId, Message, Operation, TaskSpec};
+//!
+//! let agent: EntityId = "00000000-0000-0000-0000-00000000002a".parse()?;
+//! let task = TaskSpec::new("summarise the incident report")?;
+//! let msg = Message::new(agent, "<jwt>", Operation::ScheduleAgentTask { agent, task });
+//! msg.validate()?;
+//! assert!(TaskSpec::new("x".repeat(5000)).is_err());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod bytes;
+mod error;
+mod event;
+mod id;
+pub mod limits;
+mod message;
+mod operation;
+mod spec;
+mod time;
+
+pub use error::ValidationError;
+pub use event::{KernelEvent, TaskState};
+pub use id::{EntityId, ParseIdError};
+pub use message::Message;
+pub use operation::Operation;
+pub use spec::{AgentSpec, ExtensionCall, Observation, TaskOutcome, TaskSpec};
+pub use time::Timestamp;

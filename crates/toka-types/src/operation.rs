@@ -1,0 +1,139 @@
+//! [`Operation`]: what a message asks the kernel to do.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{ValidationError, check_text};
+use crate::id::EntityId;
+use crate::limits::MAX_JTI_BYTES;
+use crate::spec::{AgentSpec, ExtensionCall, Observation, TaskOutcome, TaskSpec};
+
+/// One thing an agent asks the kernel to do. In JSON, the variant is the `op` field:
+/// `{"op":"schedule_agent_task","agent":"…","task":{"description":"…"}}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
+#[non_exhaustive]
+pub enum Operation {
+    /// Queue a task for `agent`.
+    ScheduleAgentTask {
+        /// The agent whose queue gets the task.
+        agent: EntityId,
+        /// The task.
+        task: TaskSpec,
+    },
+    /// Create a child of `parent`.
+    SpawnSubAgent {
+        /// The agent the new one descends from.
+        parent: EntityId,
+        /// The new agent.
+        spec: AgentSpec,
+    },
+    /// Record an observation made by `agent`.
+    EmitObservation {
+        /// The agent that observed.
+        agent: EntityId,
+        /// What it observed.
+        data: Observation,
+    },
+    /// Take a queued task of `agent` (queued → claimed).
+    ClaimTask {
+        /// The agent whose queue holds the task.
+        agent: EntityId,
+        /// The task.
+        task: EntityId,
+    },
+    /// Finish a claimed task of `agent` (claimed → done or failed).
+    CompleteTask {
+        /// The agent whose task it is.
+        agent: EntityId,
+        /// The task.
+        task: EntityId,
+        /// How it ended.
+        outcome: TaskOutcome,
+    },
+    /// Stop `agent` and all its descendants; their queued and claimed tasks are cancelled.
+    TerminateAgent {
+        /// The agent to stop.
+        agent: EntityId,
+    },
+    /// Revoke the capability token with this `jti`, and with it every token derived
+    /// from it.
+    RevokeToken {
+        /// The token id.
+        jti: String,
+    },
+    /// Call a handler registered with the kernel by another crate.
+    Extension(ExtensionCall),
+}
+
+impl Operation {
+    /// A short stable name, used in logs, metrics and errors (`task.schedule`, …).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::ScheduleAgentTask { .. } => "task.schedule",
+            Self::SpawnSubAgent { .. } => "agent.spawn",
+            Self::EmitObservation { .. } => "observation.emit",
+            Self::ClaimTask { .. } => "task.claim",
+            Self::CompleteTask { .. } => "task.complete",
+            Self::TerminateAgent { .. } => "agent.terminate",
+            Self::RevokeToken { .. } => "token.revoke",
+            Self::Extension(_) => "extension",
+        }
+    }
+
+    /// Checks every bound of this operation. Values built through constructors or
+    /// deserialised are already checked; this catches those built by hand.
+    pub fn validate(&self) -> Result<(), ValidationError> {
+        match self {
+            Self::CompleteTask { outcome, .. } => outcome.validate(),
+            Self::RevokeToken { jti } => check_text("jti", jti, MAX_JTI_BYTES),
+            Self::ScheduleAgentTask { .. }
+            | Self::SpawnSubAgent { .. }
+            | Self::EmitObservation { .. }
+            | Self::ClaimTask { .. }
+            | Self::TerminateAgent { .. }
+            | Self::Extension(_) => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_shape_is_tagged() {
+        let agent = EntityId::from_u128(7);
+        let op = Operation::ScheduleAgentTask { agent, task: TaskSpec::new("do it").unwrap() };
+        let json = serde_json::to_string(&op).unwrap();
+        assert_eq!(
+            json,
+            r#"{"op":"schedule_agent_task","agent":"00000000-0000-0000-0000-000000000007","task":{"description":"do it"}}"#
+        );
+        assert_eq!(serde_json::from_str::<Operation>(&json).unwrap(), op);
+    }
+
+    #[test]
+    fn extension_round_trips() {
+        let op = Operation::Extension(ExtensionCall::new("counter", 1, vec![1, 2, 3]).unwrap());
+        let json = serde_json::to_string(&op).unwrap();
+        assert_eq!(serde_json::from_str::<Operation>(&json).unwrap(), op);
+    }
+
+    #[test]
+    fn refuses_unknown_fields_and_ops() {
+        assert!(serde_json::from_str::<Operation>(r#"{"op":"format_disk"}"#).is_err());
+        assert!(
+            serde_json::from_str::<Operation>(
+                r#"{"op":"terminate_agent","agent":"00000000-0000-0000-0000-000000000007","force":true}"#
+            )
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn revocation_jti_bounded() {
+        assert!(Operation::RevokeToken { jti: "x".repeat(MAX_JTI_BYTES + 1) }.validate().is_err());
+        assert!(Operation::RevokeToken { jti: String::new() }.validate().is_err());
+        assert!(Operation::RevokeToken { jti: "abc".into() }.validate().is_ok());
+    }
+}

@@ -1,0 +1,320 @@
+//! The bounded values inside operations: task and agent specs, observations, task
+//! outcomes and extension calls.
+//!
+//! Each type can only be built through a checking constructor, and deserialisation goes
+//! through the same check (`#[serde(try_from)]`), so holding one means it is valid.
+
+use serde::{Deserialize, Serialize, Serializer};
+
+use crate::error::{ValidationError, check_bytes, check_text};
+use crate::limits::{
+    MAX_AGENT_NAME_BYTES, MAX_EXTENSION_FAMILY_BYTES, MAX_EXTENSION_PAYLOAD_BYTES,
+    MAX_OBSERVATION_BYTES, MAX_TASK_DESCRIPTION_BYTES, MAX_TASK_RESULT_BYTES,
+};
+
+/// What a task asks an agent to do: a non-empty description of at most
+/// [`MAX_TASK_DESCRIPTION_BYTES`].
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "RawTaskSpec", deny_unknown_fields)]
+pub struct TaskSpec {
+    description: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTaskSpec {
+    description: String,
+}
+
+impl TryFrom<RawTaskSpec> for TaskSpec {
+    type Error = ValidationError;
+    fn try_from(raw: RawTaskSpec) -> Result<Self, Self::Error> {
+        Self::new(raw.description)
+    }
+}
+
+impl TaskSpec {
+    /// A task with this description, if it is non-empty and within the limit.
+    pub fn new(description: impl Into<String>) -> Result<Self, ValidationError> {
+        let description = description.into();
+        check_text("task description", &description, MAX_TASK_DESCRIPTION_BYTES)?;
+        Ok(Self { description })
+    }
+
+    /// The description.
+    pub fn description(&self) -> &str {
+        &self.description
+    }
+}
+
+/// How an agent is to be created: a non-empty name of at most [`MAX_AGENT_NAME_BYTES`]
+/// without control characters (names are printed in terminals and logs).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "RawAgentSpec", deny_unknown_fields)]
+pub struct AgentSpec {
+    name: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAgentSpec {
+    name: String,
+}
+
+impl TryFrom<RawAgentSpec> for AgentSpec {
+    type Error = ValidationError;
+    fn try_from(raw: RawAgentSpec) -> Result<Self, Self::Error> {
+        Self::new(raw.name)
+    }
+}
+
+impl AgentSpec {
+    /// An agent spec with this name, if it is valid.
+    pub fn new(name: impl Into<String>) -> Result<Self, ValidationError> {
+        let name = name.into();
+        check_text("agent name", &name, MAX_AGENT_NAME_BYTES)?;
+        if name.chars().any(char::is_control) {
+            return Err(ValidationError::BadCharacter {
+                field: "agent name",
+                reason: "control characters are not allowed",
+            });
+        }
+        Ok(Self { name })
+    }
+
+    /// The name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+/// Bytes an agent reports about what it saw or did, at most [`MAX_OBSERVATION_BYTES`].
+/// Base64 in JSON.
+#[derive(Clone, PartialEq, Eq, Hash, Deserialize)]
+#[serde(try_from = "RawBytes")]
+pub struct Observation(Vec<u8>);
+
+#[derive(Deserialize)]
+#[serde(transparent)]
+struct RawBytes(#[serde(with = "crate::bytes")] Vec<u8>);
+
+impl TryFrom<RawBytes> for Observation {
+    type Error = ValidationError;
+    fn try_from(raw: RawBytes) -> Result<Self, Self::Error> {
+        Self::new(raw.0)
+    }
+}
+
+impl Serialize for Observation {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        crate::bytes::serialize(&self.0, serializer)
+    }
+}
+
+impl std::fmt::Debug for Observation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Observation({} bytes)", self.0.len())
+    }
+}
+
+impl Observation {
+    /// An observation holding `data`, if it is within the limit.
+    pub fn new(data: impl Into<Vec<u8>>) -> Result<Self, ValidationError> {
+        let data = data.into();
+        check_bytes("observation", data.len(), MAX_OBSERVATION_BYTES)?;
+        Ok(Self(data))
+    }
+
+    /// The bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+/// How a claimed task ended. A result may be empty; a failure must give a reason.
+/// Both are at most [`MAX_TASK_RESULT_BYTES`].
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "RawTaskOutcome", rename_all = "snake_case", tag = "status")]
+pub enum TaskOutcome {
+    /// The task was done; `result` says what came of it.
+    Success {
+        /// What came of it.
+        result: String,
+    },
+    /// The task could not be done; `reason` says why.
+    Failure {
+        /// Why.
+        reason: String,
+    },
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "snake_case", tag = "status", deny_unknown_fields)]
+enum RawTaskOutcome {
+    Success { result: String },
+    Failure { reason: String },
+}
+
+impl TryFrom<RawTaskOutcome> for TaskOutcome {
+    type Error = ValidationError;
+    fn try_from(raw: RawTaskOutcome) -> Result<Self, Self::Error> {
+        match raw {
+            RawTaskOutcome::Success { result } => Self::success(result),
+            RawTaskOutcome::Failure { reason } => Self::failure(reason),
+        }
+    }
+}
+
+impl TaskOutcome {
+    /// A success with this result (which may be empty).
+    pub fn success(result: impl Into<String>) -> Result<Self, ValidationError> {
+        let result = result.into();
+        check_bytes("task result", result.len(), MAX_TASK_RESULT_BYTES)?;
+        Ok(Self::Success { result })
+    }
+
+    /// A failure for this (non-empty) reason.
+    pub fn failure(reason: impl Into<String>) -> Result<Self, ValidationError> {
+        let reason = reason.into();
+        check_text("failure reason", &reason, MAX_TASK_RESULT_BYTES)?;
+        Ok(Self::Failure { reason })
+    }
+
+    /// Whether the task succeeded.
+    pub fn is_success(&self) -> bool {
+        matches!(self, Self::Success { .. })
+    }
+
+    /// Checks the limits again (for values built before a limit changed, or by hand).
+    pub fn validate(&self) -> Result<(), ValidationError> {
+        match self {
+            Self::Success { result } => {
+                check_bytes("task result", result.len(), MAX_TASK_RESULT_BYTES)
+            }
+            Self::Failure { reason } => check_text("failure reason", reason, MAX_TASK_RESULT_BYTES),
+        }
+    }
+}
+
+/// A call to an extension opcode handler registered with the kernel: a `family` name
+/// (lowercase ASCII letters, digits, `.`, `_`, `-`; at most [`MAX_EXTENSION_FAMILY_BYTES`]),
+/// an `opcode` within it, and an opaque payload of at most [`MAX_EXTENSION_PAYLOAD_BYTES`].
+#[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "RawExtensionCall", deny_unknown_fields)]
+pub struct ExtensionCall {
+    family: String,
+    opcode: u16,
+    #[serde(with = "crate::bytes")]
+    payload: Vec<u8>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawExtensionCall {
+    family: String,
+    opcode: u16,
+    #[serde(with = "crate::bytes")]
+    payload: Vec<u8>,
+}
+
+impl TryFrom<RawExtensionCall> for ExtensionCall {
+    type Error = ValidationError;
+    fn try_from(raw: RawExtensionCall) -> Result<Self, Self::Error> {
+        Self::new(raw.family, raw.opcode, raw.payload)
+    }
+}
+
+impl std::fmt::Debug for ExtensionCall {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ExtensionCall({}/{}, {} bytes)", self.family, self.opcode, self.payload.len())
+    }
+}
+
+impl ExtensionCall {
+    /// An extension call, if the family name and payload are valid.
+    pub fn new(
+        family: impl Into<String>,
+        opcode: u16,
+        payload: impl Into<Vec<u8>>,
+    ) -> Result<Self, ValidationError> {
+        let family = family.into();
+        let payload = payload.into();
+        check_text("extension family", &family, MAX_EXTENSION_FAMILY_BYTES)?;
+        let allowed = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || "._-".contains(c);
+        if !family.chars().all(allowed) {
+            return Err(ValidationError::BadCharacter {
+                field: "extension family",
+                reason: "only a-z, 0-9, '.', '_' and '-' are allowed",
+            });
+        }
+        check_bytes("extension payload", payload.len(), MAX_EXTENSION_PAYLOAD_BYTES)?;
+        Ok(Self { family, opcode, payload })
+    }
+
+    /// The handler family.
+    pub fn family(&self) -> &str {
+        &self.family
+    }
+
+    /// The opcode within the family.
+    pub fn opcode(&self) -> u16 {
+        self.opcode
+    }
+
+    /// The opaque payload.
+    pub fn payload(&self) -> &[u8] {
+        &self.payload
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn task_description_bounds() {
+        assert!(TaskSpec::new("a".repeat(MAX_TASK_DESCRIPTION_BYTES)).is_ok());
+        let err = TaskSpec::new("a".repeat(MAX_TASK_DESCRIPTION_BYTES + 1)).unwrap_err();
+        assert_eq!(err.to_string(), "task description is 4097 bytes, limit 4096");
+        assert_eq!(TaskSpec::new("  ").unwrap_err(), ValidationError::Empty { field: "task description" });
+    }
+
+    #[test]
+    fn agent_name_bounds() {
+        assert!(AgentSpec::new("n".repeat(MAX_AGENT_NAME_BYTES)).is_ok());
+        assert!(matches!(
+            AgentSpec::new("n".repeat(MAX_AGENT_NAME_BYTES + 1)),
+            Err(ValidationError::TooLarge { limit: 256, .. })
+        ));
+        assert!(matches!(AgentSpec::new("bad\nname"), Err(ValidationError::BadCharacter { .. })));
+        assert!(matches!(AgentSpec::new(""), Err(ValidationError::Empty { .. })));
+    }
+
+    #[test]
+    fn observation_bounds() {
+        assert!(Observation::new(vec![0u8; MAX_OBSERVATION_BYTES]).is_ok());
+        assert!(Observation::new(vec![0u8; MAX_OBSERVATION_BYTES + 1]).is_err());
+    }
+
+    #[test]
+    fn deserialisation_validates() {
+        let long = format!(r#"{{"description":"{}"}}"#, "a".repeat(5000));
+        let err = serde_json::from_str::<TaskSpec>(&long).unwrap_err();
+        assert!(err.to_string().contains("task description is 5000 bytes, limit 4096"), "{err}");
+        assert!(serde_json::from_str::<AgentSpec>(r#"{"name":""}"#).is_err());
+        assert!(serde_json::from_str::<AgentSpec>(r#"{"name":"a","extra":1}"#).is_err());
+        assert!(serde_json::from_str::<TaskOutcome>(r#"{"status":"failure","reason":""}"#).is_err());
+        assert!(serde_json::from_str::<ExtensionCall>(r#"{"family":"Bad Family","opcode":1,"payload":""}"#).is_err());
+        let ok: TaskOutcome = serde_json::from_str(r#"{"status":"success","result":""}"#).unwrap();
+        assert!(ok.is_success());
+    }
+
+    #[test]
+    fn observation_is_base64_in_json() {
+        let obs = Observation::new(b"hello".to_vec()).unwrap();
+        let json = serde_json::to_string(&obs).unwrap();
+        assert_eq!(json, r#""aGVsbG8=""#);
+        assert_eq!(serde_json::from_str::<Observation>(&json).unwrap(), obs);
+        assert!(serde_json::from_str::<Observation>(r#""not base64!""#).is_err());
+    }
+}
