@@ -40,10 +40,15 @@ pub fn attenuate(
     is_within: impl Fn(EntityId, EntityId) -> bool,
 ) -> Result<Claims, AuthError> {
     if let Some(permission) = grant.permissions.iter().find(|p| !parent.allows(p)) {
-        return Err(AuthError::PermissionEscalation { permission: permission.clone() });
+        return Err(AuthError::PermissionEscalation {
+            permission: permission.clone(),
+        });
     }
     if grant.exp > parent.exp {
-        return Err(AuthError::ExpiryExtension { child: grant.exp, parent: parent.exp });
+        return Err(AuthError::ExpiryExtension {
+            child: grant.exp,
+            parent: parent.exp,
+        });
     }
     let child_scope = grant.scope.unwrap_or(Scope::Subtree(grant.sub));
     let parent_scope = parent.effective_scope();
@@ -53,12 +58,18 @@ pub fn attenuate(
         (Scope::Subtree(c), Scope::Subtree(p)) => is_within(c, p),
     };
     if !inside {
-        return Err(AuthError::ScopeWidening { child: child_scope.to_string(), parent: parent_scope.to_string() });
+        return Err(AuthError::ScopeWidening {
+            child: child_scope.to_string(),
+            parent: parent_scope.to_string(),
+        });
     }
     let mut lineage = parent.lineage.clone();
     lineage.push(parent.jti.clone());
     if lineage.len() > MAX_ATTENUATION_DEPTH {
-        return Err(AuthError::AttenuationTooDeep { depth: lineage.len(), limit: MAX_ATTENUATION_DEPTH });
+        return Err(AuthError::AttenuationTooDeep {
+            depth: lineage.len(),
+            limit: MAX_ATTENUATION_DEPTH,
+        });
     }
     let child = Claims {
         sub: grant.sub,

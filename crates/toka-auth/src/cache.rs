@@ -41,7 +41,11 @@ impl Verifier {
     /// A verifier for `keys` keeping at most `capacity` verified tokens (0 disables the
     /// cache: every call verifies the signature).
     pub fn with_capacity(keys: KeySet, capacity: usize) -> Self {
-        Self { keys, cache: FxHashMap::default(), capacity }
+        Self {
+            keys,
+            cache: FxHashMap::default(),
+            capacity,
+        }
     }
 
     /// The key set.

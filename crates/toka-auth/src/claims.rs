@@ -5,7 +5,9 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use toka_types::EntityId;
-use toka_types::limits::{MAX_ATTENUATION_DEPTH, MAX_JTI_BYTES, MAX_PERMISSIONS, MAX_TOKEN_LIFETIME_SECS};
+use toka_types::limits::{
+    MAX_ATTENUATION_DEPTH, MAX_JTI_BYTES, MAX_PERMISSIONS, MAX_TOKEN_LIFETIME_SECS,
+};
 
 use crate::error::AuthError;
 
@@ -32,7 +34,11 @@ impl fmt::Display for Scope {
 impl FromStr for Scope {
     type Err = toka_types::ParseIdError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        if s == "*" { Ok(Self::All) } else { s.parse().map(Self::Subtree) }
+        if s == "*" {
+            Ok(Self::All)
+        } else {
+            s.parse().map(Self::Subtree)
+        }
     }
 }
 
@@ -135,7 +141,10 @@ impl Claims {
         }
         let lifetime = self.exp - self.iat;
         if lifetime > MAX_TOKEN_LIFETIME_SECS {
-            return Err(AuthError::LifetimeTooLong { lifetime, limit: MAX_TOKEN_LIFETIME_SECS });
+            return Err(AuthError::LifetimeTooLong {
+                lifetime,
+                limit: MAX_TOKEN_LIFETIME_SECS,
+            });
         }
         if self.permissions.len() > MAX_PERMISSIONS {
             return Err(AuthError::TooManyPermissions {
@@ -145,11 +154,17 @@ impl Claims {
         }
         if self.jti.is_empty() || self.jti.len() > MAX_JTI_BYTES {
             return Err(AuthError::InvalidClaims {
-                reason: format!("jti must be 1 to {MAX_JTI_BYTES} bytes, got {}", self.jti.len()),
+                reason: format!(
+                    "jti must be 1 to {MAX_JTI_BYTES} bytes, got {}",
+                    self.jti.len()
+                ),
             });
         }
         if self.lineage.len() > MAX_ATTENUATION_DEPTH {
-            return Err(AuthError::AttenuationTooDeep { depth: self.lineage.len(), limit: MAX_ATTENUATION_DEPTH });
+            return Err(AuthError::AttenuationTooDeep {
+                depth: self.lineage.len(),
+                limit: MAX_ATTENUATION_DEPTH,
+            });
         }
         if self.parent.as_ref() != self.lineage.last() {
             return Err(AuthError::InvalidClaims {

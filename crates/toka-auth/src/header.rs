@@ -26,18 +26,27 @@ pub(crate) fn read_header(token: &str) -> Result<TokenHeader, AuthError> {
     let (Some(header), Some(_claims), Some(_signature), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())
     else {
-        return Err(AuthError::Malformed { reason: "expected three dot-separated parts".into() });
+        return Err(AuthError::Malformed {
+            reason: "expected three dot-separated parts".into(),
+        });
     };
     let bytes = URL_SAFE_NO_PAD
         .decode(header)
-        .map_err(|e| AuthError::Malformed { reason: format!("header is not base64url: {e}") })?;
-    let raw: RawHeader = serde_json::from_slice(&bytes)
-        .map_err(|e| AuthError::Malformed { reason: format!("header is not JSON: {e}") })?;
+        .map_err(|e| AuthError::Malformed {
+            reason: format!("header is not base64url: {e}"),
+        })?;
+    let raw: RawHeader = serde_json::from_slice(&bytes).map_err(|e| AuthError::Malformed {
+        reason: format!("header is not JSON: {e}"),
+    })?;
     let algorithm = match raw.alg.as_str() {
         "HS256" => KeyAlgorithm::Hs256,
         "EdDSA" => KeyAlgorithm::EdDsa,
         other if other.eq_ignore_ascii_case("none") => return Err(AuthError::AlgNone),
-        other => return Err(AuthError::UnsupportedAlgorithm { alg: other.chars().take(32).collect() }),
+        other => {
+            return Err(AuthError::UnsupportedAlgorithm {
+                alg: other.chars().take(32).collect(),
+            });
+        }
     };
     let kid = raw.kid.ok_or(AuthError::MissingKid)?;
     Ok(TokenHeader { algorithm, kid })

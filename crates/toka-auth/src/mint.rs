@@ -19,10 +19,15 @@ pub fn mint(keys: &KeySet, claims: &Claims) -> Result<String, AuthError> {
     let mut header = Header::new(key.algorithm().jwt());
     header.kid = Some(key.kid().to_string());
     header.typ = Some("JWT".into());
-    let token = jsonwebtoken::encode(&header, claims, encoding)
-        .map_err(|e| AuthError::Signing { reason: e.to_string() })?;
+    let token =
+        jsonwebtoken::encode(&header, claims, encoding).map_err(|e| AuthError::Signing {
+            reason: e.to_string(),
+        })?;
     if token.len() > MAX_TOKEN_BYTES {
-        return Err(AuthError::TokenTooLarge { actual: token.len(), limit: MAX_TOKEN_BYTES });
+        return Err(AuthError::TokenTooLarge {
+            actual: token.len(),
+            limit: MAX_TOKEN_BYTES,
+        });
     }
     Ok(token)
 }

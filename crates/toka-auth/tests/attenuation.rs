@@ -1,3 +1,9 @@
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::print_stderr
+)]
 //! No chain of attenuations ever yields a token wider than its root.
 
 use proptest::prelude::*;
@@ -34,8 +40,20 @@ struct Step {
 }
 
 fn step() -> impl Strategy<Value = Step> {
-    (1u128..64, -4000i64..200, proptest::collection::vec(0usize..permissions::ALL.len(), 0..6), proptest::option::of(1u128..64), any::<bool>())
-        .prop_map(|(sub, exp_delta, permissions, scope, star)| Step { sub, exp_delta, permissions, scope, star })
+    (
+        1u128..64,
+        -4000i64..200,
+        proptest::collection::vec(0usize..permissions::ALL.len(), 0..6),
+        proptest::option::of(1u128..64),
+        any::<bool>(),
+    )
+        .prop_map(|(sub, exp_delta, permissions, scope, star)| Step {
+            sub,
+            exp_delta,
+            permissions,
+            scope,
+            star,
+        })
 }
 
 proptest! {
@@ -81,23 +99,53 @@ fn each_widening_is_refused_with_its_error() {
         scope: None,
     };
     assert!(attenuate(&parent, base.clone(), is_within).is_ok());
-    let wider_perm = ChildGrant { permissions: vec![permissions::TOKEN_ISSUE.into()], ..base.clone() };
+    let wider_perm = ChildGrant {
+        permissions: vec![permissions::TOKEN_ISSUE.into()],
+        ..base.clone()
+    };
     assert_eq!(
         attenuate(&parent, wider_perm, is_within),
-        Err(AuthError::PermissionEscalation { permission: permissions::TOKEN_ISSUE.into() })
+        Err(AuthError::PermissionEscalation {
+            permission: permissions::TOKEN_ISSUE.into()
+        })
     );
-    let longer = ChildGrant { exp: parent.exp + 1, ..base.clone() };
-    assert!(matches!(attenuate(&parent, longer, is_within), Err(AuthError::ExpiryExtension { .. })));
-    let star = ChildGrant { scope: Some(Scope::All), ..base.clone() };
-    assert!(matches!(attenuate(&parent, star, is_within), Err(AuthError::ScopeWidening { .. })));
+    let longer = ChildGrant {
+        exp: parent.exp + 1,
+        ..base.clone()
+    };
+    assert!(matches!(
+        attenuate(&parent, longer, is_within),
+        Err(AuthError::ExpiryExtension { .. })
+    ));
+    let star = ChildGrant {
+        scope: Some(Scope::All),
+        ..base.clone()
+    };
+    assert!(matches!(
+        attenuate(&parent, star, is_within),
+        Err(AuthError::ScopeWidening { .. })
+    ));
     // Agent 3 is not under agent 2.
-    let sibling = ChildGrant { sub: EntityId::from_u128(3), ..base.clone() };
-    assert!(matches!(attenuate(&parent, sibling, is_within), Err(AuthError::ScopeWidening { .. })));
+    let sibling = ChildGrant {
+        sub: EntityId::from_u128(3),
+        ..base.clone()
+    };
+    assert!(matches!(
+        attenuate(&parent, sibling, is_within),
+        Err(AuthError::ScopeWidening { .. })
+    ));
     // Depth is bounded.
     let mut current = parent;
     let mut depth_error = None;
     for i in 0..20 {
-        match attenuate(&current, ChildGrant { jti: format!("d{i}"), ..base.clone() }, is_within) {
+        match attenuate(
+            &current,
+            ChildGrant {
+                jti: format!("d{i}"),
+                ..base.clone()
+            },
+            is_within,
+        ) {
             Ok(c) => current = c,
             Err(e) => {
                 depth_error = Some(e);
@@ -105,5 +153,8 @@ fn each_widening_is_refused_with_its_error() {
             }
         }
     }
-    assert!(matches!(depth_error, Some(AuthError::AttenuationTooDeep { .. })));
+    assert!(matches!(
+        depth_error,
+        Some(AuthError::AttenuationTooDeep { .. })
+    ));
 }

@@ -1,3 +1,9 @@
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::print_stderr
+)]
 //! The authorisation matrix: every way a token can be refused gets its own error.
 
 use aws_lc_rs::rand::SystemRandom;
@@ -17,7 +23,10 @@ fn hs_keys() -> KeySet {
 }
 
 fn ed_pkcs8() -> Vec<u8> {
-    Ed25519KeyPair::generate_pkcs8(&SystemRandom::new()).unwrap().as_ref().to_vec()
+    Ed25519KeyPair::generate_pkcs8(&SystemRandom::new())
+        .unwrap()
+        .as_ref()
+        .to_vec()
 }
 
 fn claims() -> Claims {
@@ -26,7 +35,12 @@ fn claims() -> Claims {
 }
 
 /// Signs arbitrary claims with arbitrary header, bypassing our minting rules.
-fn raw_token(alg: Algorithm, kid: Option<&str>, claims: &impl serde::Serialize, key: &EncodingKey) -> String {
+fn raw_token(
+    alg: Algorithm,
+    kid: Option<&str>,
+    claims: &impl serde::Serialize,
+    key: &EncodingKey,
+) -> String {
     let mut header = Header::new(alg);
     header.kid = kid.map(str::to_string);
     jsonwebtoken::encode(&header, claims, key).unwrap()
@@ -35,11 +49,17 @@ fn raw_token(alg: Algorithm, kid: Option<&str>, claims: &impl serde::Serialize, 
 #[test]
 fn valid_token_round_trips_with_both_algorithms() {
     let token = mint(&hs_keys(), &claims()).unwrap();
-    assert_eq!(validate(&token, NOW, &NoRevocations, &hs_keys()).unwrap(), claims());
+    assert_eq!(
+        validate(&token, NOW, &NoRevocations, &hs_keys()).unwrap(),
+        claims()
+    );
 
     let ed = KeySet::new(SigningKey::ed25519_pkcs8("ed", &ed_pkcs8()).unwrap());
     let token = mint(&ed, &claims()).unwrap();
-    assert_eq!(validate(&token, NOW, &NoRevocations, &ed).unwrap(), claims());
+    assert_eq!(
+        validate(&token, NOW, &NoRevocations, &ed).unwrap(),
+        claims()
+    );
 }
 
 #[test]
@@ -50,52 +70,101 @@ fn bad_signature() {
     let forged_payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&wider).unwrap());
     let parts: Vec<&str> = token.split('.').collect();
     let forged = format!("{}.{}.{}", parts[0], forged_payload, parts[2]);
-    assert_eq!(validate(&forged, NOW, &NoRevocations, &hs_keys()), Err(AuthError::BadSignature));
+    assert_eq!(
+        validate(&forged, NOW, &NoRevocations, &hs_keys()),
+        Err(AuthError::BadSignature)
+    );
 
     // Signed with another secret under the same kid.
     let other = KeySet::new(SigningKey::hs256("hs", b"another secret, also 32 bytes!!!").unwrap());
     let token = mint(&other, &claims()).unwrap();
-    assert_eq!(validate(&token, NOW, &NoRevocations, &hs_keys()), Err(AuthError::BadSignature));
+    assert_eq!(
+        validate(&token, NOW, &NoRevocations, &hs_keys()),
+        Err(AuthError::BadSignature)
+    );
 }
 
 #[test]
 fn alg_none_is_refused() {
     let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"none","kid":"hs","typ":"JWT"}"#);
     let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims()).unwrap());
-    for token in [format!("{header}.{payload}."), format!("{header}.{payload}.c2ln")] {
-        assert_eq!(validate(&token, NOW, &NoRevocations, &hs_keys()), Err(AuthError::AlgNone));
+    for token in [
+        format!("{header}.{payload}."),
+        format!("{header}.{payload}.c2ln"),
+    ] {
+        assert_eq!(
+            validate(&token, NOW, &NoRevocations, &hs_keys()),
+            Err(AuthError::AlgNone)
+        );
     }
     let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"None","kid":"hs"}"#);
-    assert_eq!(validate(&format!("{header}.{payload}."), NOW, &NoRevocations, &hs_keys()), Err(AuthError::AlgNone));
+    assert_eq!(
+        validate(
+            &format!("{header}.{payload}."),
+            NOW,
+            &NoRevocations,
+            &hs_keys()
+        ),
+        Err(AuthError::AlgNone)
+    );
 }
 
 #[test]
 fn algorithm_confusion_is_refused_both_ways() {
     let pkcs8 = ed_pkcs8();
-    let public = Ed25519KeyPair::from_pkcs8(&pkcs8).unwrap().public_key().as_ref().to_vec();
+    let public = Ed25519KeyPair::from_pkcs8(&pkcs8)
+        .unwrap()
+        .public_key()
+        .as_ref()
+        .to_vec();
     let mut keys = KeySet::new(SigningKey::ed25519_pkcs8("ed", &pkcs8).unwrap());
     keys.add(SigningKey::hs256("hs", SECRET).unwrap());
 
     // The classic attack: HMAC keyed with the (public) Ed25519 key, naming the Ed25519 kid.
-    let forged = raw_token(Algorithm::HS256, Some("ed"), &claims(), &EncodingKey::from_secret(&public));
+    let forged = raw_token(
+        Algorithm::HS256,
+        Some("ed"),
+        &claims(),
+        &EncodingKey::from_secret(&public),
+    );
     assert_eq!(
         validate(&forged, NOW, &NoRevocations, &keys),
-        Err(AuthError::AlgorithmMismatch { kid: "ed".into(), key: "EdDSA", token: "HS256" })
+        Err(AuthError::AlgorithmMismatch {
+            kid: "ed".into(),
+            key: "EdDSA",
+            token: "HS256"
+        })
     );
     // And the reverse: an EdDSA token naming the HS256 kid.
-    let token = raw_token(Algorithm::EdDSA, Some("hs"), &claims(), &EncodingKey::from_ed_der(&pkcs8));
+    let token = raw_token(
+        Algorithm::EdDSA,
+        Some("hs"),
+        &claims(),
+        &EncodingKey::from_ed_der(&pkcs8),
+    );
     assert_eq!(
         validate(&token, NOW, &NoRevocations, &keys),
-        Err(AuthError::AlgorithmMismatch { kid: "hs".into(), key: "HS256", token: "EdDSA" })
+        Err(AuthError::AlgorithmMismatch {
+            kid: "hs".into(),
+            key: "HS256",
+            token: "EdDSA"
+        })
     );
 }
 
 #[test]
 fn unsupported_algorithm() {
-    let token = raw_token(Algorithm::HS512, Some("hs"), &claims(), &EncodingKey::from_secret(SECRET));
+    let token = raw_token(
+        Algorithm::HS512,
+        Some("hs"),
+        &claims(),
+        &EncodingKey::from_secret(SECRET),
+    );
     assert_eq!(
         validate(&token, NOW, &NoRevocations, &hs_keys()),
-        Err(AuthError::UnsupportedAlgorithm { alg: "HS512".into() })
+        Err(AuthError::UnsupportedAlgorithm {
+            alg: "HS512".into()
+        })
     );
 }
 
@@ -103,18 +172,30 @@ fn unsupported_algorithm() {
 fn expired_and_not_yet_valid() {
     let token = mint(&hs_keys(), &claims()).unwrap();
     let c = claims();
-    assert_eq!(validate(&token, c.exp, &NoRevocations, &hs_keys()), Err(AuthError::Expired { exp: c.exp, now: c.exp }));
+    assert_eq!(
+        validate(&token, c.exp, &NoRevocations, &hs_keys()),
+        Err(AuthError::Expired {
+            exp: c.exp,
+            now: c.exp
+        })
+    );
     assert!(validate(&token, c.exp - 1, &NoRevocations, &hs_keys()).is_ok());
     assert_eq!(
         validate(&token, c.iat - 1, &NoRevocations, &hs_keys()),
-        Err(AuthError::NotYetValid { valid_from: c.iat, now: c.iat - 1 })
+        Err(AuthError::NotYetValid {
+            valid_from: c.iat,
+            now: c.iat - 1
+        })
     );
     let mut later = claims();
     later.nbf = Some(NOW + 100);
     let token = mint(&hs_keys(), &later).unwrap();
     assert_eq!(
         validate(&token, NOW, &NoRevocations, &hs_keys()),
-        Err(AuthError::NotYetValid { valid_from: NOW + 100, now: NOW })
+        Err(AuthError::NotYetValid {
+            valid_from: NOW + 100,
+            now: NOW
+        })
     );
 }
 
@@ -122,25 +203,55 @@ fn expired_and_not_yet_valid() {
 fn lifetime_over_a_day() {
     let mut long = claims();
     long.exp = long.iat + 24 * 3600 + 1;
-    assert!(matches!(mint(&hs_keys(), &long), Err(AuthError::LifetimeTooLong { .. })));
-    let token = raw_token(Algorithm::HS256, Some("hs"), &long, &EncodingKey::from_secret(SECRET));
+    assert!(matches!(
+        mint(&hs_keys(), &long),
+        Err(AuthError::LifetimeTooLong { .. })
+    ));
+    let token = raw_token(
+        Algorithm::HS256,
+        Some("hs"),
+        &long,
+        &EncodingKey::from_secret(SECRET),
+    );
     assert_eq!(
         validate(&token, NOW, &NoRevocations, &hs_keys()),
-        Err(AuthError::LifetimeTooLong { lifetime: 24 * 3600 + 1, limit: 24 * 3600 })
+        Err(AuthError::LifetimeTooLong {
+            lifetime: 24 * 3600 + 1,
+            limit: 24 * 3600
+        })
     );
 }
 
 #[test]
 fn too_many_permissions() {
     let many = claims().with_permissions((0..101).map(|i| format!("ext:p{i}")));
-    assert!(matches!(mint(&hs_keys(), &many), Err(AuthError::TooManyPermissions { .. })));
-    let token = raw_token(Algorithm::HS256, Some("hs"), &many, &EncodingKey::from_secret(SECRET));
+    assert!(matches!(
+        mint(&hs_keys(), &many),
+        Err(AuthError::TooManyPermissions { .. })
+    ));
+    let token = raw_token(
+        Algorithm::HS256,
+        Some("hs"),
+        &many,
+        &EncodingKey::from_secret(SECRET),
+    );
     assert_eq!(
         validate(&token, NOW, &NoRevocations, &hs_keys()),
-        Err(AuthError::TooManyPermissions { count: 101, limit: 100 })
+        Err(AuthError::TooManyPermissions {
+            count: 101,
+            limit: 100
+        })
     );
     let hundred = claims().with_permissions((0..100).map(|i| format!("ext:p{i}")));
-    assert!(validate(&mint(&hs_keys(), &hundred).unwrap(), NOW, &NoRevocations, &hs_keys()).is_ok());
+    assert!(
+        validate(
+            &mint(&hs_keys(), &hundred).unwrap(),
+            NOW,
+            &NoRevocations,
+            &hs_keys()
+        )
+        .is_ok()
+    );
 }
 
 #[test]
@@ -148,7 +259,10 @@ fn token_over_8_kib() {
     let huge = "a".repeat(8 * 1024 + 1);
     assert_eq!(
         validate(&huge, NOW, &NoRevocations, &hs_keys()),
-        Err(AuthError::TokenTooLarge { actual: 8193, limit: 8192 })
+        Err(AuthError::TokenTooLarge {
+            actual: 8193,
+            limit: 8192
+        })
     );
 }
 
@@ -156,16 +270,34 @@ fn token_over_8_kib() {
 fn unknown_and_missing_kid() {
     let other = KeySet::new(SigningKey::hs256("elsewhere", SECRET).unwrap());
     let token = mint(&other, &claims()).unwrap();
-    assert_eq!(validate(&token, NOW, &NoRevocations, &hs_keys()), Err(AuthError::UnknownKid { kid: "elsewhere".into() }));
-    let token = raw_token(Algorithm::HS256, None, &claims(), &EncodingKey::from_secret(SECRET));
-    assert_eq!(validate(&token, NOW, &NoRevocations, &hs_keys()), Err(AuthError::MissingKid));
+    assert_eq!(
+        validate(&token, NOW, &NoRevocations, &hs_keys()),
+        Err(AuthError::UnknownKid {
+            kid: "elsewhere".into()
+        })
+    );
+    let token = raw_token(
+        Algorithm::HS256,
+        None,
+        &claims(),
+        &EncodingKey::from_secret(SECRET),
+    );
+    assert_eq!(
+        validate(&token, NOW, &NoRevocations, &hs_keys()),
+        Err(AuthError::MissingKid)
+    );
 }
 
 #[test]
 fn revoked_jti_and_revoked_ancestor() {
     let token = mint(&hs_keys(), &claims()).unwrap();
     let revoked: HashSet<String> = ["jti-1".to_string()].into();
-    assert_eq!(validate(&token, NOW, &revoked, &hs_keys()), Err(AuthError::Revoked { jti: "jti-1".into() }));
+    assert_eq!(
+        validate(&token, NOW, &revoked, &hs_keys()),
+        Err(AuthError::Revoked {
+            jti: "jti-1".into()
+        })
+    );
 
     let grant = ChildGrant {
         sub: EntityId::from_u128(43),
@@ -178,39 +310,77 @@ fn revoked_jti_and_revoked_ancestor() {
     let child = attenuate(&claims(), grant, |_, _| true).unwrap();
     let child_token = mint(&hs_keys(), &child).unwrap();
     assert!(validate(&child_token, NOW, &NoRevocations, &hs_keys()).is_ok());
-    assert_eq!(validate(&child_token, NOW, &revoked, &hs_keys()), Err(AuthError::Revoked { jti: "jti-1".into() }));
+    assert_eq!(
+        validate(&child_token, NOW, &revoked, &hs_keys()),
+        Err(AuthError::Revoked {
+            jti: "jti-1".into()
+        })
+    );
 }
 
 #[test]
 fn malformed_tokens() {
     for bad in ["", "abc", "a.b", "a.b.c.d", "!!!.e30.sig", "e30.e30.sig"] {
         let err = validate(bad, NOW, &NoRevocations, &hs_keys()).unwrap_err();
-        assert!(matches!(err, AuthError::Malformed { .. } | AuthError::MissingKid), "{bad}: {err:?}");
+        assert!(
+            matches!(err, AuthError::Malformed { .. } | AuthError::MissingKid),
+            "{bad}: {err:?}"
+        );
     }
     // A correctly signed token whose claims are not Toka claims.
-    let token = raw_token(Algorithm::HS256, Some("hs"), &serde_json::json!({"sub": "nobody"}), &EncodingKey::from_secret(SECRET));
-    assert!(matches!(validate(&token, NOW, &NoRevocations, &hs_keys()), Err(AuthError::Malformed { .. })));
+    let token = raw_token(
+        Algorithm::HS256,
+        Some("hs"),
+        &serde_json::json!({"sub": "nobody"}),
+        &EncodingKey::from_secret(SECRET),
+    );
+    assert!(matches!(
+        validate(&token, NOW, &NoRevocations, &hs_keys()),
+        Err(AuthError::Malformed { .. })
+    ));
 }
 
 #[test]
 fn weak_keys_are_refused() {
-    assert!(matches!(SigningKey::hs256("k", b"short"), Err(AuthError::InvalidKey { .. })));
-    assert!(matches!(SigningKey::ed25519_pkcs8("k", b"not der"), Err(AuthError::InvalidKey { .. })));
-    assert!(matches!(SigningKey::ed25519_public("k", &[0u8; 31]), Err(AuthError::InvalidKey { .. })));
-    assert!(matches!(SigningKey::hs256("", SECRET), Err(AuthError::InvalidKey { .. })));
+    assert!(matches!(
+        SigningKey::hs256("k", b"short"),
+        Err(AuthError::InvalidKey { .. })
+    ));
+    assert!(matches!(
+        SigningKey::ed25519_pkcs8("k", b"not der"),
+        Err(AuthError::InvalidKey { .. })
+    ));
+    assert!(matches!(
+        SigningKey::ed25519_public("k", &[0u8; 31]),
+        Err(AuthError::InvalidKey { .. })
+    ));
+    assert!(matches!(
+        SigningKey::hs256("", SECRET),
+        Err(AuthError::InvalidKey { .. })
+    ));
 }
 
 #[test]
 fn key_rotation() {
     let mut keys = hs_keys();
     let old = mint(&keys, &claims()).unwrap();
-    keys.rotate_to(SigningKey::ed25519_pkcs8("ed-2", &ed_pkcs8()).unwrap()).unwrap();
+    keys.rotate_to(SigningKey::ed25519_pkcs8("ed-2", &ed_pkcs8()).unwrap())
+        .unwrap();
     let new = mint(&keys, &claims()).unwrap();
-    assert_eq!(jsonwebtoken::decode_header(&new).unwrap().kid.as_deref(), Some("ed-2"));
-    assert!(validate(&old, NOW, &NoRevocations, &keys).is_ok(), "old key still verifies");
+    assert_eq!(
+        jsonwebtoken::decode_header(&new).unwrap().kid.as_deref(),
+        Some("ed-2")
+    );
+    assert!(
+        validate(&old, NOW, &NoRevocations, &keys).is_ok(),
+        "old key still verifies"
+    );
     assert!(validate(&new, NOW, &NoRevocations, &keys).is_ok());
     assert!(keys.remove("hs"));
-    assert_eq!(validate(&old, NOW, &NoRevocations, &keys), Err(AuthError::UnknownKid { kid: "hs".into() }));
+    assert_eq!(
+        validate(&old, NOW, &NoRevocations, &keys),
+        Err(AuthError::UnknownKid { kid: "hs".into() })
+    );
     assert!(keys.remove("ed-2"));
     assert_eq!(mint(&keys, &claims()), Err(AuthError::NoActiveKey));
 }
@@ -218,7 +388,11 @@ fn key_rotation() {
 #[test]
 fn verify_only_keys_cannot_mint() {
     let pkcs8 = ed_pkcs8();
-    let public = Ed25519KeyPair::from_pkcs8(&pkcs8).unwrap().public_key().as_ref().to_vec();
+    let public = Ed25519KeyPair::from_pkcs8(&pkcs8)
+        .unwrap()
+        .public_key()
+        .as_ref()
+        .to_vec();
     let signer = KeySet::new(SigningKey::ed25519_pkcs8("ed", &pkcs8).unwrap());
     let verifier = KeySet::new(SigningKey::ed25519_public("ed", &public).unwrap());
     let token = mint(&signer, &claims()).unwrap();
@@ -233,14 +407,23 @@ fn cache_honours_expiry_revocation_and_key_changes() {
     assert!(verifier.verify(&token, NOW, &NoRevocations).is_ok());
     assert_eq!(verifier.cached(), 1);
     // Cache hit, but expired now.
-    assert!(matches!(verifier.verify(&token, claims().exp, &NoRevocations), Err(AuthError::Expired { .. })));
+    assert!(matches!(
+        verifier.verify(&token, claims().exp, &NoRevocations),
+        Err(AuthError::Expired { .. })
+    ));
     // Cache hit, but revoked now.
     let revoked: HashSet<String> = ["jti-1".to_string()].into();
-    assert!(matches!(verifier.verify(&token, NOW, &revoked), Err(AuthError::Revoked { .. })));
+    assert!(matches!(
+        verifier.verify(&token, NOW, &revoked),
+        Err(AuthError::Revoked { .. })
+    ));
     // Key removed: the cache is emptied and the token no longer verifies.
     assert!(verifier.remove_key("hs"));
     assert_eq!(verifier.cached(), 0);
-    assert!(matches!(verifier.verify(&token, NOW, &NoRevocations), Err(AuthError::UnknownKid { .. })));
+    assert!(matches!(
+        verifier.verify(&token, NOW, &NoRevocations),
+        Err(AuthError::UnknownKid { .. })
+    ));
     // Bad tokens are never cached.
     assert_eq!(verifier.cached(), 0);
 }

@@ -39,7 +39,11 @@ pub(crate) fn check_text(
     limit: usize,
 ) -> Result<(), ValidationError> {
     if value.len() > limit {
-        return Err(ValidationError::TooLarge { field, actual: value.len(), limit });
+        return Err(ValidationError::TooLarge {
+            field,
+            actual: value.len(),
+            limit,
+        });
     }
     if value.trim().is_empty() {
         return Err(ValidationError::Empty { field });
@@ -53,7 +57,11 @@ pub(crate) fn check_bytes(
     limit: usize,
 ) -> Result<(), ValidationError> {
     if len > limit {
-        return Err(ValidationError::TooLarge { field, actual: len, limit });
+        return Err(ValidationError::TooLarge {
+            field,
+            actual: len,
+            limit,
+        });
     }
     Ok(())
 }

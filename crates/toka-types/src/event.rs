@@ -12,7 +12,6 @@ use crate::spec::{AgentSpec, ExtensionCall, Observation, TaskOutcome, TaskSpec};
 /// anything. In JSON the variant is the `kind` field.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
-#[non_exhaustive]
 pub enum KernelEvent {
     /// An agent came to be. `parent` is `None` only for the root agent of a log.
     AgentSpawned {
@@ -56,7 +55,8 @@ pub enum KernelEvent {
         data: Observation,
     },
     /// `agent` was terminated; its open tasks (listed) were cancelled. A cascade is
-    /// one such event per agent, parents before children.
+    /// one such event per agent, descendants before
+    /// ancestors (so every prefix of a cascade leaves no active agent under a terminated one).
     AgentTerminated {
         /// The agent.
         agent: EntityId,
@@ -132,18 +132,40 @@ mod tests {
         let a = EntityId::from_u128(1);
         let t = EntityId::from_u128(2);
         let events = vec![
-            KernelEvent::AgentSpawned { agent: a, parent: None, spec: AgentSpec::new("root").unwrap() },
-            KernelEvent::TaskScheduled { agent: a, task: t, spec: TaskSpec::new("x").unwrap() },
+            KernelEvent::AgentSpawned {
+                agent: a,
+                parent: None,
+                spec: AgentSpec::new("root").unwrap(),
+            },
+            KernelEvent::TaskScheduled {
+                agent: a,
+                task: t,
+                spec: TaskSpec::new("x").unwrap(),
+            },
             KernelEvent::TaskClaimed { agent: a, task: t },
-            KernelEvent::TaskCompleted { agent: a, task: t, outcome: TaskOutcome::failure("no").unwrap() },
-            KernelEvent::ObservationEmitted { agent: a, data: Observation::new(vec![9]).unwrap() },
-            KernelEvent::AgentTerminated { agent: a, cancelled_tasks: vec![t] },
+            KernelEvent::TaskCompleted {
+                agent: a,
+                task: t,
+                outcome: TaskOutcome::failure("no").unwrap(),
+            },
+            KernelEvent::ObservationEmitted {
+                agent: a,
+                data: Observation::new(vec![9]).unwrap(),
+            },
+            KernelEvent::AgentTerminated {
+                agent: a,
+                cancelled_tasks: vec![t],
+            },
             KernelEvent::TokenRevoked { jti: "j".into() },
             KernelEvent::Extension(ExtensionCall::new("x", 1, vec![]).unwrap()),
         ];
         for e in events {
             let json = serde_json::to_string(&e).unwrap();
-            assert_eq!(serde_json::from_str::<KernelEvent>(&json).unwrap(), e, "{json}");
+            assert_eq!(
+                serde_json::from_str::<KernelEvent>(&json).unwrap(),
+                e,
+                "{json}"
+            );
         }
     }
 }

@@ -68,7 +68,9 @@ impl FromStr for EntityId {
     type Err = ParseIdError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let err = || ParseIdError { input: s.chars().take(64).collect() };
+        let err = || ParseIdError {
+            input: s.chars().take(64).collect(),
+        };
         let bytes = s.as_bytes();
         if bytes.len() != 36 {
             return Err(err());
@@ -110,12 +112,21 @@ mod tests {
     fn prints_as_uuid() {
         let id = EntityId::from_u128(0x0192f1c4_7d2e_4c1a_9b3e_5f6a7b8c9d0e);
         assert_eq!(id.to_string(), "0192f1c4-7d2e-4c1a-9b3e-5f6a7b8c9d0e");
-        assert_eq!(EntityId::from_u128(1).to_string(), "00000000-0000-0000-0000-000000000001");
+        assert_eq!(
+            EntityId::from_u128(1).to_string(),
+            "00000000-0000-0000-0000-000000000001"
+        );
     }
 
     #[test]
     fn refuses_malformed() {
-        for bad in ["", "0192f1c4", "0192f1c4-7d2e-4c1a-9b3e-5f6a7b8c9d0", "0192f1c4_7d2e-4c1a-9b3e-5f6a7b8c9d0e", "g192f1c4-7d2e-4c1a-9b3e-5f6a7b8c9d0e"] {
+        for bad in [
+            "",
+            "0192f1c4",
+            "0192f1c4-7d2e-4c1a-9b3e-5f6a7b8c9d0",
+            "0192f1c4_7d2e-4c1a-9b3e-5f6a7b8c9d0e",
+            "g192f1c4-7d2e-4c1a-9b3e-5f6a7b8c9d0e",
+        ] {
             assert!(bad.parse::<EntityId>().is_err(), "{bad}");
         }
     }

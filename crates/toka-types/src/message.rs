@@ -27,7 +27,10 @@ impl std::fmt::Debug for Message {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Message")
             .field("origin", &self.origin)
-            .field("capability", &format_args!("<{} bytes>", self.capability.len()))
+            .field(
+                "capability",
+                &format_args!("<{} bytes>", self.capability.len()),
+            )
             .field("operation", &self.operation)
             .finish()
     }
@@ -36,7 +39,11 @@ impl std::fmt::Debug for Message {
 impl Message {
     /// A message; call [`Message::validate`] before trusting it.
     pub fn new(origin: EntityId, capability: impl Into<String>, operation: Operation) -> Self {
-        Self { origin, capability: capability.into(), operation }
+        Self {
+            origin,
+            capability: capability.into(),
+            operation,
+        }
     }
 
     /// Checks the token size and every bound of the operation.
@@ -52,14 +59,32 @@ mod tests {
 
     #[test]
     fn token_size_bounded() {
-        let op = Operation::TerminateAgent { agent: EntityId::from_u128(1) };
-        let msg = Message::new(EntityId::from_u128(1), "t".repeat(MAX_TOKEN_BYTES + 1), op.clone());
+        let op = Operation::TerminateAgent {
+            agent: EntityId::from_u128(1),
+        };
+        let msg = Message::new(
+            EntityId::from_u128(1),
+            "t".repeat(MAX_TOKEN_BYTES + 1),
+            op.clone(),
+        );
         assert_eq!(
             msg.validate().unwrap_err(),
-            ValidationError::TooLarge { field: "capability token", actual: 8193, limit: 8192 }
+            ValidationError::TooLarge {
+                field: "capability token",
+                actual: 8193,
+                limit: 8192
+            }
         );
-        assert!(Message::new(EntityId::from_u128(1), "", op.clone()).validate().is_err());
-        assert!(Message::new(EntityId::from_u128(1), "t.t.t", op).validate().is_ok());
+        assert!(
+            Message::new(EntityId::from_u128(1), "", op.clone())
+                .validate()
+                .is_err()
+        );
+        assert!(
+            Message::new(EntityId::from_u128(1), "t.t.t", op)
+                .validate()
+                .is_ok()
+        );
     }
 
     #[test]
@@ -67,7 +92,9 @@ mod tests {
         let msg = Message::new(
             EntityId::from_u128(1),
             "secret-token",
-            Operation::TerminateAgent { agent: EntityId::from_u128(1) },
+            Operation::TerminateAgent {
+                agent: EntityId::from_u128(1),
+            },
         );
         assert!(!format!("{msg:?}").contains("secret-token"));
     }

@@ -11,7 +11,6 @@ use crate::spec::{AgentSpec, ExtensionCall, Observation, TaskOutcome, TaskSpec};
 /// `{"op":"schedule_agent_task","agent":"…","task":{"description":"…"}}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
-#[non_exhaustive]
 pub enum Operation {
     /// Queue a task for `agent`.
     ScheduleAgentTask {
@@ -103,7 +102,10 @@ mod tests {
     #[test]
     fn json_shape_is_tagged() {
         let agent = EntityId::from_u128(7);
-        let op = Operation::ScheduleAgentTask { agent, task: TaskSpec::new("do it").unwrap() };
+        let op = Operation::ScheduleAgentTask {
+            agent,
+            task: TaskSpec::new("do it").unwrap(),
+        };
         let json = serde_json::to_string(&op).unwrap();
         assert_eq!(
             json,
@@ -132,8 +134,22 @@ mod tests {
 
     #[test]
     fn revocation_jti_bounded() {
-        assert!(Operation::RevokeToken { jti: "x".repeat(MAX_JTI_BYTES + 1) }.validate().is_err());
-        assert!(Operation::RevokeToken { jti: String::new() }.validate().is_err());
-        assert!(Operation::RevokeToken { jti: "abc".into() }.validate().is_ok());
+        assert!(
+            Operation::RevokeToken {
+                jti: "x".repeat(MAX_JTI_BYTES + 1)
+            }
+            .validate()
+            .is_err()
+        );
+        assert!(
+            Operation::RevokeToken { jti: String::new() }
+                .validate()
+                .is_err()
+        );
+        assert!(
+            Operation::RevokeToken { jti: "abc".into() }
+                .validate()
+                .is_ok()
+        );
     }
 }

@@ -4,6 +4,8 @@
 //! Each type can only be built through a checking constructor, and deserialisation goes
 //! through the same check (`#[serde(try_from)]`), so holding one means it is valid.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize, Serializer};
 
 use crate::error::{ValidationError, check_bytes, check_text};
@@ -13,11 +15,17 @@ use crate::limits::{
 };
 
 /// What a task asks an agent to do: a non-empty description of at most
-/// [`MAX_TASK_DESCRIPTION_BYTES`].
+/// [`MAX_TASK_DESCRIPTION_BYTES`]. Cheap to clone (shared text): the kernel copies it
+/// into an event and into the state.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "RawTaskSpec", deny_unknown_fields)]
 pub struct TaskSpec {
-    description: String,
+    #[serde(serialize_with = "serialize_shared")]
+    description: Arc<str>,
+}
+
+fn serialize_shared<S: Serializer>(text: &Arc<str>, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(text)
 }
 
 #[derive(Deserialize)]
@@ -38,7 +46,9 @@ impl TaskSpec {
     pub fn new(description: impl Into<String>) -> Result<Self, ValidationError> {
         let description = description.into();
         check_text("task description", &description, MAX_TASK_DESCRIPTION_BYTES)?;
-        Ok(Self { description })
+        Ok(Self {
+            description: description.into(),
+        })
     }
 
     /// The description.
@@ -52,7 +62,8 @@ impl TaskSpec {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "RawAgentSpec", deny_unknown_fields)]
 pub struct AgentSpec {
-    name: String,
+    #[serde(serialize_with = "serialize_shared")]
+    name: Arc<str>,
 }
 
 #[derive(Deserialize)]
@@ -79,7 +90,7 @@ impl AgentSpec {
                 reason: "control characters are not allowed",
             });
         }
-        Ok(Self { name })
+        Ok(Self { name: name.into() })
     }
 
     /// The name.
@@ -226,7 +237,13 @@ impl TryFrom<RawExtensionCall> for ExtensionCall {
 
 impl std::fmt::Debug for ExtensionCall {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "ExtensionCall({}/{}, {} bytes)", self.family, self.opcode, self.payload.len())
+        write!(
+            f,
+            "ExtensionCall({}/{}, {} bytes)",
+            self.family,
+            self.opcode,
+            self.payload.len()
+        )
     }
 }
 
@@ -247,8 +264,16 @@ impl ExtensionCall {
                 reason: "only a-z, 0-9, '.', '_' and '-' are allowed",
             });
         }
-        check_bytes("extension payload", payload.len(), MAX_EXTENSION_PAYLOAD_BYTES)?;
-        Ok(Self { family, opcode, payload })
+        check_bytes(
+            "extension payload",
+            payload.len(),
+            MAX_EXTENSION_PAYLOAD_BYTES,
+        )?;
+        Ok(Self {
+            family,
+            opcode,
+            payload,
+        })
     }
 
     /// The handler family.
@@ -275,8 +300,16 @@ mod tests {
     fn task_description_bounds() {
         assert!(TaskSpec::new("a".repeat(MAX_TASK_DESCRIPTION_BYTES)).is_ok());
         let err = TaskSpec::new("a".repeat(MAX_TASK_DESCRIPTION_BYTES + 1)).unwrap_err();
-        assert_eq!(err.to_string(), "task description is 4097 bytes, limit 4096");
-        assert_eq!(TaskSpec::new("  ").unwrap_err(), ValidationError::Empty { field: "task description" });
+        assert_eq!(
+            err.to_string(),
+            "task description is 4097 bytes, limit 4096"
+        );
+        assert_eq!(
+            TaskSpec::new("  ").unwrap_err(),
+            ValidationError::Empty {
+                field: "task description"
+            }
+        );
     }
 
     #[test]
@@ -286,8 +319,14 @@ mod tests {
             AgentSpec::new("n".repeat(MAX_AGENT_NAME_BYTES + 1)),
             Err(ValidationError::TooLarge { limit: 256, .. })
         ));
-        assert!(matches!(AgentSpec::new("bad\nname"), Err(ValidationError::BadCharacter { .. })));
-        assert!(matches!(AgentSpec::new(""), Err(ValidationError::Empty { .. })));
+        assert!(matches!(
+            AgentSpec::new("bad\nname"),
+            Err(ValidationError::BadCharacter { .. })
+        ));
+        assert!(matches!(
+            AgentSpec::new(""),
+            Err(ValidationError::Empty { .. })
+        ));
     }
 
     #[test]
@@ -300,11 +339,22 @@ mod tests {
     fn deserialisation_validates() {
         let long = format!(r#"{{"description":"{}"}}"#, "a".repeat(5000));
         let err = serde_json::from_str::<TaskSpec>(&long).unwrap_err();
-        assert!(err.to_string().contains("task description is 5000 bytes, limit 4096"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("task description is 5000 bytes, limit 4096"),
+            "{err}"
+        );
         assert!(serde_json::from_str::<AgentSpec>(r#"{"name":""}"#).is_err());
         assert!(serde_json::from_str::<AgentSpec>(r#"{"name":"a","extra":1}"#).is_err());
-        assert!(serde_json::from_str::<TaskOutcome>(r#"{"status":"failure","reason":""}"#).is_err());
-        assert!(serde_json::from_str::<ExtensionCall>(r#"{"family":"Bad Family","opcode":1,"payload":""}"#).is_err());
+        assert!(
+            serde_json::from_str::<TaskOutcome>(r#"{"status":"failure","reason":""}"#).is_err()
+        );
+        assert!(
+            serde_json::from_str::<ExtensionCall>(
+                r#"{"family":"Bad Family","opcode":1,"payload":""}"#
+            )
+            .is_err()
+        );
         let ok: TaskOutcome = serde_json::from_str(r#"{"status":"success","result":""}"#).unwrap();
         assert!(ok.is_success());
     }

@@ -4,7 +4,9 @@ use serde::{Deserialize, Serialize};
 
 /// Microseconds since the Unix epoch (UTC). The core never reads a clock: the runtime
 /// puts one of these in each kernel context and each event header.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
 #[serde(transparent)]
 pub struct Timestamp(u64);
 
