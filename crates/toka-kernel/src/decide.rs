@@ -1,0 +1,283 @@
+//! [`decide`]: validate a message against the state and return the events it causes.
+//!
+//! `decide` never mutates; a refusal changes nothing. The checks run in this order, and
+//! the first that fails is the answer:
+//!
+//! 1. the context is the next log position;
+//! 2. the log has its root (genesis was applied);
+//! 3. the message is within every size limit;
+//! 4. the token's subject is the origin, and the origin is a live agent;
+//! 5. the token grants the operation's permission;
+//! 6. the target agent is inside the token's scope (an unknown agent outside the scope
+//!    is reported as out of scope, so a token never learns what lies outside it), then
+//!    exists and is active;
+//! 7. the operation's own rules (task ownership and state, queue limit, tree depth, …).
+
+use toka_auth::{Claims, Scope, permissions};
+use toka_types::limits::MAX_QUEUED_TASKS_PER_AGENT;
+use toka_types::{AgentSpec, EntityId, KernelEvent, Message, Operation, TaskState};
+
+use crate::context::Context;
+use crate::error::KernelError;
+use crate::ids::{derive_id, root_id};
+use crate::opcode::OpcodeRegistry;
+use crate::state::{AgentRecord, AgentStatus, MAX_AGENT_DEPTH, WorldState};
+
+/// The events `message`, authorised by `claims` (already verified for the message's
+/// token), causes in `state` at `ctx`; or why it is refused.
+pub fn decide(
+    state: &WorldState,
+    message: &Message,
+    claims: &Claims,
+    ctx: &Context,
+    handlers: &OpcodeRegistry,
+) -> Result<Vec<KernelEvent>, KernelError> {
+    check_position(state, ctx)?;
+    let root = state.root.ok_or(KernelError::NotInitialised)?;
+    message.validate()?;
+    if claims.sub != message.origin {
+        return Err(KernelError::OriginMismatch {
+            origin: message.origin,
+            sub: claims.sub,
+        });
+    }
+    live_agent(state, message.origin)?;
+
+    let op = &message.operation;
+    match op {
+        Operation::ScheduleAgentTask { agent, task } => {
+            require(claims, permissions::TASK_SCHEDULE, op)?;
+            let target = target(state, claims, *agent)?;
+            if target.queued >= MAX_QUEUED_TASKS_PER_AGENT {
+                return Err(KernelError::QueueFull {
+                    agent: *agent,
+                    limit: MAX_QUEUED_TASKS_PER_AGENT,
+                });
+            }
+            let id = fresh_task_id(state, root, ctx)?;
+            Ok(vec![KernelEvent::TaskScheduled {
+                agent: *agent,
+                task: id,
+                spec: task.clone(),
+            }])
+        }
+        Operation::SpawnSubAgent { parent, spec } => {
+            require(claims, permissions::AGENT_SPAWN, op)?;
+            let parent_record = target(state, claims, *parent)?;
+            if parent_record.depth >= MAX_AGENT_DEPTH {
+                return Err(KernelError::TreeTooDeep {
+                    limit: MAX_AGENT_DEPTH,
+                });
+            }
+            let id = derive_id(root, ctx.seq);
+            if state.agents.contains_key(&id) {
+                return Err(KernelError::IdCollision(id));
+            }
+            Ok(vec![KernelEvent::AgentSpawned {
+                agent: id,
+                parent: Some(*parent),
+                spec: spec.clone(),
+            }])
+        }
+        Operation::EmitObservation { agent, data } => {
+            require(claims, permissions::OBSERVATION_EMIT, op)?;
+            target(state, claims, *agent)?;
+            Ok(vec![KernelEvent::ObservationEmitted {
+                agent: *agent,
+                data: data.clone(),
+            }])
+        }
+        Operation::ClaimTask { agent, task } => {
+            require(claims, permissions::TASK_CLAIM, op)?;
+            target(state, claims, *agent)?;
+            task_in_state(state, *agent, *task, TaskState::Queued)?;
+            Ok(vec![KernelEvent::TaskClaimed {
+                agent: *agent,
+                task: *task,
+            }])
+        }
+        Operation::CompleteTask {
+            agent,
+            task,
+            outcome,
+        } => {
+            require(claims, permissions::TASK_COMPLETE, op)?;
+            target(state, claims, *agent)?;
+            task_in_state(state, *agent, *task, TaskState::Claimed)?;
+            Ok(vec![KernelEvent::TaskCompleted {
+                agent: *agent,
+                task: *task,
+                outcome: outcome.clone(),
+            }])
+        }
+        Operation::TerminateAgent { agent } => {
+            require(claims, permissions::AGENT_TERMINATE, op)?;
+            target(state, claims, *agent)?;
+            if *agent == root {
+                return Err(KernelError::CannotTerminateRoot);
+            }
+            // Descendants before ancestors, so every prefix of the cascade keeps
+            // invariant 3 (no active agent under a terminated one) during replay.
+            Ok(state
+                .subtree(*agent)
+                .into_iter()
+                .rev()
+                .filter_map(|id| state.agents.get(&id))
+                .filter(|a| a.status == AgentStatus::Active)
+                .map(|a| {
+                    let mut cancelled_tasks: Vec<EntityId> = a.open_tasks.iter().copied().collect();
+                    cancelled_tasks.sort_unstable();
+                    KernelEvent::AgentTerminated {
+                        agent: a.id,
+                        cancelled_tasks,
+                    }
+                })
+                .collect())
+        }
+        Operation::RevokeToken { jti } => {
+            require(claims, permissions::TOKEN_REVOKE, op)?;
+            if state.revoked.contains(jti) {
+                return Err(KernelError::AlreadyRevoked { jti: jti.clone() });
+            }
+            Ok(vec![KernelEvent::TokenRevoked { jti: jti.clone() }])
+        }
+        Operation::Extension(call) => {
+            let family = call.family();
+            let granted = claims
+                .permissions
+                .iter()
+                .any(|p| p.strip_prefix("ext:") == Some(family));
+            if !granted {
+                return Err(KernelError::PermissionDenied {
+                    operation: op.name(),
+                    permission: permissions::extension(family),
+                });
+            }
+            let handler = handlers
+                .get(family)
+                .ok_or_else(|| KernelError::UnknownExtension {
+                    family: family.to_string(),
+                })?;
+            let empty = Default::default();
+            let ext_state = state.extensions.get(family).unwrap_or(&empty);
+            let refused = |reason: String| KernelError::ExtensionRefused {
+                family: family.to_string(),
+                reason,
+            };
+            let events = handler
+                .decide(ext_state, call, message.origin, ctx)
+                .map_err(|r| refused(r.reason))?;
+            if let Some(other) = events.iter().find(|e| e.family() != family) {
+                return Err(refused(format!(
+                    "handler emitted an event of family {:?}",
+                    other.family()
+                )));
+            }
+            Ok(events.into_iter().map(KernelEvent::Extension).collect())
+        }
+    }
+}
+
+/// The events that create the root agent of an empty log: the first event of every
+/// log. Its id is derived from `ctx.now`.
+pub fn decide_genesis(
+    state: &WorldState,
+    root: &AgentSpec,
+    ctx: &Context,
+) -> Result<Vec<KernelEvent>, KernelError> {
+    check_position(state, ctx)?;
+    if state.root.is_some() || state.applied > 0 {
+        return Err(KernelError::AlreadyInitialised);
+    }
+    Ok(vec![KernelEvent::AgentSpawned {
+        agent: root_id(ctx.now),
+        parent: None,
+        spec: root.clone(),
+    }])
+}
+
+fn check_position(state: &WorldState, ctx: &Context) -> Result<(), KernelError> {
+    if ctx.seq != state.next_seq() {
+        return Err(KernelError::SeqOutOfOrder {
+            expected: state.next_seq(),
+            got: ctx.seq,
+        });
+    }
+    Ok(())
+}
+
+fn require(claims: &Claims, permission: &'static str, op: &Operation) -> Result<(), KernelError> {
+    if claims.allows(permission) {
+        Ok(())
+    } else {
+        Err(KernelError::PermissionDenied {
+            operation: op.name(),
+            permission: permission.to_string(),
+        })
+    }
+}
+
+fn live_agent(state: &WorldState, id: EntityId) -> Result<&AgentRecord, KernelError> {
+    let agent = state.agents.get(&id).ok_or(KernelError::UnknownAgent(id))?;
+    if agent.status != AgentStatus::Active {
+        return Err(KernelError::AgentTerminated(id));
+    }
+    Ok(agent)
+}
+
+/// Rule 6: the agent acted on is in scope, exists and is active.
+fn target<'s>(
+    state: &'s WorldState,
+    claims: &Claims,
+    agent: EntityId,
+) -> Result<&'s AgentRecord, KernelError> {
+    let scope = claims.effective_scope();
+    if let Scope::Subtree(top) = scope
+        && !state.is_within(agent, top)
+    {
+        return Err(KernelError::OutOfScope {
+            target: agent,
+            scope: scope.to_string(),
+        });
+    }
+    live_agent(state, agent)
+}
+
+fn task_in_state(
+    state: &WorldState,
+    agent: EntityId,
+    task: EntityId,
+    expected: TaskState,
+) -> Result<(), KernelError> {
+    let record = state
+        .tasks
+        .get(&task)
+        .ok_or(KernelError::UnknownTask(task))?;
+    if record.agent != agent {
+        return Err(KernelError::TaskOfAnotherAgent {
+            task,
+            agent,
+            owner: record.agent,
+        });
+    }
+    if record.state != expected {
+        return Err(KernelError::WrongTaskState {
+            task,
+            state: record.state,
+            expected,
+        });
+    }
+    Ok(())
+}
+
+fn fresh_task_id(
+    state: &WorldState,
+    root: EntityId,
+    ctx: &Context,
+) -> Result<EntityId, KernelError> {
+    let id = derive_id(root, ctx.seq);
+    if state.tasks.contains_key(&id) {
+        return Err(KernelError::IdCollision(id));
+    }
+    Ok(id)
+}

@@ -1,0 +1,196 @@
+//! [`StateDigest`]: a hash of the canonical encoding of a [`WorldState`].
+//!
+//! Live state and replayed state must have the same digest; snapshots carry it so
+//! recovery can prove it rebuilt the same state. The encoding is canonical: maps are
+//! walked in key order, every variable-length field is length-prefixed, integers are
+//! little-endian, so equal states (by value) always hash equal and different ones
+//! practically never do.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use toka_types::{EntityId, TaskOutcome, TaskState};
+
+use crate::state::{AgentStatus, WorldState};
+
+/// A BLAKE3 hash of a state's canonical encoding; 64 hex digits when printed.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct StateDigest([u8; 32]);
+
+impl StateDigest {
+    /// The digest with these bytes.
+    pub const fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(bytes)
+    }
+
+    /// Its bytes.
+    pub const fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+}
+
+impl fmt::Display for StateDigest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.iter().try_for_each(|b| write!(f, "{b:02x}"))
+    }
+}
+
+impl fmt::Debug for StateDigest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "StateDigest({self})")
+    }
+}
+
+/// Why a string is not a [`StateDigest`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid state digest: expected 64 hex digits")]
+pub struct ParseDigestError;
+
+impl FromStr for StateDigest {
+    type Err = ParseDigestError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bytes = s.as_bytes();
+        if bytes.len() != 64 {
+            return Err(ParseDigestError);
+        }
+        let mut out = [0u8; 32];
+        for (i, pair) in bytes.chunks(2).enumerate() {
+            let text = std::str::from_utf8(pair).map_err(|_| ParseDigestError)?;
+            out[i] = u8::from_str_radix(text, 16).map_err(|_| ParseDigestError)?;
+        }
+        Ok(Self(out))
+    }
+}
+
+impl Serialize for StateDigest {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for StateDigest {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+struct Encoder(blake3::Hasher);
+
+impl Encoder {
+    fn u8(&mut self, v: u8) {
+        self.0.update(&[v]);
+    }
+    fn u32(&mut self, v: u32) {
+        self.0.update(&v.to_le_bytes());
+    }
+    fn u64(&mut self, v: u64) {
+        self.0.update(&v.to_le_bytes());
+    }
+    fn len(&mut self, v: usize) {
+        self.u64(v as u64);
+    }
+    fn bytes(&mut self, v: &[u8]) {
+        self.len(v.len());
+        self.0.update(v);
+    }
+    fn id(&mut self, v: EntityId) {
+        self.0.update(&v.to_bytes());
+    }
+    fn opt_id(&mut self, v: Option<EntityId>) {
+        match v {
+            None => self.u8(0),
+            Some(id) => {
+                self.u8(1);
+                self.id(id);
+            }
+        }
+    }
+}
+
+fn task_state_code(state: TaskState) -> u8 {
+    match state {
+        TaskState::Queued => 0,
+        TaskState::Claimed => 1,
+        TaskState::Done => 2,
+        TaskState::Failed => 3,
+        TaskState::Cancelled => 4,
+    }
+}
+
+impl WorldState {
+    /// The digest of this state's canonical encoding.
+    pub fn digest(&self) -> StateDigest {
+        let mut e = Encoder(blake3::Hasher::new());
+        e.0.update(b"toka.state.v1");
+        e.u64(self.applied);
+        e.opt_id(self.root);
+
+        e.len(self.agents.len());
+        for agent in self.agents() {
+            e.id(agent.id);
+            e.opt_id(agent.parent);
+            e.bytes(agent.spec.name().as_bytes());
+            e.u32(agent.depth);
+            e.u8(match agent.status {
+                AgentStatus::Active => 0,
+                AgentStatus::Terminated => 1,
+            });
+            e.u64(agent.observations);
+            e.len(agent.children.len());
+            agent.children.iter().for_each(|c| e.id(*c));
+            e.len(agent.tasks.len());
+            agent.tasks.iter().for_each(|t| e.id(*t));
+        }
+
+        e.len(self.tasks.len());
+        for task in self.tasks() {
+            e.id(task.id);
+            e.id(task.agent);
+            e.bytes(task.spec.description().as_bytes());
+            e.u8(task_state_code(task.state));
+            match &task.outcome {
+                None => e.u8(0),
+                Some(TaskOutcome::Success { result }) => {
+                    e.u8(1);
+                    e.bytes(result.as_bytes());
+                }
+                Some(TaskOutcome::Failure { reason }) => {
+                    e.u8(2);
+                    e.bytes(reason.as_bytes());
+                }
+            }
+        }
+
+        let revoked = self.revoked();
+        e.len(revoked.len());
+        revoked.iter().for_each(|j| e.bytes(j.as_bytes()));
+
+        e.len(self.extensions.len());
+        for (family, entries) in &self.extensions {
+            e.bytes(family.as_bytes());
+            e.len(entries.len());
+            for (k, v) in entries {
+                e.bytes(k);
+                e.bytes(v);
+            }
+        }
+        StateDigest(*e.0.finalize().as_bytes())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn digest_prints_and_parses() {
+        let d = WorldState::new().digest();
+        let text = d.to_string();
+        assert_eq!(text.len(), 64);
+        assert_eq!(text.parse::<StateDigest>().unwrap(), d);
+        assert!("zz".parse::<StateDigest>().is_err());
+        assert!("g".repeat(64).parse::<StateDigest>().is_err());
+    }
+}

@@ -1,0 +1,151 @@
+use thiserror::Error;
+use toka_auth::AuthError;
+use toka_types::{EntityId, TaskState, ValidationError};
+
+/// Why the kernel refused a message. A refused message changes nothing.
+///
+/// Variants are the rules, named as such; the kernel checks them in a fixed order (see
+/// [`decide`](crate::decide)), so a message breaking several rules always gets the same
+/// error.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum KernelError {
+    /// The message breaks a size or shape limit.
+    #[error("invalid message: {0}")]
+    Invalid(#[from] ValidationError),
+    /// The capability token was refused.
+    #[error("capability refused: {0}")]
+    Unauthenticated(#[from] AuthError),
+    /// The token's subject is not the message's origin.
+    #[error("token subject {sub} is not the origin {origin}")]
+    OriginMismatch {
+        /// The message origin.
+        origin: EntityId,
+        /// The token's `sub`.
+        sub: EntityId,
+    },
+    /// The token does not carry the permission the operation needs.
+    #[error("{operation} needs permission {permission:?}, which the token does not grant")]
+    PermissionDenied {
+        /// The operation.
+        operation: &'static str,
+        /// The permission it needs.
+        permission: String,
+    },
+    /// The target agent is outside the token's scope.
+    #[error("agent {target} is outside the token's scope ({scope})")]
+    OutOfScope {
+        /// The agent acted on.
+        target: EntityId,
+        /// The token's scope.
+        scope: String,
+    },
+    /// No agent has this id.
+    #[error("unknown agent {0}")]
+    UnknownAgent(EntityId),
+    /// The agent was terminated.
+    #[error("agent {0} is terminated")]
+    AgentTerminated(EntityId),
+    /// No task has this id.
+    #[error("unknown task {0}")]
+    UnknownTask(EntityId),
+    /// The task belongs to another agent.
+    #[error("task {task} belongs to agent {owner}, not {agent}")]
+    TaskOfAnotherAgent {
+        /// The task.
+        task: EntityId,
+        /// The agent named in the message.
+        agent: EntityId,
+        /// The agent it belongs to.
+        owner: EntityId,
+    },
+    /// The task is not in the state the operation needs.
+    #[error("task {task} is {}, must be {}", state.as_str(), expected.as_str())]
+    WrongTaskState {
+        /// The task.
+        task: EntityId,
+        /// Its state.
+        state: TaskState,
+        /// The state the operation needs.
+        expected: TaskState,
+    },
+    /// The agent's queue is full.
+    #[error("agent {agent} has {limit} queued tasks, the limit")]
+    QueueFull {
+        /// The agent.
+        agent: EntityId,
+        /// The limit.
+        limit: usize,
+    },
+    /// Spawning would make the agent tree deeper than allowed.
+    #[error("agent tree depth limit {limit} reached")]
+    TreeTooDeep {
+        /// The limit.
+        limit: u32,
+    },
+    /// The root agent cannot be terminated.
+    #[error("the root agent cannot be terminated")]
+    CannotTerminateRoot,
+    /// The token is already revoked.
+    #[error("token {jti:?} is already revoked")]
+    AlreadyRevoked {
+        /// The `jti`.
+        jti: String,
+    },
+    /// No extension handler is registered for the family.
+    #[error("no extension handler for family {family:?}")]
+    UnknownExtension {
+        /// The family.
+        family: String,
+    },
+    /// An extension handler refused the call.
+    #[error("extension {family:?} refused: {reason}")]
+    ExtensionRefused {
+        /// The family.
+        family: String,
+        /// The handler's reason.
+        reason: String,
+    },
+    /// A handler for the family is already registered.
+    #[error("an extension handler for family {family:?} is already registered")]
+    DuplicateExtension {
+        /// The family.
+        family: String,
+    },
+    /// The context's `seq` is not the state's next position.
+    #[error("context seq {got} is not the next log position {expected}")]
+    SeqOutOfOrder {
+        /// The next position.
+        expected: u64,
+        /// The context's.
+        got: u64,
+    },
+    /// The context's time is before the previous decision's.
+    #[error("context time {now} µs is before the previous decision's {last} µs")]
+    ClockWentBack {
+        /// The previous time.
+        last: u64,
+        /// The context's time.
+        now: u64,
+    },
+    /// There is no root agent yet: the log needs its genesis first.
+    #[error("the log has no root agent yet; run genesis first")]
+    NotInitialised,
+    /// Genesis was asked for a log that already has a root agent.
+    #[error("the log already has a root agent")]
+    AlreadyInitialised,
+    /// A derived id is taken (astronomically unlikely; refused rather than overwritten).
+    #[error("derived id {0} is already in use")]
+    IdCollision(EntityId),
+}
+
+/// A broken state invariant: the state is not one that `apply` can produce from a log.
+/// Found by [`WorldState::check_invariants`](crate::WorldState::check_invariants).
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("state invariant {number} broken: {detail}")]
+pub struct InvariantViolation {
+    /// The invariant's number in the crate docs.
+    pub number: u8,
+    /// What was found.
+    pub detail: String,
+}

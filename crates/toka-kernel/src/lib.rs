@@ -1,0 +1,87 @@
+//! The Toka kernel: a deterministic state machine of agents, tasks, observations and
+//! capabilities, split into *decide* and *apply*.
+//!
+//! ```text
+//! decide(&WorldState, &Message, &Claims, &Context, &OpcodeRegistry) -> Result<Vec<KernelEvent>, KernelError>
+//! apply(&mut WorldState, &KernelEvent, &OpcodeRegistry)            // never fails
+//! ```
+//!
+//! [`decide`] checks a message (limits, token subject, permission, scope, referenced
+//! entities and their states, queue limits) and returns the events it causes; it does
+//! not mutate. [`apply`] is the only way the state changes. The log stores events, so
+//! replay is `apply` over the log and never re-runs `decide`.
+//!
+//! Everything non-deterministic comes in through [`Context`] (the time and the log
+//! position). New ids are derived from the log position, never drawn at random. The
+//! state hashes to a [`StateDigest`] over a canonical encoding: the digest of the live
+//! state equals the digest of the state rebuilt from its events; that is this crate's
+//! main test.
+//!
+//! [`Kernel`] bundles a state with a token [`Verifier`](toka_auth::Verifier) and the
+//! extension [`OpcodeRegistry`] of this instance (there is no global registry).
+//!
+//! # Permissions and scope
+//!
+//! Each operation needs one permission from [`toka_auth::permissions`]:
+//! `task:schedule`, `task:claim`, `task:complete`, `agent:spawn`, `agent:terminate`,
+//! `observation:emit`, `token:revoke`, and `ext:<family>` for extension calls. An
+//! operation acts on one agent (the task queue's owner, the parent of a spawn, the
+//! observer, the agent to terminate); that agent must lie inside the token's scope,
+//! which by default is the token subject and its descendants.
+//!
+//! # State invariants
+//!
+//! [`WorldState::check_invariants`] checks these after every `apply` in tests and at
+//! recovery; each violation names its number.
+//!
+//! 1. There is a root agent exactly when any event was applied; every other agent has
+//!    an existing parent that lists it once among its children.
+//! 2. An agent's depth is its parent's plus one, and at most [`MAX_AGENT_DEPTH`].
+//! 3. No active agent has a terminated ancestor (termination covers subtrees).
+//! 4. Each agent's task list, open-task set and queued count agree with the tasks;
+//!    at most 10 000 tasks are queued per agent; each task is listed under one agent.
+//! 5. A terminated agent has no open (queued or claimed) task.
+//! 6. A task has an outcome exactly when it is done (a success) or failed (a failure).
+//!
+//! ```
+//! use toka_auth::{Claims, KeySet, SigningKey, mint, permissions};
+//! use toka_kernel::{Context, Kernel};
+//! use toka_types::{AgentSpec, Message, Operation, TaskSpec, Timestamp};
+//!
+//! let keys = KeySet::new(SigningKey::hs256("k1", &[7u8; 32])?);
+//! let mut kernel = Kernel::new(keys.clone());
+//! let now = Timestamp::from_unix_secs(1_800_000_000);
+//! kernel.genesis(&AgentSpec::new("root")?, &Context::new(now, 1))?;
+//! let root = kernel.state().root().unwrap();
+//!
+//! let claims = Claims::new(root, "root-token", 1_800_000_000, 1_800_003_600)
+//!     .with_permissions(permissions::ALL.iter().copied());
+//! let token = mint(&keys, &claims)?;
+//! let op = Operation::ScheduleAgentTask { agent: root, task: TaskSpec::new("hello")? };
+//! let events = kernel.submit(&Message::new(root, token, op), &Context::new(now, 2))?;
+//! assert_eq!(events[0].kind(), "task.scheduled");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod apply;
+mod context;
+mod decide;
+mod digest;
+mod error;
+mod ids;
+mod kernel;
+mod opcode;
+mod state;
+
+pub use apply::apply;
+pub use context::Context;
+pub use decide::{decide, decide_genesis};
+pub use digest::{ParseDigestError, StateDigest};
+pub use error::{InvariantViolation, KernelError};
+pub use kernel::Kernel;
+pub use opcode::{ExtensionRefusal, OpcodeHandler, OpcodeRegistry};
+pub use state::{
+    AgentRecord, AgentStatus, ExtensionState, MAX_AGENT_DEPTH, TaskRecord, WorldState,
+};

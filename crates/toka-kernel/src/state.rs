@@ -1,0 +1,316 @@
+//! [`WorldState`]: the agent tree, task queues, observation counts, revoked tokens and
+//! extension state; a pure fold of the log.
+//!
+//! Only [`apply`](crate::apply) changes it. Everything here is a query, plus
+//! [`WorldState::check_invariants`], which says whether a state is one that `apply`
+//! could have produced.
+
+use std::collections::BTreeMap;
+
+use rustc_hash::{FxHashMap, FxHashSet};
+use toka_auth::RevocationList;
+use toka_types::limits::MAX_QUEUED_TASKS_PER_AGENT;
+use toka_types::{AgentSpec, EntityId, TaskOutcome, TaskSpec, TaskState};
+
+use crate::error::InvariantViolation;
+
+/// Deepest agent tree allowed: the root is at depth 0. Bounds every walk up the tree.
+pub const MAX_AGENT_DEPTH: u32 = 64;
+
+/// Whether an agent runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AgentStatus {
+    /// It may act and be acted on.
+    Active,
+    /// It was terminated (itself or through an ancestor); final.
+    Terminated,
+}
+
+/// One agent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct AgentRecord {
+    /// Its id.
+    pub id: EntityId,
+    /// Its parent (`None` for the root).
+    pub parent: Option<EntityId>,
+    /// Its spec.
+    pub spec: AgentSpec,
+    /// Distance from the root.
+    pub depth: u32,
+    /// Its children, in spawn order.
+    pub children: Vec<EntityId>,
+    /// Whether it runs.
+    pub status: AgentStatus,
+    /// How many observations it emitted.
+    pub observations: u64,
+    /// How many of its tasks are queued.
+    pub queued: usize,
+    /// Its queued and claimed tasks (unordered; sort before showing).
+    pub open_tasks: FxHashSet<EntityId>,
+    /// Every task ever scheduled for it, in schedule order.
+    pub tasks: Vec<EntityId>,
+}
+
+/// One task.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TaskRecord {
+    /// Its id.
+    pub id: EntityId,
+    /// The agent whose queue holds it.
+    pub agent: EntityId,
+    /// What it asks.
+    pub spec: TaskSpec,
+    /// Where it is in its life.
+    pub state: TaskState,
+    /// How it ended, once done or failed.
+    pub outcome: Option<TaskOutcome>,
+}
+
+/// The key-value state of one extension family, in key order.
+pub type ExtensionState = BTreeMap<Vec<u8>, Vec<u8>>;
+
+/// The state of a Toka log: what applying its events, in order, to an empty state gives.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WorldState {
+    pub(crate) root: Option<EntityId>,
+    pub(crate) applied: u64,
+    pub(crate) agents: FxHashMap<EntityId, AgentRecord>,
+    pub(crate) tasks: FxHashMap<EntityId, TaskRecord>,
+    pub(crate) revoked: FxHashSet<String>,
+    pub(crate) extensions: BTreeMap<String, ExtensionState>,
+}
+
+impl WorldState {
+    /// The empty state, before genesis.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The root agent, once genesis is applied.
+    pub fn root(&self) -> Option<EntityId> {
+        self.root
+    }
+
+    /// How many events have been applied: the `seq` of the last one.
+    pub fn applied(&self) -> u64 {
+        self.applied
+    }
+
+    /// The `seq` the next event will have.
+    pub fn next_seq(&self) -> u64 {
+        self.applied + 1
+    }
+
+    /// The agent `id`.
+    pub fn agent(&self, id: EntityId) -> Option<&AgentRecord> {
+        self.agents.get(&id)
+    }
+
+    /// Every agent, in id order.
+    pub fn agents(&self) -> Vec<&AgentRecord> {
+        let mut all: Vec<_> = self.agents.values().collect();
+        all.sort_unstable_by_key(|a| a.id);
+        all
+    }
+
+    /// How many agents exist (active or terminated).
+    pub fn agent_count(&self) -> usize {
+        self.agents.len()
+    }
+
+    /// The task `id`.
+    pub fn task(&self, id: EntityId) -> Option<&TaskRecord> {
+        self.tasks.get(&id)
+    }
+
+    /// How many tasks exist, in any state.
+    pub fn task_count(&self) -> usize {
+        self.tasks.len()
+    }
+
+    /// The tasks of `agent`, in schedule order.
+    pub fn tasks_of(&self, agent: EntityId) -> Vec<&TaskRecord> {
+        self.agents
+            .get(&agent)
+            .map(|a| a.tasks.iter().filter_map(|t| self.tasks.get(t)).collect())
+            .unwrap_or_default()
+    }
+
+    /// Every task, in id order.
+    pub fn tasks(&self) -> Vec<&TaskRecord> {
+        let mut all: Vec<_> = self.tasks.values().collect();
+        all.sort_unstable_by_key(|t| t.id);
+        all
+    }
+
+    /// Whether the token id `jti` is revoked.
+    pub fn is_revoked(&self, jti: &str) -> bool {
+        self.revoked.contains(jti)
+    }
+
+    /// The revoked token ids, sorted.
+    pub fn revoked(&self) -> Vec<&str> {
+        let mut all: Vec<_> = self.revoked.iter().map(String::as_str).collect();
+        all.sort_unstable();
+        all
+    }
+
+    /// The state of extension `family` (empty if it has none).
+    pub fn extension_state(&self, family: &str) -> Option<&ExtensionState> {
+        self.extensions.get(family)
+    }
+
+    /// Whether `descendant` is `ancestor` or below it in the agent tree. Walks at most
+    /// [`MAX_AGENT_DEPTH`] links.
+    pub fn is_within(&self, descendant: EntityId, ancestor: EntityId) -> bool {
+        let mut current = Some(descendant);
+        for _ in 0..=MAX_AGENT_DEPTH {
+            let Some(id) = current else { return false };
+            if id == ancestor {
+                return self.agents.contains_key(&id);
+            }
+            current = self.agents.get(&id).and_then(|a| a.parent);
+        }
+        false
+    }
+
+    /// `agent` and all its descendants, parents before children (pre-order, children in
+    /// spawn order).
+    pub fn subtree(&self, agent: EntityId) -> Vec<EntityId> {
+        let mut out = Vec::new();
+        let mut stack = vec![agent];
+        while let Some(id) = stack.pop() {
+            let Some(record) = self.agents.get(&id) else {
+                continue;
+            };
+            out.push(id);
+            stack.extend(record.children.iter().rev().copied());
+        }
+        out
+    }
+
+    /// Checks the invariants listed in the crate docs; the first broken one is returned.
+    pub fn check_invariants(&self) -> Result<(), InvariantViolation> {
+        let fail = |number, detail: String| Err(InvariantViolation { number, detail });
+        // 1. One root iff anything was applied; every other agent hangs off the tree.
+        match self.root {
+            None if !self.agents.is_empty() => return fail(1, "agents exist but no root".into()),
+            Some(root) if self.agents.get(&root).is_none_or(|r| r.parent.is_some()) => {
+                return fail(1, format!("root {root} missing or has a parent"));
+            }
+            _ => {}
+        }
+        for agent in self.agents.values() {
+            match agent.parent {
+                None if Some(agent.id) != self.root => {
+                    return fail(
+                        1,
+                        format!("agent {} has no parent but is not the root", agent.id),
+                    );
+                }
+                None => {}
+                Some(p) => {
+                    let Some(parent) = self.agents.get(&p) else {
+                        return fail(1, format!("agent {} has unknown parent {p}", agent.id));
+                    };
+                    if parent.children.iter().filter(|c| **c == agent.id).count() != 1 {
+                        return fail(
+                            1,
+                            format!("agent {} is not listed once among {p}'s children", agent.id),
+                        );
+                    }
+                    // 2. Depth follows the tree and is bounded.
+                    if agent.depth != parent.depth + 1 || agent.depth > MAX_AGENT_DEPTH {
+                        return fail(2, format!("agent {} has depth {}", agent.id, agent.depth));
+                    }
+                    // 3. Termination covers whole subtrees.
+                    if parent.status == AgentStatus::Terminated
+                        && agent.status == AgentStatus::Active
+                    {
+                        return fail(
+                            3,
+                            format!("agent {} is active under terminated {p}", agent.id),
+                        );
+                    }
+                }
+            }
+            for child in &agent.children {
+                if self.agents.get(child).and_then(|c| c.parent) != Some(agent.id) {
+                    return fail(
+                        1,
+                        format!("child {child} of {} does not name it as parent", agent.id),
+                    );
+                }
+            }
+            // 4. Per-agent task bookkeeping matches the tasks.
+            let open: FxHashSet<EntityId> = agent
+                .tasks
+                .iter()
+                .filter(|t| self.tasks.get(t).is_some_and(|t| t.state.is_open()))
+                .copied()
+                .collect();
+            if open != agent.open_tasks {
+                return fail(4, format!("agent {} open task set is stale", agent.id));
+            }
+            let queued = agent
+                .tasks
+                .iter()
+                .filter(|t| {
+                    self.tasks
+                        .get(t)
+                        .is_some_and(|t| t.state == TaskState::Queued)
+                })
+                .count();
+            if queued != agent.queued || queued > MAX_QUEUED_TASKS_PER_AGENT {
+                return fail(
+                    4,
+                    format!(
+                        "agent {} counts {} queued, has {queued}",
+                        agent.id, agent.queued
+                    ),
+                );
+            }
+            // 5. Terminated agents have no open tasks.
+            if agent.status == AgentStatus::Terminated && !agent.open_tasks.is_empty() {
+                return fail(5, format!("terminated agent {} has open tasks", agent.id));
+            }
+        }
+        let listed: usize = self.agents.values().map(|a| a.tasks.len()).sum();
+        if listed != self.tasks.len() {
+            return fail(
+                4,
+                format!("{} tasks, {listed} listed under agents", self.tasks.len()),
+            );
+        }
+        for task in self.tasks.values() {
+            // 6. A task's outcome is there exactly when it finished, and matches.
+            let consistent = match (&task.state, &task.outcome) {
+                (TaskState::Done, Some(o)) => o.is_success(),
+                (TaskState::Failed, Some(o)) => !o.is_success(),
+                (TaskState::Queued | TaskState::Claimed | TaskState::Cancelled, None) => true,
+                _ => false,
+            };
+            if !consistent {
+                return fail(
+                    6,
+                    format!(
+                        "task {} is {} with outcome {:?}",
+                        task.id,
+                        task.state.as_str(),
+                        task.outcome
+                    ),
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+impl RevocationList for WorldState {
+    fn is_revoked(&self, jti: &str) -> bool {
+        self.revoked.contains(jti)
+    }
+}

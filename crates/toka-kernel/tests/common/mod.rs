@@ -1,0 +1,107 @@
+//! Shared helpers: a kernel with a root agent, tokens on demand, and a context that
+//! follows the log position.
+#![allow(dead_code)]
+
+use toka_auth::{Claims, KeySet, Scope, SigningKey, mint, permissions};
+use toka_kernel::{Context, Kernel, KernelError};
+use toka_types::{AgentSpec, EntityId, KernelEvent, Message, Operation, TaskSpec, Timestamp};
+
+pub const T0: u64 = 1_800_000_000;
+
+pub struct World {
+    pub kernel: Kernel,
+    pub keys: KeySet,
+    pub now: u64,
+    pub root: EntityId,
+    pub root_token: String,
+    pub log: Vec<KernelEvent>,
+    jti: u64,
+}
+
+impl World {
+    pub fn new() -> Self {
+        let keys = KeySet::new(SigningKey::hs256("test", &[42u8; 32]).unwrap());
+        let mut kernel = Kernel::new(keys.clone());
+        let log = kernel
+            .genesis(
+                &AgentSpec::new("root").unwrap(),
+                &Context::new(Timestamp::from_unix_secs(T0), 1),
+            )
+            .unwrap();
+        let root = kernel.state().root().unwrap();
+        let mut world = Self {
+            kernel,
+            keys,
+            now: T0,
+            root,
+            root_token: String::new(),
+            log,
+            jti: 0,
+        };
+        world.root_token = world.token(root, permissions::ALL, None);
+        world
+    }
+
+    pub fn token(&mut self, sub: EntityId, perms: &[&str], scope: Option<Scope>) -> String {
+        self.jti += 1;
+        let mut claims = Claims::new(sub, format!("jti-{}", self.jti), T0, T0 + 3600)
+            .with_permissions(perms.iter().copied());
+        claims.scope = scope;
+        mint(&self.keys, &claims).unwrap()
+    }
+
+    pub fn ctx(&self) -> Context {
+        Context::new(
+            Timestamp::from_unix_secs(self.now),
+            self.kernel.state().next_seq(),
+        )
+    }
+
+    pub fn submit(
+        &mut self,
+        origin: EntityId,
+        token: &str,
+        op: Operation,
+    ) -> Result<Vec<KernelEvent>, KernelError> {
+        let ctx = self.ctx();
+        let events = self.kernel.submit(&Message::new(origin, token, op), &ctx)?;
+        self.log.extend(events.iter().cloned());
+        Ok(events)
+    }
+
+    pub fn spawn(&mut self, parent: EntityId, name: &str) -> EntityId {
+        let token = self.root_token.clone();
+        let events = self
+            .submit(
+                self.root,
+                &token,
+                Operation::SpawnSubAgent {
+                    parent,
+                    spec: AgentSpec::new(name).unwrap(),
+                },
+            )
+            .unwrap();
+        match &events[0] {
+            KernelEvent::AgentSpawned { agent, .. } => *agent,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    pub fn schedule(&mut self, agent: EntityId, what: &str) -> EntityId {
+        let token = self.root_token.clone();
+        let events = self
+            .submit(
+                self.root,
+                &token,
+                Operation::ScheduleAgentTask {
+                    agent,
+                    task: TaskSpec::new(what).unwrap(),
+                },
+            )
+            .unwrap();
+        match &events[0] {
+            KernelEvent::TaskScheduled { task, .. } => *task,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}

@@ -1,0 +1,306 @@
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::print_stderr
+)]
+//! The kernel's main property: the state reached live equals, by value and by digest,
+//! the state rebuilt by applying only the emitted events (after a JSON round trip, as
+//! the log stores them) to a fresh state; and a rejected message leaves the digest
+//! unchanged. Random sequences over many agents, valid, invalid and forbidden.
+
+mod common;
+
+use std::sync::Arc;
+
+use proptest::prelude::*;
+use toka_auth::{Scope, permissions};
+use toka_kernel::{ExtensionRefusal, ExtensionState, Kernel, OpcodeHandler, WorldState, apply};
+use toka_types::{
+    AgentSpec, EntityId, ExtensionCall, KernelEvent, Observation, Operation, TaskOutcome, TaskSpec,
+    TaskState,
+};
+
+/// A test extension: opcode 1 adds the payload's first byte to a counter keyed by the
+/// origin; an empty payload is refused.
+struct Counter;
+
+impl OpcodeHandler for Counter {
+    fn family(&self) -> &str {
+        "counter"
+    }
+    fn decide(
+        &self,
+        _state: &ExtensionState,
+        call: &ExtensionCall,
+        origin: EntityId,
+        _ctx: &toka_kernel::Context,
+    ) -> Result<Vec<ExtensionCall>, ExtensionRefusal> {
+        let Some(&by) = call.payload().first() else {
+            return Err(ExtensionRefusal::new("empty payload"));
+        };
+        let mut payload = origin.to_bytes().to_vec();
+        payload.push(by);
+        Ok(vec![ExtensionCall::new("counter", 2, payload).unwrap()])
+    }
+    fn apply(&self, state: &mut ExtensionState, event: &ExtensionCall) {
+        let (key, by) = event.payload().split_at(16);
+        let entry = state.entry(key.to_vec()).or_insert_with(|| vec![0]);
+        entry[0] = entry[0].wrapping_add(by[0]);
+    }
+}
+
+#[derive(Debug, Clone)]
+enum TokenKind {
+    Full,
+    FullScopeAll,
+    Subset(Vec<usize>),
+    OtherSubject,
+    Revoked,
+}
+
+#[derive(Debug, Clone)]
+struct Action {
+    origin: usize,
+    token: TokenKind,
+    op: u8,
+    target: usize,
+    task: usize,
+    text_len: usize,
+    advance: u64,
+}
+
+fn action() -> impl Strategy<Value = Action> {
+    let token = prop_oneof![
+        4 => Just(TokenKind::Full),
+        2 => Just(TokenKind::FullScopeAll),
+        2 => proptest::collection::vec(0usize..permissions::ALL.len() + 1, 0..4).prop_map(TokenKind::Subset),
+        1 => Just(TokenKind::OtherSubject),
+        1 => Just(TokenKind::Revoked),
+    ];
+    (
+        0usize..64,
+        token,
+        0u8..10,
+        0usize..64,
+        0usize..256,
+        0usize..5000,
+        prop_oneof![9 => Just(0u64), 1 => 0u64..4000],
+    )
+        .prop_map(
+            |(origin, token, op, target, task, text_len, advance)| Action {
+                origin,
+                token,
+                op,
+                target,
+                task,
+                text_len,
+                advance,
+            },
+        )
+}
+
+fn pick<T: Copy>(items: &[T], index: usize, ghost: T) -> T {
+    // One slot past the end names something that does not exist.
+    items
+        .get(index % (items.len() + 1))
+        .copied()
+        .unwrap_or(ghost)
+}
+
+fn run(actions: Vec<Action>) -> Result<(), TestCaseError> {
+    let mut w = common::World::new();
+    w.kernel.register(Arc::new(Counter)).unwrap();
+    let ghost = EntityId::from_u128(0xdead);
+    let mut revoked_token: Option<(EntityId, String)> = None;
+
+    for a in actions {
+        w.now += a.advance;
+        let state = w.kernel.state();
+        let agents: Vec<EntityId> = state.agents().iter().map(|r| r.id).collect();
+        let tasks: Vec<EntityId> = state.tasks().iter().map(|t| t.id).collect();
+        let origin = pick(&agents, a.origin, ghost);
+        let target = pick(&agents, a.target, ghost);
+        let task = pick(&tasks, a.task, ghost);
+        let task_owner = state.task(task).map(|t| t.agent).unwrap_or(target);
+
+        let token = match &a.token {
+            TokenKind::Full => w.token(origin, permissions::ALL, None),
+            TokenKind::FullScopeAll => w.token(
+                origin,
+                &[permissions::ALL, &["ext:counter"]].concat(),
+                Some(Scope::All),
+            ),
+            TokenKind::Subset(ps) => {
+                let ps: Vec<&str> = ps
+                    .iter()
+                    .map(|&p| permissions::ALL.get(p).copied().unwrap_or("ext:counter"))
+                    .collect();
+                w.token(origin, &ps, None)
+            }
+            TokenKind::OtherSubject => w.token(target, permissions::ALL, None),
+            TokenKind::Revoked => match &revoked_token {
+                Some((sub, t)) if *sub == origin => t.clone(),
+                _ => w.token(origin, permissions::ALL, None),
+            },
+        };
+        let text = "x".repeat(a.text_len.max(1));
+        let op = match a.op {
+            0 => Operation::ScheduleAgentTask {
+                agent: target,
+                task: TaskSpec::new(text.chars().take(4096).collect::<String>()).unwrap(),
+            },
+            1 => Operation::SpawnSubAgent {
+                parent: target,
+                spec: AgentSpec::new(format!("agent-{}", a.text_len)).unwrap(),
+            },
+            2 => Operation::EmitObservation {
+                agent: target,
+                data: Observation::new(text.into_bytes()).unwrap(),
+            },
+            3 => Operation::ClaimTask {
+                agent: task_owner,
+                task,
+            },
+            4 => Operation::CompleteTask {
+                agent: task_owner,
+                task,
+                outcome: if a.text_len % 2 == 0 {
+                    TaskOutcome::success("ok").unwrap()
+                } else {
+                    TaskOutcome::failure("no").unwrap()
+                },
+            },
+            5 => Operation::TerminateAgent { agent: target },
+            6 => {
+                // Revoke a fresh token of the origin, and remember it to try it later.
+                let victim = w.token(origin, permissions::ALL, None);
+                let claims = jsonwebtoken::dangerous::insecure_decode::<toka_auth::Claims>(&victim)
+                    .unwrap()
+                    .claims;
+                revoked_token = Some((origin, victim));
+                Operation::RevokeToken { jti: claims.jti }
+            }
+            7 => Operation::Extension(
+                ExtensionCall::new("counter", 1, vec![(a.text_len % 3) as u8; a.text_len % 2])
+                    .unwrap(),
+            ),
+            8 => Operation::ClaimTask {
+                agent: target,
+                task,
+            },
+            _ => Operation::ScheduleAgentTask {
+                agent: target,
+                task: TaskSpec::new("small").unwrap(),
+            },
+        };
+
+        let before = w.kernel.state().clone();
+        match w.submit(origin, &token, op) {
+            Ok(events) => {
+                prop_assert!(!events.is_empty());
+                w.kernel
+                    .state()
+                    .check_invariants()
+                    .map_err(|e| TestCaseError::fail(e.to_string()))?;
+            }
+            Err(_) => {
+                prop_assert_eq!(w.kernel.state().digest(), before.digest());
+                prop_assert_eq!(w.kernel.state(), &before);
+            }
+        }
+    }
+
+    // Replay: only the events, through JSON as the log stores them.
+    let mut replayed = WorldState::new();
+    let handlers = w.kernel.handlers().clone();
+    for event in &w.log {
+        let json = serde_json::to_vec(event).unwrap();
+        let event: KernelEvent = serde_json::from_slice(&json).unwrap();
+        apply(&mut replayed, &event, &handlers);
+        replayed
+            .check_invariants()
+            .map_err(|e| TestCaseError::fail(e.to_string()))?;
+    }
+    prop_assert_eq!(&replayed, w.kernel.state());
+    prop_assert_eq!(replayed.digest(), w.kernel.state().digest());
+    prop_assert_eq!(replayed.applied(), w.log.len() as u64);
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
+    #[test]
+    fn live_state_equals_replay_of_its_events(actions in proptest::collection::vec(action(), 1..160)) {
+        run(actions)?;
+    }
+}
+
+#[test]
+fn a_long_run_exercises_every_outcome() {
+    // A deterministic long run so that every event kind certainly occurs at least once.
+    let mut w = common::World::new();
+    w.kernel.register(Arc::new(Counter)).unwrap();
+    let root = w.root;
+    let a = w.spawn(root, "a");
+    let b = w.spawn(a, "b");
+    let t1 = w.schedule(b, "one");
+    let t2 = w.schedule(b, "two");
+    let token = w.token(a, &[permissions::ALL, &["ext:counter"]].concat(), None);
+    w.submit(a, &token, Operation::ClaimTask { agent: b, task: t1 })
+        .unwrap();
+    w.submit(
+        a,
+        &token,
+        Operation::CompleteTask {
+            agent: b,
+            task: t1,
+            outcome: TaskOutcome::failure("boom").unwrap(),
+        },
+    )
+    .unwrap();
+    w.submit(
+        a,
+        &token,
+        Operation::EmitObservation {
+            agent: b,
+            data: Observation::new(vec![1, 2]).unwrap(),
+        },
+    )
+    .unwrap();
+    w.submit(
+        a,
+        &token,
+        Operation::Extension(ExtensionCall::new("counter", 1, vec![5]).unwrap()),
+    )
+    .unwrap();
+    w.submit(
+        a,
+        &token,
+        Operation::RevokeToken {
+            jti: "someone".into(),
+        },
+    )
+    .unwrap();
+    w.submit(
+        root,
+        &w.root_token.clone(),
+        Operation::TerminateAgent { agent: a },
+    )
+    .unwrap();
+    assert_eq!(
+        w.kernel.state().task(t2).unwrap().state,
+        TaskState::Cancelled
+    );
+    let kinds: std::collections::BTreeSet<_> = w.log.iter().map(|e| e.kind()).collect();
+    assert_eq!(kinds.len(), 8, "{kinds:?}");
+
+    let mut replayed = Kernel::new(w.keys.clone());
+    replayed.register(Arc::new(Counter)).unwrap();
+    for e in &w.log {
+        replayed.apply(e);
+    }
+    assert_eq!(replayed.state().digest(), w.kernel.state().digest());
+    let counter = replayed.state().extension_state("counter").unwrap();
+    assert_eq!(counter.get(&a.to_bytes().to_vec()), Some(&vec![5]));
+}
