@@ -1,0 +1,73 @@
+//! [`StorageBackend`]: the contract every driver keeps.
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use toka_types::EntityId;
+
+use crate::error::{AppendError, StoreError};
+use crate::hash::Hash32;
+use crate::record::{EventRecord, Head};
+
+/// The state of the system at one `seq`, so recovery can start there instead of at 1.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Snapshot {
+    /// The last event folded into `state`.
+    pub seq: u64,
+    /// The chain digest of that event (so the snapshot is tied to one log).
+    pub chain_digest: Hash32,
+    /// The digest of the state (the kernel's `StateDigest`).
+    pub state_digest: Hash32,
+    /// The encoded state.
+    pub state: Vec<u8>,
+}
+
+/// A hash-chained event log with snapshots.
+///
+/// Every method is atomic. What holds after each call:
+///
+/// * [`append`](Self::append) on success: the whole batch is stored and durable (as far
+///   as the driver promises; see its docs), the head is its last record. On any error:
+///   nothing of the batch is visible, now or after a crash. If the head is not
+///   `expected_head`, the error is [`AppendError::Conflict`] and nothing is written.
+///   An empty batch writes nothing and returns the head, or `Conflict` if the head is
+///   not `expected_head`.
+/// * Reads return only records of completed appends, in `seq` order.
+/// * Payloads are stored once per payload hash, however many records share them.
+///
+/// Handles are cheap to clone and safe to share between tasks; appends through clones
+/// of one handle are serialised, so at most one of two racing appends on the same
+/// head wins.
+#[async_trait]
+pub trait StorageBackend: Send + Sync + 'static {
+    /// The driver's name (`memory`, `sled`, `sqlite`, `postgres`).
+    fn driver(&self) -> &'static str;
+
+    /// The last record's `seq` and digest ([`Head::EMPTY`] for an empty log).
+    async fn head(&self) -> Result<Head, StoreError>;
+
+    /// Appends `batch` (sealed after the current head, see [`crate::seal`]) if the head
+    /// is `expected_head`. Returns the new head.
+    async fn append(&self, expected_head: u64, batch: &[EventRecord]) -> Result<Head, AppendError>;
+
+    /// Up to `limit` records with `seq >= from`, in order. Page through a large log with
+    /// repeated calls (see [`crate::EventPages`]); nothing requires it to fit in memory.
+    async fn read_range(&self, from: u64, limit: usize) -> Result<Vec<EventRecord>, StoreError>;
+
+    /// The record with event id `id`.
+    async fn read_by_id(&self, id: EntityId) -> Result<Option<EventRecord>, StoreError>;
+
+    /// The payload whose BLAKE3 hash is `hash`.
+    async fn read_payload(&self, hash: &Hash32) -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// Stores a snapshot (replacing one at the same `seq`). Durable when it returns.
+    async fn put_snapshot(&self, snapshot: &Snapshot) -> Result<(), StoreError>;
+
+    /// The snapshot with the highest `seq`.
+    async fn latest_snapshot(&self) -> Result<Option<Snapshot>, StoreError>;
+
+    /// The `seq`s of all snapshots, ascending.
+    async fn snapshot_seqs(&self) -> Result<Vec<u64>, StoreError>;
+
+    /// Deletes all but the newest `keep` snapshots; returns how many were deleted.
+    async fn prune_snapshots(&self, keep: usize) -> Result<usize, StoreError>;
+}

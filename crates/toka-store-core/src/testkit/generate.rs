@@ -1,0 +1,33 @@
+//! Events for tests: realistic sizes, distinct ids.
+
+use toka_types::{EntityId, Timestamp};
+
+use crate::chain::seal;
+use crate::record::{EventRecord, Head, NewEvent};
+
+/// A test event numbered `n`, with a payload of about `payload_len` bytes of JSON.
+pub fn event(n: u64, payload_len: usize) -> NewEvent {
+    let filler = "x".repeat(payload_len.saturating_sub(40));
+    NewEvent {
+        id: EntityId::from_u128((0x7e57 << 64) | u128::from(n)),
+        kind: "test.event".into(),
+        timestamp: Timestamp::from_micros(1_800_000_000_000_000 + n),
+        intent: EntityId::from_u128(u128::from(n / 4)),
+        parents: if n > 1 {
+            vec![EntityId::from_u128((0x7e57 << 64) | u128::from(n - 1))]
+        } else {
+            vec![]
+        },
+        origin: EntityId::from_u128(42),
+        jti: Some("test-jti".into()),
+        payload: format!("{{\"n\":{n},\"pad\":\"{filler}\"}}").into_bytes(),
+    }
+}
+
+/// `count` sealed test events after `head` (numbered from `head.seq + 1`).
+pub fn batch(head: Head, count: usize, payload_len: usize) -> Vec<EventRecord> {
+    let events = (0..count as u64)
+        .map(|i| event(head.seq + 1 + i, payload_len))
+        .collect();
+    seal(head, events)
+}

@@ -1,0 +1,263 @@
+//! An in-memory [`StorageBackend`]: fast, shared between clones of one handle, and
+//! **not durable**: everything is gone when the last handle is dropped or the process
+//! exits. For tests, benchmarks and throwaway runs; never for data you need back.
+//!
+//! It keeps the full contract otherwise (atomic appends, `Conflict` on a stale head,
+//! payload dedup, snapshots) and offers a live tail: [`MemoryStore::subscribe`]
+//! receives every record as it is appended.
+
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use async_trait::async_trait;
+use toka_store_core::{
+    AppendError, EventHeader, EventRecord, Hash32, Head, Snapshot, StorageBackend, StoreError,
+    check_batch, head_after,
+};
+use toka_types::EntityId;
+use tokio::sync::broadcast;
+
+const DRIVER: &str = "memory";
+const TAIL_CAPACITY: usize = 4096;
+
+#[derive(Default)]
+struct Log {
+    headers: Vec<EventHeader>,
+    ids: HashMap<EntityId, u64>,
+    payloads: HashMap<Hash32, Arc<[u8]>>,
+    snapshots: BTreeMap<u64, Snapshot>,
+}
+
+impl Log {
+    fn head(&self) -> Head {
+        self.headers
+            .last()
+            .map(|h| Head {
+                seq: h.seq,
+                digest: h.digest,
+            })
+            .unwrap_or(Head::EMPTY)
+    }
+
+    fn record(&self, index: usize) -> Option<EventRecord> {
+        let header = self.headers.get(index)?.clone();
+        let payload = self
+            .payloads
+            .get(&header.payload_hash)
+            .map(|p| p.to_vec())
+            .unwrap_or_default();
+        Some(EventRecord { header, payload })
+    }
+}
+
+/// An in-memory event log. Clones share the same log.
+#[derive(Clone)]
+pub struct MemoryStore {
+    log: Arc<Mutex<Log>>,
+    tail: broadcast::Sender<EventRecord>,
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl std::fmt::Debug for MemoryStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryStore").finish_non_exhaustive()
+    }
+}
+
+impl MemoryStore {
+    /// An empty log.
+    pub fn new() -> Self {
+        Self {
+            log: Arc::default(),
+            tail: broadcast::channel(TAIL_CAPACITY).0,
+        }
+    }
+
+    /// Every record appended from now on, in order. A receiver that falls more than
+    /// 4096 records behind is told it lagged (and should re-read from the log).
+    pub fn subscribe(&self) -> broadcast::Receiver<EventRecord> {
+        self.tail.subscribe()
+    }
+
+    fn lock(&self) -> Result<MutexGuard<'_, Log>, StoreError> {
+        // A panic while holding the lock could leave a half-applied append.
+        self.log
+            .lock()
+            .map_err(|_| StoreError::Poisoned { driver: DRIVER })
+    }
+
+    /// Direct access to the stored headers and payloads, for tests that tamper with the
+    /// log as a bad disk would. Not part of the storage contract.
+    #[doc(hidden)]
+    pub fn raw_edit(
+        &self,
+        edit: impl FnOnce(&mut Vec<EventHeader>, &mut HashMap<Hash32, Arc<[u8]>>),
+    ) {
+        if let Ok(mut log) = self.log.lock() {
+            let log = &mut *log;
+            edit(&mut log.headers, &mut log.payloads);
+        }
+    }
+
+    /// How many distinct payloads are stored.
+    pub fn payload_count(&self) -> usize {
+        self.log.lock().map(|l| l.payloads.len()).unwrap_or(0)
+    }
+}
+
+#[async_trait]
+impl StorageBackend for MemoryStore {
+    fn driver(&self) -> &'static str {
+        DRIVER
+    }
+
+    async fn head(&self) -> Result<Head, StoreError> {
+        Ok(self.lock()?.head())
+    }
+
+    async fn append(&self, expected_head: u64, batch: &[EventRecord]) -> Result<Head, AppendError> {
+        let new_head = {
+            let mut log = self.lock()?;
+            let head = log.head();
+            if head.seq != expected_head {
+                return Err(AppendError::Conflict {
+                    expected: expected_head,
+                    actual: head.seq,
+                });
+            }
+            check_batch(&head, batch)?;
+            if let Some(dup) = batch.iter().find(|r| log.ids.contains_key(&r.header.id)) {
+                return Err(AppendError::InvalidBatch {
+                    seq: dup.header.seq,
+                    reason: format!("event id {} is already in the log", dup.header.id),
+                });
+            }
+            for record in batch {
+                log.payloads
+                    .entry(record.header.payload_hash)
+                    .or_insert_with(|| record.payload.as_slice().into());
+                log.ids.insert(record.header.id, record.header.seq);
+                log.headers.push(record.header.clone());
+            }
+            head_after(head, batch)
+        };
+        for record in batch {
+            // No subscriber is fine.
+            let _ = self.tail.send(record.clone());
+        }
+        Ok(new_head)
+    }
+
+    async fn read_range(&self, from: u64, limit: usize) -> Result<Vec<EventRecord>, StoreError> {
+        let log = self.lock()?;
+        let start = from.max(1) as usize - 1;
+        let end = start.saturating_add(limit).min(log.headers.len());
+        Ok((start..end).filter_map(|i| log.record(i)).collect())
+    }
+
+    async fn read_by_id(&self, id: EntityId) -> Result<Option<EventRecord>, StoreError> {
+        let log = self.lock()?;
+        Ok(log
+            .ids
+            .get(&id)
+            .and_then(|seq| log.record(*seq as usize - 1)))
+    }
+
+    async fn read_payload(&self, hash: &Hash32) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.lock()?.payloads.get(hash).map(|p| p.to_vec()))
+    }
+
+    async fn put_snapshot(&self, snapshot: &Snapshot) -> Result<(), StoreError> {
+        self.lock()?
+            .snapshots
+            .insert(snapshot.seq, snapshot.clone());
+        Ok(())
+    }
+
+    async fn latest_snapshot(&self) -> Result<Option<Snapshot>, StoreError> {
+        Ok(self.lock()?.snapshots.values().next_back().cloned())
+    }
+
+    async fn snapshot_seqs(&self) -> Result<Vec<u64>, StoreError> {
+        Ok(self.lock()?.snapshots.keys().copied().collect())
+    }
+
+    async fn prune_snapshots(&self, keep: usize) -> Result<usize, StoreError> {
+        let mut log = self.lock()?;
+        let excess = log.snapshots.len().saturating_sub(keep);
+        let doomed: Vec<u64> = log.snapshots.keys().take(excess).copied().collect();
+        for seq in &doomed {
+            log.snapshots.remove(seq);
+        }
+        Ok(doomed.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use toka_store_core::testkit::{Harness, Tamper};
+
+    use super::*;
+
+    struct MemoryHarness;
+
+    #[async_trait]
+    impl Harness for MemoryHarness {
+        type Store = MemoryStore;
+        const DURABLE: bool = false;
+
+        async fn open(_dir: &Path) -> Result<MemoryStore, StoreError> {
+            Ok(MemoryStore::new())
+        }
+
+        async fn tamper(store: MemoryStore, _dir: &Path, tamper: Tamper) -> MemoryStore {
+            store.raw_edit(|headers, payloads| match tamper {
+                Tamper::FlipPayloadByte { seq } => {
+                    let hash = headers[seq as usize - 1].payload_hash;
+                    let mut bytes = payloads[&hash].to_vec();
+                    bytes[3] ^= 1;
+                    payloads.insert(hash, bytes.into());
+                }
+                Tamper::DeleteRecord { seq } => {
+                    headers.remove(seq as usize - 1);
+                }
+                Tamper::SwapRecords { a, b } => {
+                    let (a, b) = (a as usize - 1, b as usize - 1);
+                    headers.swap(a, b);
+                    // The seq is the row's position, not part of what was swapped.
+                    let seq_a = headers[b].seq;
+                    headers[b].seq = headers[a].seq;
+                    headers[a].seq = seq_a;
+                }
+            });
+            store
+        }
+
+        async fn stored_payloads(store: &MemoryStore, _dir: &Path) -> u64 {
+            store.payload_count() as u64
+        }
+    }
+
+    toka_store_core::conformance_tests!(MemoryHarness);
+
+    #[tokio::test]
+    async fn tail_receives_appended_records_in_order() {
+        let store = MemoryStore::new();
+        let mut tail = store.subscribe();
+        let records = toka_store_core::testkit::batch(Head::EMPTY, 5, 50);
+        store.append(0, &records).await.unwrap();
+        for r in &records {
+            assert_eq!(&tail.recv().await.unwrap(), r);
+        }
+    }
+}

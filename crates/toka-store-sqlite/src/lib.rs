@@ -1,0 +1,438 @@
+//! The embedded SQLite event log: Toka's default store.
+//!
+//! # Durability
+//!
+//! The database runs in WAL mode with `synchronous=FULL`, and each append is one
+//! transaction. When [`append`](StorageBackend::append) returns `Ok`, the batch is in
+//! the WAL and the WAL is fsynced: it survives a killed process and a power cut. A
+//! crash during an append leaves either the whole batch or none of it.
+//!
+//! # One writer
+//!
+//! Opening the store takes an exclusive lock on `<file>.lock` for the life of the
+//! handle; a second process gets [`StoreError::Locked`] rather than becoming a second,
+//! silent writer. Readers that do not write (`sqlite3` itself) can still read the file
+//! while Toka runs.
+//!
+//! # Reading it by hand
+//!
+//! ```text
+//! sqlite3 toka.db "SELECT e.seq, e.kind, e.origin, p.body FROM events e
+//!                  JOIN payloads p ON p.hash = e.payload_hash ORDER BY seq DESC LIMIT 5"
+//! ```
+//!
+//! Payloads are stored as TEXT when they are UTF-8 (Toka's are JSON), once per hash.
+//! The schema is versioned (`PRAGMA user_version`) and migrated on open; a file from a
+//! newer Toka is refused.
+//!
+//! After an append fails with a database error, the handle refuses further work
+//! ([`StoreError::Poisoned`]) until the store is reopened, so nothing is built on a
+//! state that may not be what is on disk.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod rows;
+mod schema;
+
+use std::fs::{File, OpenOptions, TryLockError};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+use toka_store_core::{
+    AppendError, EventRecord, Hash32, Head, Snapshot, StorageBackend, StoreError, check_batch,
+    head_after,
+};
+use toka_types::EntityId;
+
+use crate::rows::{EVENT_COLUMNS, PayloadParam, parents_json, record_from_row};
+pub use crate::schema::SCHEMA_VERSION;
+
+pub(crate) const DRIVER: &str = "sqlite";
+
+/// An event log in one SQLite file. Clones share the connections.
+#[derive(Clone)]
+pub struct SqliteStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    path: PathBuf,
+    writer: Mutex<Connection>,
+    reader: Mutex<Connection>,
+    poisoned: AtomicBool,
+    // Held, never read: the exclusive lock lives as long as the handle.
+    _lock: File,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.inner.path)
+            .finish_non_exhaustive()
+    }
+}
+
+fn backend(e: impl std::fmt::Display) -> StoreError {
+    StoreError::backend(DRIVER, e)
+}
+
+fn configure(conn: &Connection) -> Result<(), StoreError> {
+    conn.pragma_update(None, "journal_mode", "WAL")
+        .map_err(backend)?;
+    conn.pragma_update(None, "synchronous", "FULL")
+        .map_err(backend)?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))
+        .map_err(backend)?;
+    conn.set_prepared_statement_cache_capacity(32);
+    Ok(())
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the log in the SQLite file `path`, migrating its
+    /// schema. Fails with [`StoreError::Locked`] if another process has it open.
+    pub async fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
+        let path = path.as_ref().to_path_buf();
+        tokio::task::spawn_blocking(move || Self::open_blocking(&path))
+            .await
+            .map_err(backend)?
+    }
+
+    /// [`SqliteStore::open`] for synchronous callers (not from inside an async task).
+    pub fn open_blocking(path: &Path) -> Result<Self, StoreError> {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| backend(format!("cannot create {}: {e}", parent.display())))?;
+        }
+        let lock_path = path.with_extension("db.lock");
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| backend(format!("cannot open {}: {e}", lock_path.display())))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => {
+                return Err(StoreError::Locked {
+                    path: path.display().to_string(),
+                });
+            }
+            Err(TryLockError::Error(e)) => {
+                return Err(backend(format!("cannot lock {}: {e}", lock_path.display())));
+            }
+        }
+        let mut writer = Connection::open(path).map_err(backend)?;
+        configure(&writer)?;
+        schema::migrate(&mut writer)?;
+        let reader = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(backend)?;
+        reader
+            .busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(backend)?;
+        reader.set_prepared_statement_cache_capacity(32);
+        tracing::debug!(path = %path.display(), "sqlite store open");
+        Ok(Self {
+            inner: Arc::new(Inner {
+                path: path.to_path_buf(),
+                writer: Mutex::new(writer),
+                reader: Mutex::new(reader),
+                poisoned: AtomicBool::new(false),
+                _lock: lock,
+            }),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// Runs `f` with the reader connection on the blocking pool.
+    async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let inner = Arc::clone(&self.inner);
+        tokio::task::spawn_blocking(move || {
+            inner.check_poison()?;
+            let conn = inner
+                .reader
+                .lock()
+                .map_err(|_| StoreError::Poisoned { driver: DRIVER })?;
+            f(&conn)
+        })
+        .await
+        .map_err(backend)?
+    }
+
+    /// Runs `f` with the writer connection on the blocking pool.
+    async fn write<T: Send + 'static, E: From<StoreError> + Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, E> + Send + 'static,
+    ) -> Result<T, E> {
+        let inner = Arc::clone(&self.inner);
+        tokio::task::spawn_blocking(move || {
+            inner.check_poison()?;
+            let mut conn = inner
+                .writer
+                .lock()
+                .map_err(|_| StoreError::Poisoned { driver: DRIVER })?;
+            f(&mut conn)
+        })
+        .await
+        .map_err(|e| E::from(backend(e)))?
+    }
+}
+
+impl Inner {
+    fn check_poison(&self) -> Result<(), StoreError> {
+        if self.poisoned.load(Ordering::Acquire) {
+            Err(StoreError::Poisoned { driver: DRIVER })
+        } else {
+            Ok(())
+        }
+    }
+}
+
+fn read_head(conn: &Connection) -> Result<Head, StoreError> {
+    conn.prepare_cached("SELECT seq, digest FROM events ORDER BY seq DESC LIMIT 1")
+        .map_err(backend)?
+        .query_row([], |row| {
+            Ok((row.get::<_, i64>(0)?, row.get::<_, Vec<u8>>(1)?))
+        })
+        .optional()
+        .map_err(backend)?
+        .map(|(seq, digest)| {
+            let digest = Hash32::from_slice(&digest).ok_or(StoreError::Corrupt {
+                driver: DRIVER,
+                seq: seq as u64,
+                reason: "digest is not 32 bytes".into(),
+            })?;
+            Ok(Head {
+                seq: seq as u64,
+                digest,
+            })
+        })
+        .unwrap_or(Ok(Head::EMPTY))
+}
+
+/// The append transaction: head check, batch check, inserts, commit.
+fn append_tx(
+    conn: &mut Connection,
+    expected_head: u64,
+    batch: &[EventRecord],
+) -> Result<Head, AppendError> {
+    let tx = conn
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .map_err(backend)?;
+    let head = read_head(&tx)?;
+    if head.seq != expected_head {
+        return Err(AppendError::Conflict {
+            expected: expected_head,
+            actual: head.seq,
+        });
+    }
+    if batch.is_empty() {
+        return Ok(head);
+    }
+    check_batch(&head, batch)?;
+    {
+        let mut payload = tx
+            .prepare_cached("INSERT OR IGNORE INTO payloads (hash, body) VALUES (?1, ?2)")
+            .map_err(backend)?;
+        let mut event = tx
+            .prepare_cached(
+                "INSERT INTO events (seq, id, kind, timestamp, intent, parents, origin, jti, payload_hash, digest)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            )
+            .map_err(backend)?;
+        for record in batch {
+            let h = &record.header;
+            payload
+                .execute(params![
+                    h.payload_hash.as_bytes().as_slice(),
+                    PayloadParam::new(&record.payload)
+                ])
+                .map_err(backend)?;
+            let inserted = event.execute(params![
+                h.seq as i64,
+                h.id.to_string(),
+                h.kind,
+                h.timestamp.as_micros() as i64,
+                h.intent.to_string(),
+                parents_json(&h.parents),
+                h.origin.to_string(),
+                h.jti,
+                h.payload_hash.as_bytes().as_slice(),
+                h.digest.as_bytes().as_slice(),
+            ]);
+            if let Err(e) = inserted {
+                if let rusqlite::Error::SqliteFailure(f, _) = &e
+                    && f.code == rusqlite::ErrorCode::ConstraintViolation
+                {
+                    return Err(AppendError::InvalidBatch {
+                        seq: h.seq,
+                        reason: format!("event id {} is already in the log", h.id),
+                    });
+                }
+                return Err(backend(e).into());
+            }
+        }
+    }
+    tx.commit().map_err(backend)?;
+    Ok(head_after(head, batch))
+}
+
+#[async_trait]
+impl StorageBackend for SqliteStore {
+    fn driver(&self) -> &'static str {
+        DRIVER
+    }
+
+    async fn head(&self) -> Result<Head, StoreError> {
+        self.read(read_head).await
+    }
+
+    async fn append(&self, expected_head: u64, batch: &[EventRecord]) -> Result<Head, AppendError> {
+        let batch = batch.to_vec();
+        let inner = Arc::clone(&self.inner);
+        self.write(move |conn| {
+            let result = append_tx(conn, expected_head, &batch);
+            if let Err(AppendError::Store(e)) = &result {
+                // The transaction rolled back, but we no longer trust our view of the
+                // file (e.g. an I/O error during commit): refuse until reopened.
+                tracing::error!(error = %e, "sqlite append failed; store poisoned until reopened");
+                inner.poisoned.store(true, Ordering::Release);
+            }
+            result
+        })
+        .await
+    }
+
+    async fn read_range(&self, from: u64, limit: usize) -> Result<Vec<EventRecord>, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.read(move |conn| {
+            let mut stmt = conn
+                .prepare_cached(&format!(
+                    "SELECT {EVENT_COLUMNS} FROM events e LEFT JOIN payloads p ON p.hash = e.payload_hash
+                     WHERE e.seq >= ?1 ORDER BY e.seq LIMIT ?2"
+                ))
+                .map_err(backend)?;
+            let mut rows = stmt.query(params![from as i64, limit]).map_err(backend)?;
+            let mut out = Vec::new();
+            while let Some(row) = rows.next().map_err(backend)? {
+                out.push(record_from_row(row)?);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn read_by_id(&self, id: EntityId) -> Result<Option<EventRecord>, StoreError> {
+        self.read(move |conn| {
+            let mut stmt = conn
+                .prepare_cached(&format!(
+                    "SELECT {EVENT_COLUMNS} FROM events e LEFT JOIN payloads p ON p.hash = e.payload_hash WHERE e.id = ?1"
+                ))
+                .map_err(backend)?;
+            let mut rows = stmt.query(params![id.to_string()]).map_err(backend)?;
+            match rows.next().map_err(backend)? {
+                Some(row) => record_from_row(row).map(Some),
+                None => Ok(None),
+            }
+        })
+        .await
+    }
+
+    async fn read_payload(&self, hash: &Hash32) -> Result<Option<Vec<u8>>, StoreError> {
+        let hash = *hash;
+        self.read(move |conn| {
+            let mut stmt = conn
+                .prepare_cached("SELECT body FROM payloads WHERE hash = ?1")
+                .map_err(backend)?;
+            let mut rows = stmt
+                .query(params![hash.as_bytes().as_slice()])
+                .map_err(backend)?;
+            match rows.next().map_err(backend)? {
+                Some(row) => match row.get_ref(0).map_err(backend)? {
+                    rusqlite::types::ValueRef::Text(b) | rusqlite::types::ValueRef::Blob(b) => {
+                        Ok(Some(b.to_vec()))
+                    }
+                    _ => Ok(Some(Vec::new())),
+                },
+                None => Ok(None),
+            }
+        })
+        .await
+    }
+
+    async fn put_snapshot(&self, snapshot: &Snapshot) -> Result<(), StoreError> {
+        let s = snapshot.clone();
+        self.write(move |conn| {
+            conn.execute(
+                "INSERT OR REPLACE INTO snapshots (seq, chain_digest, state_digest, state) VALUES (?1, ?2, ?3, ?4)",
+                params![s.seq as i64, s.chain_digest.as_bytes().as_slice(), s.state_digest.as_bytes().as_slice(), s.state],
+            )
+            .map_err(backend)?;
+            Ok::<_, StoreError>(())
+        })
+        .await
+    }
+
+    async fn latest_snapshot(&self) -> Result<Option<Snapshot>, StoreError> {
+        self.read(|conn| {
+            let row = conn
+                .query_row(
+                    "SELECT seq, chain_digest, state_digest, state FROM snapshots ORDER BY seq DESC LIMIT 1",
+                    [],
+                    |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?, r.get::<_, Vec<u8>>(2)?, r.get::<_, Vec<u8>>(3)?)),
+                )
+                .optional()
+                .map_err(backend)?;
+            row.map(|(seq, chain, state_digest, state)| {
+                let bad = || StoreError::Corrupt { driver: DRIVER, seq: seq as u64, reason: "snapshot digest is not 32 bytes".into() };
+                Ok(Snapshot {
+                    seq: seq as u64,
+                    chain_digest: Hash32::from_slice(&chain).ok_or_else(bad)?,
+                    state_digest: Hash32::from_slice(&state_digest).ok_or_else(bad)?,
+                    state,
+                })
+            })
+            .transpose()
+        })
+        .await
+    }
+
+    async fn snapshot_seqs(&self) -> Result<Vec<u64>, StoreError> {
+        self.read(|conn| {
+            let mut stmt = conn
+                .prepare_cached("SELECT seq FROM snapshots ORDER BY seq")
+                .map_err(backend)?;
+            let seqs = stmt
+                .query_map([], |r| r.get::<_, i64>(0))
+                .map_err(backend)?;
+            seqs.map(|s| s.map(|s| s as u64).map_err(backend)).collect()
+        })
+        .await
+    }
+
+    async fn prune_snapshots(&self, keep: usize) -> Result<usize, StoreError> {
+        let keep = i64::try_from(keep).unwrap_or(i64::MAX);
+        self.write(move |conn| {
+            let deleted = conn
+                .execute(
+                    "DELETE FROM snapshots WHERE seq NOT IN (SELECT seq FROM snapshots ORDER BY seq DESC LIMIT ?1)",
+                    params![keep],
+                )
+                .map_err(backend)?;
+            Ok::<_, StoreError>(deleted)
+        })
+        .await
+    }
+}

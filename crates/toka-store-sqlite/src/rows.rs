@@ -1,0 +1,100 @@
+//! Turning records into rows and back.
+
+use rusqlite::types::ValueRef;
+use rusqlite::{Row, ToSql};
+use toka_store_core::{EventHeader, EventRecord, Hash32, StoreError};
+use toka_types::{EntityId, Timestamp};
+
+use crate::DRIVER;
+
+/// The columns `read_*` queries select, in this order.
+pub(crate) const EVENT_COLUMNS: &str = "e.seq, e.id, e.kind, e.timestamp, e.intent, e.parents, e.origin, e.jti, e.payload_hash, e.digest, p.body";
+
+pub(crate) fn parents_json(parents: &[EntityId]) -> String {
+    let mut out = String::with_capacity(2 + parents.len() * 39);
+    out.push('[');
+    for (i, p) in parents.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push('"');
+        out.push_str(&p.to_string());
+        out.push('"');
+    }
+    out.push(']');
+    out
+}
+
+/// A payload as SQLite should store it: TEXT when it is UTF-8 (so `sqlite3` shows the
+/// JSON), BLOB otherwise. Both keep the bytes exactly.
+pub(crate) enum PayloadParam<'a> {
+    Text(&'a str),
+    Blob(&'a [u8]),
+}
+
+impl<'a> PayloadParam<'a> {
+    pub(crate) fn new(payload: &'a [u8]) -> Self {
+        match std::str::from_utf8(payload) {
+            Ok(text) => Self::Text(text),
+            Err(_) => Self::Blob(payload),
+        }
+    }
+}
+
+impl ToSql for PayloadParam<'_> {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        Ok(rusqlite::types::ToSqlOutput::Borrowed(match self {
+            Self::Text(t) => ValueRef::Text(t.as_bytes()),
+            Self::Blob(b) => ValueRef::Blob(b),
+        }))
+    }
+}
+
+fn corrupt(seq: u64, reason: impl Into<String>) -> StoreError {
+    StoreError::Corrupt {
+        driver: DRIVER,
+        seq,
+        reason: reason.into(),
+    }
+}
+
+fn id_at(row: &Row<'_>, index: usize, seq: u64) -> Result<EntityId, StoreError> {
+    let text: String = row.get(index).map_err(|e| corrupt(seq, e.to_string()))?;
+    text.parse()
+        .map_err(|e: toka_types::ParseIdError| corrupt(seq, e.to_string()))
+}
+
+fn hash_at(row: &Row<'_>, index: usize, seq: u64) -> Result<Hash32, StoreError> {
+    let bytes: Vec<u8> = row.get(index).map_err(|e| corrupt(seq, e.to_string()))?;
+    Hash32::from_slice(&bytes).ok_or_else(|| corrupt(seq, "hash is not 32 bytes"))
+}
+
+/// Reads a row selected with [`EVENT_COLUMNS`]. A missing payload reads as empty, so
+/// verification reports it as altered rather than the read failing.
+pub(crate) fn record_from_row(row: &Row<'_>) -> Result<EventRecord, StoreError> {
+    let seq: i64 = row.get(0).map_err(|e| StoreError::backend(DRIVER, e))?;
+    let seq = seq as u64;
+    let parents_text: String = row.get(5).map_err(|e| corrupt(seq, e.to_string()))?;
+    let parents: Vec<EntityId> =
+        serde_json::from_str(&parents_text).map_err(|e| corrupt(seq, format!("parents: {e}")))?;
+    let timestamp: i64 = row.get(3).map_err(|e| corrupt(seq, e.to_string()))?;
+    let payload = match row.get_ref(10).map_err(|e| corrupt(seq, e.to_string()))? {
+        ValueRef::Text(bytes) | ValueRef::Blob(bytes) => bytes.to_vec(),
+        _ => Vec::new(),
+    };
+    Ok(EventRecord {
+        header: EventHeader {
+            seq,
+            id: id_at(row, 1, seq)?,
+            kind: row.get(2).map_err(|e| corrupt(seq, e.to_string()))?,
+            timestamp: Timestamp::from_micros(timestamp as u64),
+            intent: id_at(row, 4, seq)?,
+            parents,
+            origin: id_at(row, 6, seq)?,
+            jti: row.get(7).map_err(|e| corrupt(seq, e.to_string()))?,
+            payload_hash: hash_at(row, 8, seq)?,
+            digest: hash_at(row, 9, seq)?,
+        },
+        payload,
+    })
+}

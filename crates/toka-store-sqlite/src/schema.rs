@@ -1,0 +1,62 @@
+//! The schema and its migrations. `PRAGMA user_version` holds the version applied;
+//! each migration runs once, in order, inside one transaction.
+
+use rusqlite::Connection;
+use toka_store_core::StoreError;
+
+use crate::DRIVER;
+
+/// Migrations, oldest first. Index + 1 is the version each one brings the file to.
+const MIGRATIONS: &[&str] = &[
+    // 1: the log, payloads stored once per hash, snapshots.
+    "CREATE TABLE payloads (
+        hash BLOB PRIMARY KEY,      -- BLAKE3 of body, 32 bytes
+        body NOT NULL               -- TEXT when the payload is UTF-8 (JSON), else BLOB
+    ) WITHOUT ROWID;
+    CREATE TABLE events (
+        seq INTEGER PRIMARY KEY,    -- 1, 2, 3, ... without gaps
+        id TEXT NOT NULL UNIQUE,    -- event id (UUID)
+        kind TEXT NOT NULL,
+        timestamp INTEGER NOT NULL, -- microseconds since the Unix epoch
+        intent TEXT NOT NULL,
+        parents TEXT NOT NULL,      -- JSON array of event ids
+        origin TEXT NOT NULL,
+        jti TEXT,                   -- capability that authorised it; NULL for genesis
+        payload_hash BLOB NOT NULL, -- payloads.hash
+        digest BLOB NOT NULL        -- chain digest, 32 bytes
+    );
+    CREATE TABLE snapshots (
+        seq INTEGER PRIMARY KEY,
+        chain_digest BLOB NOT NULL,
+        state_digest BLOB NOT NULL,
+        state BLOB NOT NULL
+    );",
+];
+
+/// The newest schema version this build knows.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// Brings the database to [`SCHEMA_VERSION`]; refuses a newer one.
+pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let err = |e: rusqlite::Error| StoreError::backend(DRIVER, e);
+    let found: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(err)?;
+    if found > SCHEMA_VERSION {
+        return Err(StoreError::SchemaTooNew {
+            driver: DRIVER,
+            found,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    for (index, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+        let version = index as i64 + 1;
+        let tx = conn.transaction().map_err(err)?;
+        tx.execute_batch(sql).map_err(err)?;
+        tx.pragma_update(None, "user_version", version)
+            .map_err(err)?;
+        tx.commit().map_err(err)?;
+        tracing::info!(version, "sqlite schema migrated");
+    }
+    Ok(())
+}
