@@ -18,7 +18,7 @@
 //!
 //! ```text
 //! sqlite3 toka.db "SELECT e.seq, e.kind, e.origin, p.body FROM events e
-//!                  JOIN payloads p ON p.hash = e.payload_hash ORDER BY seq DESC LIMIT 5"
+//!                  JOIN payloads p ON p.id = e.payload_id ORDER BY seq DESC LIMIT 5"
 //! ```
 //!
 //! Payloads are stored as TEXT when they are UTF-8 (Toka's are JSON), once per hash.
@@ -148,6 +148,27 @@ impl SqliteStore {
         })
     }
 
+    /// [`StorageBackend::append`] for synchronous callers (not from inside an async
+    /// task: it blocks on the disk).
+    pub fn append_blocking(
+        &self,
+        expected_head: u64,
+        batch: &[EventRecord],
+    ) -> Result<Head, AppendError> {
+        self.inner.check_poison()?;
+        let mut conn = self
+            .inner
+            .writer
+            .lock()
+            .map_err(|_| StoreError::Poisoned { driver: DRIVER })?;
+        let result = append_tx(&mut conn, expected_head, batch);
+        if let Err(AppendError::Store(e)) = &result {
+            tracing::error!(error = %e, "sqlite append failed; store poisoned until reopened");
+            self.inner.poisoned.store(true, Ordering::Release);
+        }
+        result
+    }
+
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.inner.path
@@ -222,6 +243,13 @@ fn read_head(conn: &Connection) -> Result<Head, StoreError> {
         .unwrap_or(Ok(Head::EMPTY))
 }
 
+/// The first 8 bytes of a payload hash as the integer the dedup index holds.
+fn hash_prefix(hash: &Hash32) -> i64 {
+    let mut bytes = [0u8; 8];
+    bytes.copy_from_slice(&hash.as_bytes()[..8]);
+    i64::from_le_bytes(bytes)
+}
+
 /// The append transaction: head check, batch check, inserts, commit.
 fn append_tx(
     conn: &mut Connection,
@@ -243,24 +271,36 @@ fn append_tx(
     }
     check_batch(&head, batch)?;
     {
-        let mut payload = tx
-            .prepare_cached("INSERT OR IGNORE INTO payloads (hash, body) VALUES (?1, ?2)")
+        let mut find_payload = tx
+            .prepare_cached("SELECT id FROM payloads WHERE hash_prefix = ?1 AND hash = ?2")
             .map_err(backend)?;
-        let mut event = tx
+        let mut insert_payload = tx
+            .prepare_cached("INSERT INTO payloads (hash_prefix, hash, body) VALUES (?1, ?2, ?3)")
+            .map_err(backend)?;
+        let mut insert_event = tx
             .prepare_cached(
-                "INSERT INTO events (seq, id, kind, timestamp, intent, parents, origin, jti, payload_hash, digest)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                "INSERT INTO events (seq, id, kind, timestamp, intent, parents, origin, jti, payload_hash, payload_id, digest)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
             )
             .map_err(backend)?;
         for record in batch {
             let h = &record.header;
-            payload
-                .execute(params![
-                    h.payload_hash.as_bytes().as_slice(),
-                    PayloadParam::new(&record.payload)
-                ])
+            let hash = h.payload_hash.as_bytes().as_slice();
+            let prefix = hash_prefix(&h.payload_hash);
+            let existing: Option<i64> = find_payload
+                .query_row(params![prefix, hash], |r| r.get(0))
+                .optional()
                 .map_err(backend)?;
-            let inserted = event.execute(params![
+            let payload_id = match existing {
+                Some(id) => id,
+                None => {
+                    insert_payload
+                        .execute(params![prefix, hash, PayloadParam::new(&record.payload)])
+                        .map_err(backend)?;
+                    tx.last_insert_rowid()
+                }
+            };
+            let inserted = insert_event.execute(params![
                 h.seq as i64,
                 h.id.to_string(),
                 h.kind,
@@ -269,7 +309,8 @@ fn append_tx(
                 parents_json(&h.parents),
                 h.origin.to_string(),
                 h.jti,
-                h.payload_hash.as_bytes().as_slice(),
+                hash,
+                payload_id,
                 h.digest.as_bytes().as_slice(),
             ]);
             if let Err(e) = inserted {
@@ -301,18 +342,10 @@ impl StorageBackend for SqliteStore {
 
     async fn append(&self, expected_head: u64, batch: &[EventRecord]) -> Result<Head, AppendError> {
         let batch = batch.to_vec();
-        let inner = Arc::clone(&self.inner);
-        self.write(move |conn| {
-            let result = append_tx(conn, expected_head, &batch);
-            if let Err(AppendError::Store(e)) = &result {
-                // The transaction rolled back, but we no longer trust our view of the
-                // file (e.g. an I/O error during commit): refuse until reopened.
-                tracing::error!(error = %e, "sqlite append failed; store poisoned until reopened");
-                inner.poisoned.store(true, Ordering::Release);
-            }
-            result
-        })
-        .await
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || this.append_blocking(expected_head, &batch))
+            .await
+            .map_err(|e| AppendError::Store(backend(e)))?
     }
 
     async fn read_range(&self, from: u64, limit: usize) -> Result<Vec<EventRecord>, StoreError> {
@@ -320,7 +353,7 @@ impl StorageBackend for SqliteStore {
         self.read(move |conn| {
             let mut stmt = conn
                 .prepare_cached(&format!(
-                    "SELECT {EVENT_COLUMNS} FROM events e LEFT JOIN payloads p ON p.hash = e.payload_hash
+                    "SELECT {EVENT_COLUMNS} FROM events e LEFT JOIN payloads p ON p.id = e.payload_id
                      WHERE e.seq >= ?1 ORDER BY e.seq LIMIT ?2"
                 ))
                 .map_err(backend)?;
@@ -338,7 +371,7 @@ impl StorageBackend for SqliteStore {
         self.read(move |conn| {
             let mut stmt = conn
                 .prepare_cached(&format!(
-                    "SELECT {EVENT_COLUMNS} FROM events e LEFT JOIN payloads p ON p.hash = e.payload_hash WHERE e.id = ?1"
+                    "SELECT {EVENT_COLUMNS} FROM events e LEFT JOIN payloads p ON p.id = e.payload_id WHERE e.id = ?1"
                 ))
                 .map_err(backend)?;
             let mut rows = stmt.query(params![id.to_string()]).map_err(backend)?;

@@ -9,10 +9,19 @@ use crate::DRIVER;
 /// Migrations, oldest first. Index + 1 is the version each one brings the file to.
 const MIGRATIONS: &[&str] = &[
     // 1: the log, payloads stored once per hash, snapshots.
+    //
+    // Rows are laid out so that appends write at the end of every B-tree: events by
+    // seq, payloads by an increasing rowid, event ids (runtime-assigned, increasing)
+    // in their index. The only random-order index is the one on an 8-byte prefix of
+    // the payload hash, kept small because a random index dirties one page per
+    // insert on every commit.
     "CREATE TABLE payloads (
-        hash BLOB PRIMARY KEY,      -- BLAKE3 of body, 32 bytes
+        id INTEGER PRIMARY KEY,     -- increasing; what events point at
+        hash_prefix INTEGER NOT NULL, -- first 8 bytes of hash, little-endian (dedup lookup)
+        hash BLOB NOT NULL,         -- BLAKE3 of body, 32 bytes
         body NOT NULL               -- TEXT when the payload is UTF-8 (JSON), else BLOB
-    ) WITHOUT ROWID;
+    );
+    CREATE INDEX payloads_by_hash_prefix ON payloads (hash_prefix);
     CREATE TABLE events (
         seq INTEGER PRIMARY KEY,    -- 1, 2, 3, ... without gaps
         id TEXT NOT NULL UNIQUE,    -- event id (UUID)
@@ -22,7 +31,8 @@ const MIGRATIONS: &[&str] = &[
         parents TEXT NOT NULL,      -- JSON array of event ids
         origin TEXT NOT NULL,
         jti TEXT,                   -- capability that authorised it; NULL for genesis
-        payload_hash BLOB NOT NULL, -- payloads.hash
+        payload_hash BLOB NOT NULL, -- BLAKE3 of the payload, 32 bytes
+        payload_id INTEGER NOT NULL,-- payloads.id
         digest BLOB NOT NULL        -- chain digest, 32 bytes
     );
     CREATE TABLE snapshots (

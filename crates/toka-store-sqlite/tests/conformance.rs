@@ -50,7 +50,7 @@ async fn payloads_are_readable_text_in_the_database() {
     let conn = rusqlite::Connection::open(db(dir.path())).unwrap();
     let (kind, body, body_type): (String, String, String) = conn
         .query_row(
-            "SELECT e.kind, p.body, typeof(p.body) FROM events e JOIN payloads p ON p.hash = e.payload_hash WHERE e.seq = 2",
+            "SELECT e.kind, p.body, typeof(p.body) FROM events e JOIN payloads p ON p.id = e.payload_id WHERE e.seq = 2",
             [],
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )

@@ -29,9 +29,9 @@ impl Harness for SqliteHarness {
         let conn = Connection::open(db(dir)).unwrap();
         match tamper {
             Tamper::FlipPayloadByte { seq } => {
-                let (hash, body): (Vec<u8>, String) = conn
+                let (payload_id, body): (i64, String) = conn
                     .query_row(
-                        "SELECT p.hash, p.body FROM payloads p JOIN events e ON e.payload_hash = p.hash WHERE e.seq = ?1",
+                        "SELECT p.id, p.body FROM payloads p JOIN events e ON e.payload_id = p.id WHERE e.seq = ?1",
                         params![seq as i64],
                         |r| Ok((r.get(0)?, r.get(1)?)),
                     )
@@ -40,8 +40,8 @@ impl Harness for SqliteHarness {
                 bytes[3] ^= 1;
                 let body = String::from_utf8(bytes).unwrap();
                 conn.execute(
-                    "UPDATE payloads SET body = ?1 WHERE hash = ?2",
-                    params![body, hash],
+                    "UPDATE payloads SET body = ?1 WHERE id = ?2",
+                    params![body, payload_id],
                 )
                 .unwrap();
             }
