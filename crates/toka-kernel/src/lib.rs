@@ -71,6 +71,7 @@ mod decide;
 mod digest;
 mod error;
 mod ids;
+mod image;
 mod kernel;
 mod opcode;
 mod state;
@@ -80,6 +81,7 @@ pub use context::Context;
 pub use decide::{decide, decide_genesis};
 pub use digest::{ParseDigestError, StateDigest};
 pub use error::{InvariantViolation, KernelError};
+pub use image::{AgentImage, ExtensionEntries, IMAGE_VERSION, StateImage, TaskImage};
 pub use kernel::Kernel;
 pub use opcode::{ExtensionRefusal, OpcodeHandler, OpcodeRegistry};
 pub use state::{

@@ -304,3 +304,31 @@ fn a_long_run_exercises_every_outcome() {
     let counter = replayed.state().extension_state("counter").unwrap();
     assert_eq!(counter.get(&a.to_bytes().to_vec()), Some(&vec![5]));
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
+    /// A state written to an image (through JSON, as snapshots store it) and loaded
+    /// back is the same state, by value and digest.
+    #[test]
+    fn images_round_trip(actions in proptest::collection::vec(action(), 1..120)) {
+        let mut w = common::World::new();
+        w.kernel.register(Arc::new(Counter)).unwrap();
+        for a in actions.into_iter().take(120) {
+            let state = w.kernel.state();
+            let agents: Vec<EntityId> = state.agents().iter().map(|r| r.id).collect();
+            let target = pick(&agents, a.target, EntityId::from_u128(1));
+            let token = w.root_token.clone();
+            let root = w.root;
+            let op = match a.op % 3 {
+                0 => Operation::SpawnSubAgent { parent: target, spec: AgentSpec::new("x").unwrap() },
+                1 => Operation::ScheduleAgentTask { agent: target, task: TaskSpec::new("t").unwrap() },
+                _ => Operation::TerminateAgent { agent: target },
+            };
+            let _ = w.submit(root, &token, op);
+        }
+        let json = serde_json::to_vec(&w.kernel.state().image()).unwrap();
+        let loaded = WorldState::from_image(serde_json::from_slice(&json).unwrap()).unwrap();
+        prop_assert_eq!(&loaded, w.kernel.state());
+        prop_assert_eq!(loaded.digest(), w.kernel.state().digest());
+    }
+}

@@ -1,0 +1,179 @@
+//! [`AgentContext`]: what a hosted agent can see and do.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use toka_types::{EntityId, KernelEvent, Message, Observation, Operation, TaskOutcome, TaskState};
+
+use super::{Agent, AgentError, AgentHandle, host};
+use crate::codec::decode;
+use crate::runtime::Runtime;
+use crate::subscription::Subscription;
+
+/// A task delivered to an agent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AssignedTask {
+    /// The task.
+    pub id: EntityId,
+    /// What it asks.
+    pub description: String,
+}
+
+/// The handle a hosted agent acts through.
+pub struct AgentContext {
+    runtime: Runtime,
+    id: EntityId,
+    token: String,
+    backlog: Vec<AssignedTask>,
+    feed: Subscription,
+    delivered: HashSet<EntityId>,
+    max_restarts: u32,
+}
+
+impl std::fmt::Debug for AgentContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AgentContext")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AgentContext {
+    pub(crate) fn new(runtime: Runtime, id: EntityId, token: String, max_restarts: u32) -> Self {
+        // Subscribe first, then read the queued tasks: a task scheduled in between is
+        // seen twice and delivered once.
+        let feed = runtime.subscribe(runtime.head().seq + 1);
+        let mut backlog: Vec<AssignedTask> = runtime.read(|s| {
+            s.tasks_of(id)
+                .into_iter()
+                .filter(|t| t.state == TaskState::Queued)
+                .map(|t| AssignedTask {
+                    id: t.id,
+                    description: t.spec.description().to_string(),
+                })
+                .collect()
+        });
+        backlog.reverse(); // popped from the end: oldest first
+        Self {
+            runtime,
+            id,
+            token,
+            backlog,
+            feed,
+            delivered: HashSet::new(),
+            max_restarts,
+        }
+    }
+
+    /// The agent's id.
+    pub fn id(&self) -> EntityId {
+        self.id
+    }
+
+    /// The agent's token.
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+
+    /// The runtime.
+    pub fn runtime(&self) -> &Runtime {
+        &self.runtime
+    }
+
+    fn still_queued(&self, task: EntityId) -> bool {
+        self.runtime
+            .read(|s| s.task(task).is_some_and(|t| t.state == TaskState::Queued))
+    }
+
+    /// The next task scheduled to this agent and still queued, waiting for one.
+    /// `None` if the runtime stops feeding.
+    pub async fn next_task(&mut self) -> Option<AssignedTask> {
+        while let Some(task) = self.backlog.pop() {
+            if self.delivered.insert(task.id) && self.still_queued(task.id) {
+                return Some(task);
+            }
+        }
+        loop {
+            let record = self.feed.next().await?.ok()?;
+            if record.header.kind != "task.scheduled" {
+                continue;
+            }
+            if let Ok(KernelEvent::TaskScheduled { agent, task, spec }) = decode(&record)
+                && agent == self.id
+                && self.delivered.insert(task)
+                && self.still_queued(task)
+            {
+                return Some(AssignedTask {
+                    id: task,
+                    description: spec.description().to_string(),
+                });
+            }
+        }
+    }
+
+    async fn send(&self, operation: Operation) -> Result<Vec<KernelEvent>, AgentError> {
+        let committed = self
+            .runtime
+            .submit(Message::new(self.id, self.token.clone(), operation))
+            .await?;
+        Ok(committed.events)
+    }
+
+    /// Claims `task` (queued → claimed).
+    pub async fn claim(&self, task: EntityId) -> Result<(), AgentError> {
+        self.send(Operation::ClaimTask {
+            agent: self.id,
+            task,
+        })
+        .await
+        .map(|_| ())
+    }
+
+    /// Completes a claimed `task`.
+    pub async fn complete(&self, task: EntityId, outcome: TaskOutcome) -> Result<(), AgentError> {
+        self.send(Operation::CompleteTask {
+            agent: self.id,
+            task,
+            outcome,
+        })
+        .await
+        .map(|_| ())
+    }
+
+    /// Records an observation.
+    pub async fn observe(&self, data: impl Into<Vec<u8>>) -> Result<(), AgentError> {
+        let data = Observation::new(data)?;
+        self.send(Operation::EmitObservation {
+            agent: self.id,
+            data,
+        })
+        .await
+        .map(|_| ())
+    }
+
+    /// Spawns a child agent running `agent`, with a token attenuated from this agent's
+    /// (only `permissions`, which this agent's token must have), hosted under the same
+    /// supervision.
+    pub async fn spawn_child(
+        &self,
+        name: &str,
+        permissions: &[&str],
+        agent: Arc<dyn Agent>,
+    ) -> Result<AgentHandle, AgentError> {
+        let spec = toka_types::AgentSpec::new(name)?;
+        let events = self
+            .send(Operation::SpawnSubAgent {
+                parent: self.id,
+                spec,
+            })
+            .await?;
+        let Some(KernelEvent::AgentSpawned { agent: child, .. }) = events.first() else {
+            return Err(AgentError("spawn produced no agent".into()));
+        };
+        let permissions = permissions.iter().map(|p| p.to_string()).collect();
+        let (token, _) = self
+            .runtime
+            .mint_child_token(&self.token, *child, permissions, None)?;
+        Ok(host(&self.runtime, *child, token, agent, self.max_restarts))
+    }
+}

@@ -1,0 +1,51 @@
+//! The Toka runtime: turns the pure kernel and a storage driver into a running system.
+//!
+//! * [`Config`]: settings from `toka.toml` with `TOKA_*` overrides, every key documented
+//!   and checked.
+//! * [`Runtime`]: the commit pipeline (one writer owns the kernel; submitters queue;
+//!   group commit; nobody hears "ok" before the events are durable), recovery by
+//!   snapshot + replay at start, snapshots, per-origin rate limits, subscriptions from
+//!   any `seq`, token minting, clean shutdown.
+//! * [`host`]: user-space agents running inside the runtime under a supervisor.
+//!
+//! What it is not: the HTTP server (`toka-api`) or the command line (`toka-cli`).
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use std::sync::Arc;
+//! use toka_runtime::{Runtime, RuntimeOptions};
+//! use toka_store_memory::MemoryStore;
+//! use toka_auth::{KeySet, SigningKey};
+//!
+//! let keys = KeySet::new(SigningKey::hs256("k1", &[7u8; 32])?);
+//! let runtime = Runtime::with_store(Arc::new(MemoryStore::new()), keys, RuntimeOptions::default()).await?;
+//! let root = runtime.root().unwrap();
+//! let token = runtime.mint_admin_token(root)?;
+//! # let _ = token;
+//! runtime.shutdown().await;
+//! # Ok(()) }
+//! ```
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod clock;
+pub mod codec;
+pub mod config;
+mod error;
+pub mod host;
+pub mod keys;
+mod pipeline;
+pub mod recovery;
+mod runtime;
+mod shared;
+mod store;
+mod subscription;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use config::Config;
+pub use error::{Refused, RuntimeError, SubmitError};
+pub use pipeline::Committed;
+pub use runtime::{Runtime, RuntimeOptions};
+pub use shared::{BATCH_BUCKETS, LATENCY_BUCKETS_MS, Metrics, MetricsSnapshot};
+pub use store::{compiled_drivers, open_store};
+pub use subscription::Subscription;

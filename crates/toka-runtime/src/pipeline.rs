@@ -1,0 +1,331 @@
+//! The commit pipeline: one writer task owns the kernel.
+//!
+//! Rules, in the order the writer follows them for each batch:
+//!
+//! 1. Take up to `max_batch` queued commands (waiting only for the first).
+//! 2. For each message, in queue order: authenticate, decide and apply on the writer's
+//!    kernel, so each message sees the effects of those before it. A rejection
+//!    produces no event.
+//! 3. Seal the batch's events after the head and append them in **one** storage call.
+//! 4. Only if the append returned `Ok`: update the committed state and head, publish
+//!    the records on the bus, then answer every submitter (events and `seq`s, or its
+//!    rejection).
+//! 5. If the append failed: answer every submitter of the batch with the error,
+//!    publish nothing, and rebuild the kernel from the log before taking more work.
+//!    If that rebuild fails, the writer stops: every later submission gets `Stopped`.
+//!
+//! Readers only ever see state and records of step 4.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use toka_bus_core::EventBus as _;
+use toka_kernel::{Context, Kernel, OpcodeRegistry};
+use toka_store_core::{Hash32, Head, Snapshot, seal};
+use toka_types::{EntityId, KernelEvent, Message, Timestamp};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::clock::Clock;
+use crate::codec::{self, Provenance};
+use crate::config::{PipelineConfig, SnapshotConfig};
+use crate::error::SubmitError;
+use crate::recovery;
+use crate::shared::Shared;
+
+/// What a committed message produced: its events, the first at `first_seq`, the rest
+/// following.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Committed {
+    /// The `seq` of the first event.
+    pub first_seq: u64,
+    /// The events, in log order.
+    pub events: Vec<KernelEvent>,
+}
+
+impl Committed {
+    /// `(seq, event)` pairs.
+    pub fn numbered(&self) -> impl Iterator<Item = (u64, &KernelEvent)> {
+        self.events
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (self.first_seq + i as u64, e))
+    }
+}
+
+/// The answer to a submission: its events, or why not, with the message handed back.
+pub(crate) type Reply = oneshot::Sender<Result<Committed, (SubmitError, Message)>>;
+
+pub(crate) enum Command {
+    Submit {
+        message: Message,
+        reply: Reply,
+    },
+    Snapshot {
+        reply: oneshot::Sender<Result<u64, String>>,
+    },
+    /// Stop taking commands, commit what is queued, snapshot if configured, answer.
+    Shutdown {
+        reply: oneshot::Sender<()>,
+    },
+}
+
+pub(crate) struct Writer {
+    pub(crate) kernel: Kernel,
+    pub(crate) head: Head,
+    pub(crate) namespace: EntityId,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) last_now: Timestamp,
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) handlers: OpcodeRegistry,
+    pub(crate) pipeline: PipelineConfig,
+    pub(crate) snapshots: SnapshotConfig,
+    pub(crate) since_snapshot: u64,
+}
+
+enum Outcome {
+    Accepted {
+        first_seq: u64,
+        events: Vec<KernelEvent>,
+    },
+    Rejected(SubmitError),
+}
+
+impl Writer {
+    pub(crate) async fn run(mut self, mut rx: mpsc::Receiver<Command>) {
+        let mut stopped = false;
+        let mut shutdown_replies = Vec::new();
+        while let Some(first) = rx.recv().await {
+            let mut commands = vec![first];
+            while commands.len() < self.pipeline.max_batch {
+                match rx.try_recv() {
+                    Ok(c) => commands.push(c),
+                    Err(_) => break,
+                }
+            }
+            self.shared
+                .metrics
+                .queue_depth
+                .store(rx.len() as u64, Ordering::Relaxed);
+            let mut submissions = Vec::with_capacity(commands.len());
+            let mut snapshot_requests = Vec::new();
+            for c in commands {
+                match c {
+                    Command::Submit { message, reply } => submissions.push((message, reply)),
+                    Command::Snapshot { reply } => snapshot_requests.push(reply),
+                    Command::Shutdown { reply } => {
+                        // Nothing new gets in; what is queued is still committed.
+                        rx.close();
+                        shutdown_replies.push(reply);
+                    }
+                }
+            }
+            if stopped {
+                for (message, reply) in submissions {
+                    let _ = reply.send(Err((SubmitError::Stopped, message)));
+                }
+                for reply in snapshot_requests {
+                    let _ = reply.send(Err("the writer stopped after a storage failure".into()));
+                }
+                continue;
+            }
+            if !submissions.is_empty() && !self.commit(submissions).await {
+                stopped = true;
+                continue;
+            }
+            let due = self.snapshots.every_events > 0
+                && self.since_snapshot >= self.snapshots.every_events;
+            if due || !snapshot_requests.is_empty() {
+                let result = self.take_snapshot().await;
+                if let Err(e) = &result {
+                    tracing::error!(error = %e, "snapshot failed");
+                }
+                for reply in snapshot_requests {
+                    let _ = reply.send(result.clone());
+                }
+            }
+        }
+        // The queue is closed and drained: a clean shutdown.
+        if !stopped
+            && self.snapshots.on_shutdown
+            && self.head.seq > 0
+            && let Err(e) = self.take_snapshot().await
+        {
+            tracing::error!(error = %e, "final snapshot failed");
+        }
+        tracing::info!(head = self.head.seq, "writer stopped");
+        for reply in shutdown_replies {
+            let _ = reply.send(());
+        }
+    }
+
+    /// Decides and commits one batch. Returns false if the writer must stop.
+    async fn commit(&mut self, submissions: Vec<(Message, Reply)>) -> bool {
+        let mut outcomes = Vec::with_capacity(submissions.len());
+        let mut new_events = Vec::new();
+        let mut accepted = 0usize;
+        for (message, _) in &submissions {
+            let now = self.clock.now().max(self.last_now);
+            self.last_now = now;
+            let seq = self.kernel.state().next_seq();
+            let ctx = Context::new(now, seq);
+            let decided = self.kernel.authenticate(message, now).and_then(|claims| {
+                self.kernel
+                    .submit_verified(message, &claims, &ctx)
+                    .map(|e| (claims, e))
+            });
+            match decided {
+                Ok((claims, events)) => {
+                    let who = Provenance {
+                        origin: message.origin,
+                        jti: Some(claims.jti.clone()),
+                        timestamp: now,
+                    };
+                    new_events.extend(codec::encode(self.namespace, seq, &events, &who));
+                    accepted += 1;
+                    outcomes.push(Outcome::Accepted {
+                        first_seq: seq,
+                        events,
+                    });
+                }
+                Err(e) => {
+                    self.shared.metrics.reject(reason_name(&e));
+                    tracing::debug!(origin = %message.origin, op = message.operation.name(), reason = %e, "message rejected");
+                    outcomes.push(Outcome::Rejected(SubmitError::Rejected(e)));
+                }
+            }
+        }
+        if new_events.is_empty() {
+            for ((message, reply), outcome) in submissions.into_iter().zip(outcomes) {
+                if let Outcome::Rejected(e) = outcome {
+                    let _ = reply.send(Err((e, message)));
+                }
+            }
+            return true;
+        }
+        let records = seal(self.head, new_events);
+        let started = Instant::now();
+        match self.shared.store.append(self.head.seq, &records).await {
+            Ok(new_head) => {
+                let metrics = &self.shared.metrics;
+                metrics.observe_commit(started.elapsed().as_micros() as u64, submissions.len());
+                metrics.batches.fetch_add(1, Ordering::Relaxed);
+                metrics
+                    .committed_messages
+                    .fetch_add(accepted as u64, Ordering::Relaxed);
+                metrics
+                    .committed_events
+                    .fetch_add(records.len() as u64, Ordering::Relaxed);
+                self.head = new_head;
+                self.since_snapshot += records.len() as u64;
+                {
+                    let mut state = self.shared.state.write().unwrap_or_else(|e| e.into_inner());
+                    for outcome in &outcomes {
+                        if let Outcome::Accepted { events, .. } = outcome {
+                            for event in events {
+                                toka_kernel::apply(&mut state, event, &self.handlers);
+                            }
+                        }
+                    }
+                }
+                self.shared.head.send_replace(new_head);
+                for record in records {
+                    self.shared.bus.publish(Arc::new(record));
+                }
+                for ((message, reply), outcome) in submissions.into_iter().zip(outcomes) {
+                    let answer = match outcome {
+                        Outcome::Accepted { first_seq, events } => {
+                            Ok(Committed { first_seq, events })
+                        }
+                        Outcome::Rejected(e) => Err((e, message)),
+                    };
+                    let _ = reply.send(answer);
+                }
+                true
+            }
+            Err(e) => {
+                self.shared
+                    .metrics
+                    .commit_failures
+                    .fetch_add(1, Ordering::Relaxed);
+                tracing::error!(error = %e, batch = submissions.len(), "commit failed; rebuilding state from the log");
+                let message = e.to_string();
+                for (m, reply) in submissions {
+                    let _ = reply.send(Err((SubmitError::Storage(message.clone()), m)));
+                }
+                self.rebuild().await
+            }
+        }
+    }
+
+    /// Throws away the writer's (possibly uncommitted) state and replays the log.
+    async fn rebuild(&mut self) -> bool {
+        match recovery::recover(self.shared.store.as_ref(), &self.handlers, |_| {}).await {
+            Ok(recovered) => {
+                let keys = self.kernel.verifier().keys().clone();
+                self.kernel = recovery::kernel_for(recovered.state.clone(), keys, &self.handlers);
+                self.head = recovered.head;
+                *self.shared.state.write().unwrap_or_else(|e| e.into_inner()) = recovered.state;
+                self.shared.head.send_replace(recovered.head);
+                tracing::info!(head = recovered.head.seq, "state rebuilt from the log");
+                true
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot rebuild state from the log; the writer stops");
+                false
+            }
+        }
+    }
+
+    async fn take_snapshot(&mut self) -> Result<u64, String> {
+        let state = self.kernel.state();
+        let image = serde_json::to_vec(&state.image()).map_err(|e| e.to_string())?;
+        let snapshot = Snapshot {
+            seq: self.head.seq,
+            chain_digest: self.head.digest,
+            state_digest: Hash32(*state.digest().as_bytes()),
+            state: image,
+        };
+        self.shared
+            .store
+            .put_snapshot(&snapshot)
+            .await
+            .map_err(|e| e.to_string())?;
+        self.shared
+            .store
+            .prune_snapshots(self.snapshots.keep.max(1))
+            .await
+            .map_err(|e| e.to_string())?;
+        self.since_snapshot = 0;
+        tracing::info!(
+            seq = snapshot.seq,
+            bytes = snapshot.state.len(),
+            "snapshot taken"
+        );
+        Ok(snapshot.seq)
+    }
+}
+
+/// A short stable name for a rejection, for metrics.
+pub(crate) fn reason_name(e: &toka_kernel::KernelError) -> &'static str {
+    use toka_kernel::KernelError as K;
+    match e {
+        K::Invalid(_) => "invalid",
+        K::Unauthenticated(_) => "unauthenticated",
+        K::OriginMismatch { .. } => "origin_mismatch",
+        K::PermissionDenied { .. } => "permission_denied",
+        K::OutOfScope { .. } => "out_of_scope",
+        K::UnknownAgent(_) => "unknown_agent",
+        K::AgentTerminated(_) => "agent_terminated",
+        K::UnknownTask(_) => "unknown_task",
+        K::TaskOfAnotherAgent { .. } => "task_of_another_agent",
+        K::WrongTaskState { .. } => "wrong_task_state",
+        K::QueueFull { .. } => "queue_full",
+        K::TreeTooDeep { .. } => "tree_too_deep",
+        K::CannotTerminateRoot => "cannot_terminate_root",
+        K::AlreadyRevoked { .. } => "already_revoked",
+        K::UnknownExtension { .. } => "unknown_extension",
+        K::ExtensionRefused { .. } => "extension_refused",
+        _ => "other",
+    }
+}

@@ -1,0 +1,378 @@
+//! [`Runtime`]: the handle everything else talks to.
+
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use toka_auth::{ChildGrant, Claims, KeySet, Scope, attenuate, mint};
+use toka_bus_core::BroadcastBus;
+use toka_kernel::{OpcodeRegistry, WorldState};
+use toka_store_core::{Head, StorageBackend, seal};
+use toka_types::{AgentSpec, EntityId, Message};
+use tokio::sync::{Mutex, mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+
+use crate::clock::{Clock, SystemClock};
+use crate::codec::{self, Provenance};
+use crate::config::{Config, PipelineConfig, RateLimitConfig, SnapshotConfig};
+use crate::error::{Refused, RuntimeError, SubmitError};
+use crate::keys::random_id;
+use crate::pipeline::{Command, Committed, Writer};
+use crate::recovery::{self, Recovered};
+use crate::shared::{BUS_CAPACITY, Metrics, Shared};
+use crate::subscription::{self, Subscription};
+
+/// How to run a runtime on a store you opened yourself.
+#[derive(Clone)]
+pub struct RuntimeOptions {
+    /// Queue, batch and busy settings.
+    pub pipeline: PipelineConfig,
+    /// Snapshot settings.
+    pub snapshots: SnapshotConfig,
+    /// Per-origin rate limit.
+    pub rate_limit: RateLimitConfig,
+    /// Lifetime of tokens the runtime mints.
+    pub token_ttl_secs: u64,
+    /// The clock.
+    pub clock: Arc<dyn Clock>,
+    /// Extension handlers.
+    pub handlers: OpcodeRegistry,
+    /// The root agent's name, used if the log is new.
+    pub root_name: String,
+}
+
+impl RuntimeOptions {
+    /// The options a configuration gives.
+    pub fn from_config(config: &Config) -> Self {
+        Self {
+            pipeline: config.pipeline.clone(),
+            snapshots: config.snapshots.clone(),
+            rate_limit: config.rate_limit.clone(),
+            token_ttl_secs: config.auth.token_ttl_secs,
+            clock: Arc::new(SystemClock),
+            handlers: OpcodeRegistry::new(),
+            root_name: "root".into(),
+        }
+    }
+}
+
+impl Default for RuntimeOptions {
+    fn default() -> Self {
+        Self::from_config(&Config::default())
+    }
+}
+
+struct Inner {
+    tx: mpsc::Sender<Command>,
+    shared: Arc<Shared>,
+    limiter: Option<DefaultKeyedRateLimiter<EntityId>>,
+    keys: KeySet,
+    options: RuntimeOptions,
+    writer: Mutex<Option<JoinHandle<()>>>,
+}
+
+/// A running Toka: submit messages, read committed state, subscribe to events.
+/// Cheap to clone; all clones drive the same writer.
+#[derive(Clone)]
+pub struct Runtime {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime")
+            .field("head", &self.head())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Runtime {
+    /// Opens the configured store and keys, recovers, and starts the writer.
+    pub async fn start(config: &Config) -> Result<Self, RuntimeError> {
+        let keys = crate::keys::load_keys(&config.resolve(&config.auth.key_file))?;
+        let store = crate::store::open_store(config).await?;
+        Self::with_store(store, keys, RuntimeOptions::from_config(config)).await
+    }
+
+    /// Recovers `store` (writing the genesis if it is empty) and starts the writer.
+    pub async fn with_store(
+        store: Arc<dyn StorageBackend>,
+        keys: KeySet,
+        options: RuntimeOptions,
+    ) -> Result<Self, RuntimeError> {
+        let Recovered {
+            mut state,
+            mut head,
+            from_snapshot,
+        } = recovery::recover(store.as_ref(), &options.handlers, |_| {}).await?;
+        tracing::info!(
+            head = head.seq,
+            from_snapshot,
+            driver = store.driver(),
+            "log recovered"
+        );
+        let mut last_now = options.clock.now();
+        if head.seq == 0 {
+            let spec = AgentSpec::new(options.root_name.clone())
+                .map_err(|e| RuntimeError::Genesis(e.to_string()))?;
+            let ctx = toka_kernel::Context::new(last_now, 1);
+            let events = toka_kernel::decide_genesis(&state, &spec, &ctx)
+                .map_err(|e| RuntimeError::Genesis(e.to_string()))?;
+            let root = match events.first() {
+                Some(toka_types::KernelEvent::AgentSpawned { agent, .. }) => *agent,
+                _ => {
+                    return Err(RuntimeError::Genesis(
+                        "genesis produced no root agent".into(),
+                    ));
+                }
+            };
+            let who = Provenance {
+                origin: root,
+                jti: None,
+                timestamp: last_now,
+            };
+            let records = seal(Head::EMPTY, codec::encode(root, 1, &events, &who));
+            head = store.append(0, &records).await?;
+            for e in &events {
+                toka_kernel::apply(&mut state, e, &options.handlers);
+            }
+            tracing::info!(%root, "new log: root agent created");
+        }
+        let namespace = state
+            .root()
+            .ok_or_else(|| RuntimeError::Genesis("the log has no root agent".into()))?;
+        last_now = last_now.max(options.clock.now());
+        let kernel = recovery::kernel_for(state.clone(), keys.clone(), &options.handlers);
+        let shared = Arc::new(Shared {
+            state: std::sync::RwLock::new(state),
+            head: watch::channel(head).0,
+            bus: BroadcastBus::new(BUS_CAPACITY),
+            store,
+            metrics: Metrics::default(),
+        });
+        let (tx, rx) = mpsc::channel(options.pipeline.queue_capacity);
+        let writer = Writer {
+            kernel,
+            head,
+            namespace,
+            clock: Arc::clone(&options.clock),
+            last_now,
+            shared: Arc::clone(&shared),
+            handlers: options.handlers.clone(),
+            pipeline: options.pipeline.clone(),
+            snapshots: options.snapshots.clone(),
+            since_snapshot: 0,
+        };
+        let handle = tokio::spawn(writer.run(rx));
+        let limiter = match (
+            NonZeroU32::new(options.rate_limit.per_second),
+            NonZeroU32::new(options.rate_limit.burst),
+        ) {
+            (Some(rate), Some(burst)) => Some(RateLimiter::keyed(
+                Quota::per_second(rate).allow_burst(burst),
+            )),
+            _ => None,
+        };
+        Ok(Self {
+            inner: Arc::new(Inner {
+                tx,
+                shared,
+                limiter,
+                keys,
+                options,
+                writer: Mutex::new(Some(handle)),
+            }),
+        })
+    }
+
+    /// Submits `message` and waits until its events are durable (or it is refused).
+    /// A refusal hands the message back.
+    pub async fn submit(&self, message: Message) -> Result<Committed, Refused> {
+        let metrics = &self.inner.shared.metrics;
+        metrics.submitted.fetch_add(1, Ordering::Relaxed);
+        let refuse = |error, message| {
+            Err(Refused {
+                error,
+                message: Some(Box::new(message)),
+            })
+        };
+        if let Some(limiter) = &self.inner.limiter
+            && let Err(not_until) = limiter.check_key(&message.origin)
+        {
+            metrics.rate_limited.fetch_add(1, Ordering::Relaxed);
+            let wait = not_until.wait_time_from(governor::clock::Clock::now(
+                &governor::clock::DefaultClock::default(),
+            ));
+            let origin = message.origin;
+            return refuse(
+                SubmitError::RateLimited {
+                    origin,
+                    retry_after_ms: wait.as_millis() as u64,
+                },
+                message,
+            );
+        }
+        let (reply, answer) = oneshot::channel();
+        let timeout = Duration::from_millis(self.inner.options.pipeline.busy_timeout_ms);
+        if let Err(e) = self
+            .inner
+            .tx
+            .send_timeout(Command::Submit { message, reply }, timeout)
+            .await
+        {
+            let (error, command) = match e {
+                mpsc::error::SendTimeoutError::Timeout(c) => {
+                    metrics.busy.fetch_add(1, Ordering::Relaxed);
+                    (SubmitError::Busy, c)
+                }
+                mpsc::error::SendTimeoutError::Closed(c) => (SubmitError::Stopped, c),
+            };
+            return match command {
+                Command::Submit { message, .. } => refuse(error, message),
+                // We sent a Submit; nothing else can come back.
+                _ => Err(Refused {
+                    error,
+                    message: None,
+                }),
+            };
+        }
+        match answer.await {
+            Ok(Ok(committed)) => Ok(committed),
+            Ok(Err((error, message))) => refuse(error, message),
+            // The writer dropped the reply without answering: it is gone.
+            Err(_) => Err(Refused {
+                error: SubmitError::Stopped,
+                message: None,
+            }),
+        }
+    }
+
+    /// The committed state, read-locked for the duration of `read`.
+    pub fn read<T>(&self, read: impl FnOnce(&WorldState) -> T) -> T {
+        read(&self.inner.shared.read_state())
+    }
+
+    /// The committed head.
+    pub fn head(&self) -> Head {
+        *self.inner.shared.head.borrow()
+    }
+
+    /// A watch on the committed head.
+    pub fn watch_head(&self) -> watch::Receiver<Head> {
+        self.inner.shared.head.subscribe()
+    }
+
+    /// The root agent of the log.
+    pub fn root(&self) -> Option<EntityId> {
+        self.read(|s| s.root())
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn StorageBackend> {
+        &self.inner.shared.store
+    }
+
+    /// The counters.
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.shared.metrics
+    }
+
+    /// How many live subscribers the bus has.
+    pub fn subscriber_count(&self) -> usize {
+        toka_bus_core::EventBus::subscriber_count(&self.inner.shared.bus)
+    }
+
+    /// Every committed record from `from` on (history, then live).
+    pub fn subscribe(&self, from: u64) -> Subscription {
+        subscription::subscribe(Arc::clone(&self.inner.shared), from)
+    }
+
+    /// Takes a snapshot now, at the committed head; returns its `seq`.
+    pub async fn snapshot(&self) -> Result<u64, String> {
+        let (reply, answer) = oneshot::channel();
+        self.inner
+            .tx
+            .send(Command::Snapshot { reply })
+            .await
+            .map_err(|_| "the runtime stopped".to_string())?;
+        answer
+            .await
+            .map_err(|_| "the runtime stopped".to_string())?
+    }
+
+    /// The signing keys.
+    pub fn keys(&self) -> &KeySet {
+        &self.inner.keys
+    }
+
+    fn now_secs(&self) -> u64 {
+        self.inner.options.clock.now().as_unix_secs()
+    }
+
+    /// Mints a token for `sub` with every built-in permission and scope `*`: the
+    /// administrator's token. For `toka init` and tests; guard it like the key.
+    pub fn mint_admin_token(&self, sub: EntityId) -> Result<String, toka_auth::AuthError> {
+        let now = self.now_secs();
+        let jti = random_id()
+            .map_err(|e| toka_auth::AuthError::Signing {
+                reason: e.to_string(),
+            })?
+            .to_string();
+        let claims = Claims::new(sub, jti, now, now + self.inner.options.token_ttl_secs)
+            .with_permissions(toka_auth::permissions::ALL.iter().copied())
+            .with_scope(Scope::All);
+        mint(&self.inner.keys, &claims)
+    }
+
+    /// Mints a token for `sub` attenuated from `parent_token` (which must be valid
+    /// now): a subset of its permissions, within its scope, expiring no later (and no
+    /// later than the runtime's token lifetime from now).
+    pub fn mint_child_token(
+        &self,
+        parent_token: &str,
+        sub: EntityId,
+        permissions: Vec<String>,
+        scope: Option<Scope>,
+    ) -> Result<(String, Claims), toka_auth::AuthError> {
+        let now = self.now_secs();
+        let state = self.inner.shared.read_state();
+        let parent = toka_auth::validate(parent_token, now, &*state, &self.inner.keys)?;
+        let jti = random_id()
+            .map_err(|e| toka_auth::AuthError::Signing {
+                reason: e.to_string(),
+            })?
+            .to_string();
+        let grant = ChildGrant {
+            sub,
+            jti,
+            iat: now,
+            exp: parent.exp.min(now + self.inner.options.token_ttl_secs),
+            permissions,
+            scope,
+        };
+        let claims = attenuate(&parent, grant, |d, a| state.is_within(d, a))?;
+        Ok((mint(&self.inner.keys, &claims)?, claims))
+    }
+
+    /// Stops taking messages, lets the writer commit everything already queued, takes
+    /// the final snapshot if configured, and waits for the writer to finish. Nothing
+    /// acknowledged is lost; later submissions get [`SubmitError::Stopped`].
+    pub async fn shutdown(&self) {
+        let handle = self.inner.writer.lock().await.take();
+        let (reply, done) = oneshot::channel();
+        if self
+            .inner
+            .tx
+            .send(Command::Shutdown { reply })
+            .await
+            .is_ok()
+        {
+            let _ = done.await;
+        }
+        if let Some(handle) = handle {
+            let _ = handle.await;
+        }
+    }
+}

@@ -1,0 +1,390 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+//! The commit pipeline end to end: concurrency, group commit, ordering, restarts,
+//! back-pressure, rate limits, snapshots and recovery.
+
+mod common;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use common::*;
+use toka_runtime::{RuntimeError, SubmitError};
+use toka_store_core::StorageBackend;
+use toka_store_memory::MemoryStore;
+use toka_store_sqlite::SqliteStore;
+use toka_types::KernelEvent;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn thirty_two_submitters_on_sqlite_keep_order_and_survive_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("toka.db");
+    let store: Arc<dyn StorageBackend> = Arc::new(SqliteStore::open(&path).await.unwrap());
+    let rt = start(store.clone(), options()).await;
+    let root = rt.root().unwrap();
+    let mut agents = Vec::new();
+    for i in 0..32 {
+        let agent = spawn(&rt, root, &format!("submitter-{i}")).await;
+        let (token, _) = rt
+            .mint_child_token(&admin(&rt).1, agent, vec!["task:schedule".into()], None)
+            .unwrap();
+        agents.push((agent, token));
+    }
+    let mut tasks = Vec::new();
+    for (i, (agent, token)) in agents.clone().into_iter().enumerate() {
+        let rt = rt.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut acked = Vec::new();
+            for n in 0..1000 {
+                let c = rt
+                    .submit(schedule(agent, &token, agent, &format!("{i}:{n}")))
+                    .await
+                    .unwrap();
+                acked.push(c.first_seq);
+            }
+            acked
+        }));
+    }
+    let mut acked_seqs = Vec::new();
+    for t in tasks {
+        let seqs = t.await.unwrap();
+        assert!(
+            seqs.windows(2).all(|w| w[0] < w[1]),
+            "a submitter's acks are in its order"
+        );
+        acked_seqs.extend(seqs);
+    }
+    assert_eq!(acked_seqs.len(), 32_000);
+
+    // The log holds exactly the acknowledged events, each submitter's in its order.
+    let log = log(store.as_ref()).await;
+    let mut next_n: HashMap<usize, usize> = HashMap::new();
+    let mut scheduled = 0;
+    for (seq, event) in &log {
+        if let KernelEvent::TaskScheduled { spec, .. } = event {
+            let (i, n) = spec.description().split_once(':').unwrap();
+            let (i, n): (usize, usize) = (i.parse().unwrap(), n.parse().unwrap());
+            assert_eq!(
+                n,
+                *next_n.get(&i).unwrap_or(&0),
+                "submitter {i} out of order at seq {seq}"
+            );
+            next_n.insert(i, n + 1);
+            scheduled += 1;
+        }
+    }
+    assert_eq!(scheduled, 32_000);
+    let mut acked_sorted = acked_seqs.clone();
+    acked_sorted.sort_unstable();
+    acked_sorted.dedup();
+    assert_eq!(acked_sorted.len(), 32_000);
+    let batches = rt.metrics().snapshot().batches;
+    assert!(
+        batches < 32_000,
+        "group commit: {batches} appends for 32 000 messages"
+    );
+
+    let digest = rt.read(|s| s.digest());
+    rt.shutdown().await;
+    drop(rt);
+    drop(store);
+    let store: Arc<dyn StorageBackend> = Arc::new(SqliteStore::open(&path).await.unwrap());
+    let rt = start(store.clone(), options()).await;
+    assert_eq!(rt.read(|s| s.digest()), digest);
+    assert_eq!(replay(store.as_ref()).await.digest(), digest);
+}
+
+#[tokio::test]
+async fn rejected_messages_write_nothing_and_hand_the_message_back() {
+    let store: Arc<dyn StorageBackend> = Arc::new(MemoryStore::new());
+    let rt = start(store.clone(), options()).await;
+    let root = rt.root().unwrap();
+    let worker = spawn(&rt, root, "w").await;
+    let head = rt.head();
+    let (token, _) = rt
+        .mint_child_token(&admin(&rt).1, worker, vec!["observation:emit".into()], None)
+        .unwrap();
+    let refused = rt
+        .submit(schedule(worker, &token, worker, "not allowed"))
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        refused.error,
+        SubmitError::Rejected(toka_kernel::KernelError::PermissionDenied { .. })
+    ));
+    assert_eq!(refused.message.unwrap().origin, worker);
+    assert_eq!(rt.head(), head);
+    assert_eq!(
+        rt.metrics().snapshot().rejections.get("permission_denied"),
+        Some(&1)
+    );
+}
+
+#[tokio::test]
+async fn rate_limit_refuses_and_writes_nothing() {
+    let store: Arc<dyn StorageBackend> = Arc::new(MemoryStore::new());
+    let mut o = options();
+    o.rate_limit.per_second = 1;
+    o.rate_limit.burst = 5;
+    let rt = start(store.clone(), o).await;
+    let (root, token) = admin(&rt);
+    let mut limited = 0;
+    for n in 0..10 {
+        match rt
+            .submit(schedule(root, &token, root, &format!("t{n}")))
+            .await
+        {
+            Ok(_) => {}
+            Err(r) => {
+                assert!(
+                    matches!(r.error, SubmitError::RateLimited { .. }),
+                    "{:?}",
+                    r.error
+                );
+                limited += 1;
+            }
+        }
+    }
+    assert!(limited >= 4, "{limited} limited");
+    assert_eq!(rt.head().seq, 1 + (10 - limited) as u64);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscription_from_one_sees_every_event_once_in_order_while_writers_run() {
+    let store: Arc<dyn StorageBackend> = Arc::new(MemoryStore::new());
+    let rt = start(store.clone(), options()).await;
+    let (root, token) = admin(&rt);
+    // Some history before the subscription starts.
+    for n in 0..300 {
+        rt.submit(schedule(root, &token, root, &format!("before {n}")))
+            .await
+            .unwrap();
+    }
+    let mut sub = rt.subscribe(1);
+    let mut writers = Vec::new();
+    for w in 0..8 {
+        let (rt, token) = (rt.clone(), token.clone());
+        writers.push(tokio::spawn(async move {
+            for n in 0..500 {
+                rt.submit(schedule(root, &token, root, &format!("w{w} {n}")))
+                    .await
+                    .unwrap();
+            }
+        }));
+    }
+    // A slow consumer at first, so the bus laps it and it must go back to the store.
+    let mut expected = 1;
+    let final_head = 1 + 300 + 8 * 500;
+    while expected <= final_head {
+        let record = sub.next().await.unwrap().unwrap();
+        assert_eq!(record.header.seq, expected, "gap or duplicate");
+        expected += 1;
+        if expected < 200 {
+            tokio::time::sleep(std::time::Duration::from_micros(200)).await;
+        }
+    }
+    for w in writers {
+        w.await.unwrap();
+    }
+    assert_eq!(rt.head().seq, final_head);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_queue_answers_busy() {
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    let store: Arc<dyn StorageBackend> = Arc::new(faulty::Gated {
+        inner: MemoryStore::new(),
+        gate: gate.clone(),
+    });
+    gate.add_permits(1); // the genesis
+    let mut o = options();
+    o.pipeline.queue_capacity = 1;
+    o.pipeline.max_batch = 1;
+    o.pipeline.busy_timeout_ms = 50;
+    let rt = start(store, o).await;
+    let (root, token) = admin(&rt);
+    let first = tokio::spawn({
+        let (rt, token) = (rt.clone(), token.clone());
+        async move {
+            rt.submit(schedule(root, &token, root, "held in append"))
+                .await
+        }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    let second = tokio::spawn({
+        let (rt, token) = (rt.clone(), token.clone());
+        async move {
+            rt.submit(schedule(root, &token, root, "waits in the queue"))
+                .await
+        }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    let third = rt
+        .submit(schedule(root, &token, root, "no room"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(third.error, SubmitError::Busy),
+        "{:?}",
+        third.error
+    );
+    assert_eq!(third.message.unwrap().origin, root);
+    gate.add_permits(10);
+    first.await.unwrap().unwrap();
+    second.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn snapshots_speed_up_recovery_and_agree_with_full_replay() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("toka.db");
+    let mut o = options();
+    o.snapshots.every_events = 100;
+    o.snapshots.keep = 2;
+    let digest = {
+        let store: Arc<dyn StorageBackend> = Arc::new(SqliteStore::open(&path).await.unwrap());
+        let rt = start(store.clone(), o.clone()).await;
+        let (root, token) = admin(&rt);
+        for n in 0..550 {
+            rt.submit(schedule(root, &token, root, &format!("t{n}")))
+                .await
+                .unwrap();
+        }
+        let d = rt.read(|s| s.digest());
+        rt.shutdown().await;
+        assert_eq!(
+            store.snapshot_seqs().await.unwrap().len(),
+            2,
+            "old snapshots pruned"
+        );
+        d
+    };
+    let store: Arc<dyn StorageBackend> = Arc::new(SqliteStore::open(&path).await.unwrap());
+    let recovered = toka_runtime::recovery::recover(store.as_ref(), &Default::default(), |_| {})
+        .await
+        .unwrap();
+    assert!(recovered.from_snapshot.is_some_and(|s| s >= 500));
+    assert_eq!(recovered.state.digest(), digest);
+    assert_eq!(replay(store.as_ref()).await.digest(), digest);
+}
+
+#[tokio::test]
+async fn a_damaged_log_refuses_to_start_naming_the_seq() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("toka.db");
+    {
+        let store: Arc<dyn StorageBackend> = Arc::new(SqliteStore::open(&path).await.unwrap());
+        let rt = start(store, options()).await;
+        let (root, token) = admin(&rt);
+        for n in 0..20 {
+            rt.submit(schedule(root, &token, root, &format!("t{n}")))
+                .await
+                .unwrap();
+        }
+        rt.shutdown().await;
+    }
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute(
+        "UPDATE payloads SET body = replace(body, 't7', 'tX') WHERE id = (SELECT payload_id FROM events WHERE seq = 9)",
+        [],
+    )
+    .unwrap();
+    drop(conn);
+    let store: Arc<dyn StorageBackend> = Arc::new(SqliteStore::open(&path).await.unwrap());
+    let err = toka_runtime::Runtime::with_store(store, keys(), options())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, RuntimeError::Corrupt { seq: 9, .. }),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("seq 9"), "{err}");
+}
+
+#[tokio::test]
+async fn shutdown_commits_what_is_queued_then_refuses() {
+    let store: Arc<dyn StorageBackend> = Arc::new(MemoryStore::new());
+    let rt = start(store.clone(), options()).await;
+    let (root, token) = admin(&rt);
+    let mut pending = Vec::new();
+    for n in 0..200 {
+        let (rt, token) = (rt.clone(), token.clone());
+        pending.push(tokio::spawn(async move {
+            rt.submit(schedule(root, &token, root, &format!("t{n}")))
+                .await
+        }));
+    }
+    tokio::task::yield_now().await;
+    rt.shutdown().await;
+    let mut acked = 0;
+    for p in pending {
+        if p.await.unwrap().is_ok() {
+            acked += 1;
+        }
+    }
+    assert_eq!(
+        log(store.as_ref()).await.len(),
+        1 + acked,
+        "every ack is in the log and nothing else"
+    );
+    let late = rt
+        .submit(schedule(root, &token, root, "late"))
+        .await
+        .unwrap_err();
+    assert!(matches!(late.error, SubmitError::Stopped));
+}
+
+mod faulty {
+    //! A store that waits for a permit before each append (to hold the writer).
+    use std::sync::Arc;
+
+    use async_trait::async_trait;
+    use toka_store_core::*;
+    use toka_store_memory::MemoryStore;
+
+    pub struct Gated {
+        pub inner: MemoryStore,
+        pub gate: Arc<tokio::sync::Semaphore>,
+    }
+
+    #[async_trait]
+    impl StorageBackend for Gated {
+        fn driver(&self) -> &'static str {
+            "gated"
+        }
+        async fn head(&self) -> Result<Head, StoreError> {
+            self.inner.head().await
+        }
+        async fn append(&self, expected: u64, batch: &[EventRecord]) -> Result<Head, AppendError> {
+            self.gate.acquire().await.unwrap().forget();
+            self.inner.append(expected, batch).await
+        }
+        async fn read_range(
+            &self,
+            from: u64,
+            limit: usize,
+        ) -> Result<Vec<EventRecord>, StoreError> {
+            self.inner.read_range(from, limit).await
+        }
+        async fn read_by_id(
+            &self,
+            id: toka_types::EntityId,
+        ) -> Result<Option<EventRecord>, StoreError> {
+            self.inner.read_by_id(id).await
+        }
+        async fn read_payload(&self, hash: &Hash32) -> Result<Option<Vec<u8>>, StoreError> {
+            self.inner.read_payload(hash).await
+        }
+        async fn put_snapshot(&self, s: &Snapshot) -> Result<(), StoreError> {
+            self.inner.put_snapshot(s).await
+        }
+        async fn latest_snapshot(&self) -> Result<Option<Snapshot>, StoreError> {
+            self.inner.latest_snapshot().await
+        }
+        async fn snapshot_seqs(&self) -> Result<Vec<u64>, StoreError> {
+            self.inner.snapshot_seqs().await
+        }
+        async fn prune_snapshots(&self, keep: usize) -> Result<usize, StoreError> {
+            self.inner.prune_snapshots(keep).await
+        }
+    }
+}
