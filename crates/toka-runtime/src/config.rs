@@ -334,6 +334,23 @@ impl Config {
         base_dir: PathBuf,
         origin: &str,
     ) -> Result<Self, ConfigError> {
+        // Type errors name the key (serde's message would not say which one).
+        let defaults = defaults_table();
+        for f in FIELDS {
+            let get = |t: &toml::Table| {
+                t.get(f.section)
+                    .and_then(|s| s.get(f.key))
+                    .map(toml::Value::type_str)
+            };
+            if let (Some(found), Some(expected)) = (get(&table), get(&defaults))
+                && found != expected
+            {
+                return Err(ConfigError::Invalid {
+                    origin: origin.to_string(),
+                    message: format!("{}.{} must be {expected}, not {found}", f.section, f.key),
+                });
+            }
+        }
         let mut config: Config =
             toml::Value::Table(table)
                 .try_into()
