@@ -1,40 +1,156 @@
 //! The `toka` command.
 //!
-//! Exit codes: 0 ok, 1 failed or refused, 2 usage error.
+//! Exit codes: 0 ok, 1 failed or refused (the message says why and what to do),
+//! 2 usage error (from clap).
 #![forbid(unsafe_code)]
 
-mod demo;
+mod client;
+mod cmd;
+mod output;
+mod setup;
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 
 /// Toka OS: an operating-system kernel for software agents.
 #[derive(Debug, Parser)]
-#[command(name = "toka", version, about)]
-struct Cli {
+#[command(name = "toka", version, about, propagate_version = true)]
+pub struct Cli {
+    /// Machine-readable JSON output.
+    #[arg(long, global = true)]
+    pub json: bool,
     #[command(subcommand)]
-    command: Command,
+    pub command: Command,
+}
+
+/// Where a client command's server is and which token it uses.
+#[derive(Debug, Clone, Args)]
+pub struct Remote {
+    /// The server's base URL.
+    #[arg(long, env = "TOKA_SERVER", default_value = "http://127.0.0.1:7878")]
+    pub server: String,
+    /// The capability token (e.g. from `toka init`).
+    #[arg(long, env = "TOKA_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+}
+
+/// Which data folder an offline command works on.
+#[derive(Debug, Clone, Args)]
+pub struct Local {
+    /// The configuration file.
+    #[arg(long, env = "TOKA_CONFIG", default_value = "toka.toml")]
+    pub config: PathBuf,
 }
 
 #[derive(Debug, Subcommand)]
-enum Command {
-    /// Run a short tour: agents with attenuated tokens, tasks, a refusal, replay.
-    Demo,
+pub enum Command {
+    /// Create a configuration, a signing key and a data folder; print an admin token.
+    Init {
+        /// Where to create them.
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+        /// Overwrite an existing setup.
+        #[arg(long)]
+        force: bool,
+        /// Signing algorithm.
+        #[arg(long, value_enum, default_value = "hs256")]
+        alg: cmd::init::Alg,
+        /// Leave the log empty (no root agent, no token): a target for `toka import`.
+        #[arg(long)]
+        empty: bool,
+    },
+    /// Run the runtime with the HTTP API.
+    Serve {
+        #[command(flatten)]
+        local: Local,
+        /// Listen address (overrides server.listen).
+        #[arg(long)]
+        listen: Option<String>,
+    },
+    /// Agents: spawn, terminate, list.
+    #[command(subcommand)]
+    Agent(cmd::client::AgentCmd),
+    /// Tasks: schedule, claim, complete, list.
+    #[command(subcommand)]
+    Task(cmd::client::TaskCmd),
+    /// Record an observation.
+    Observe(cmd::client::ObserveArgs),
+    /// Tokens: issue (attenuated), inspect, revoke, root.
+    #[command(subcommand)]
+    Token(cmd::client::TokenCmd),
+    /// Read events; `--follow` streams live ones.
+    Events(cmd::client::EventsArgs),
+    /// The head `seq` and the state digest.
+    State {
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Verify the log's chain and that replay reaches the recorded state (offline).
+    Verify {
+        #[command(flatten)]
+        local: Local,
+    },
+    /// The state as it was at a `seq` (offline).
+    Replay {
+        #[command(flatten)]
+        local: Local,
+        /// Stop after this `seq` (default: the head).
+        #[arg(long)]
+        to: Option<u64>,
+    },
+    /// Snapshots (offline): create, list.
+    #[command(subcommand)]
+    Snapshot(cmd::offline::SnapshotCmd),
+    /// Write the log as JSON Lines (offline).
+    Export {
+        #[command(flatten)]
+        local: Local,
+        /// Output file (default: stdout).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Load a JSON Lines export into an empty store, verifying as it goes (offline).
+    Import {
+        #[command(flatten)]
+        local: Local,
+        /// The export file.
+        file: PathBuf,
+    },
+    /// A short tour on an embedded SQLite store in a fresh folder.
+    Demo {
+        /// Where to put the demo's data (default: a new temporary folder).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+    /// Measure acknowledged messages per second through the real runtime.
+    Bench(cmd::bench::BenchArgs),
+    /// Shell completions.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let result = match cli.command {
-        Command::Demo => demo::run(),
+    setup::logging();
+    let out = output::Out { json: cli.json };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            output::warn(format!("cannot start the async runtime: {e}"));
+            return ExitCode::from(1);
+        }
     };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
+    match runtime.block_on(cmd::run(cli.command, out)) {
+        Ok(code) => code,
         Err(err) => {
-            #[allow(clippy::print_stderr)]
-            {
-                eprintln!("toka: {err:#}");
-            }
+            output::warn(format!("{err:#}"));
             ExitCode::from(1)
         }
     }

@@ -34,6 +34,7 @@ pub mod config;
 mod error;
 pub mod host;
 pub mod keys;
+pub mod load;
 mod pipeline;
 pub mod recovery;
 mod runtime;

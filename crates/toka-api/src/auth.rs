@@ -1,0 +1,80 @@
+//! [`Caller`]: the bearer token of a request, validated; and what its scope may see.
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use toka_auth::{Claims, Scope};
+use toka_kernel::WorldState;
+use toka_types::{EntityId, KernelEvent};
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// A request's validated capability. The raw token is kept to act with it.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// Its claims.
+    pub claims: Claims,
+    /// The token itself.
+    pub token: String,
+}
+
+impl Caller {
+    /// Whether the token's scope covers `agent`.
+    pub fn sees(&self, state: &WorldState, agent: EntityId) -> bool {
+        match self.claims.effective_scope() {
+            Scope::All => true,
+            Scope::Subtree(top) => state.is_within(agent, top),
+        }
+    }
+
+    /// Whether the token may read this event: its origin or the agent it concerns is in
+    /// scope (events that concern no agent, such as revocations, need scope `*`).
+    pub fn sees_event(&self, state: &WorldState, origin: EntityId, event: &KernelEvent) -> bool {
+        if matches!(self.claims.effective_scope(), Scope::All) {
+            return true;
+        }
+        let subject = match event {
+            KernelEvent::AgentSpawned { agent, .. }
+            | KernelEvent::TaskScheduled { agent, .. }
+            | KernelEvent::TaskClaimed { agent, .. }
+            | KernelEvent::TaskCompleted { agent, .. }
+            | KernelEvent::ObservationEmitted { agent, .. }
+            | KernelEvent::AgentTerminated { agent, .. } => Some(*agent),
+            KernelEvent::TokenRevoked { .. } | KernelEvent::Extension(_) => None,
+        };
+        self.sees(state, origin) || subject.is_some_and(|a| self.sees(state, a))
+    }
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        app: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let header = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .ok_or_else(|| {
+                ApiError::unauthorized("missing Authorization: Bearer <token> header")
+            })?;
+        let text = header
+            .to_str()
+            .map_err(|_| ApiError::unauthorized("Authorization header is not text"))?;
+        let token = text
+            .strip_prefix("Bearer ")
+            .ok_or_else(|| ApiError::unauthorized("Authorization must be `Bearer <token>`"))?
+            .trim()
+            .to_string();
+        let now = app.now_secs();
+        let claims = app
+            .runtime
+            .read(|state| toka_auth::validate(&token, now, state, app.runtime.keys()))
+            .map_err(|e| {
+                tracing::info!(reason = %e, "request refused: bad token");
+                ApiError::unauthorized(format!("token refused: {e}"))
+            })?;
+        Ok(Self { claims, token })
+    }
+}

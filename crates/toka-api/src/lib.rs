@@ -1,0 +1,106 @@
+//! The HTTP API of Toka: a thin layer over [`toka_runtime::Runtime`].
+//!
+//! Everything under `/v1`, the bearer token is the capability:
+//!
+//! | route | what |
+//! |---|---|
+//! | `POST /v1/messages` | submit a message; 200 once its events are durable |
+//! | `GET /v1/events?from&limit` | committed events by range |
+//! | `GET /v1/events/stream?from` | Server-Sent Events, resumable with `Last-Event-ID` |
+//! | `GET /v1/agents`, `/v1/agents/{id}` | the agent tree, one agent |
+//! | `GET /v1/tasks?agent&state` | tasks |
+//! | `GET /v1/state` | head `seq`, chain and state digests |
+//! | `POST /v1/tokens` | mint a token attenuated from the bearer's |
+//! | `/healthz`, `/readyz`, `/metrics`, `/openapi.json` | operations |
+//!
+//! Reads only return what the token's scope covers. Errors are JSON:
+//! `{"error": {"code": "...", "message": "..."}}`. The OpenAPI document is generated
+//! from the handlers ([`openapi`]), so it cannot drift from the routes.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod auth;
+pub mod error;
+pub mod handlers;
+pub mod metrics;
+pub mod state;
+pub mod views;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use utoipa::OpenApi;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+pub use state::AppState;
+
+#[derive(OpenApi)]
+#[openapi(info(
+    title = "Toka OS API",
+    description = "Capability-authorised, hash-chained agent kernel."
+))]
+struct ApiDoc;
+
+fn api_router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(handlers::submit))
+        .routes(routes!(handlers::events))
+        .routes(routes!(handlers::stream))
+        .routes(routes!(handlers::agents))
+        .routes(routes!(handlers::agent))
+        .routes(routes!(handlers::tasks))
+        .routes(routes!(handlers::state))
+        .routes(routes!(handlers::mint_token))
+        .routes(routes!(handlers::healthz))
+        .routes(routes!(handlers::readyz))
+        .routes(routes!(handlers::metrics))
+}
+
+fn with_security(mut api: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
+    let scheme = SecurityScheme::Http(
+        HttpBuilder::new()
+            .scheme(HttpAuthScheme::Bearer)
+            .bearer_format("JWT")
+            .build(),
+    );
+    api.components
+        .get_or_insert_with(Default::default)
+        .add_security_scheme("bearer", scheme);
+    api
+}
+
+/// The OpenAPI document, generated from the same route list the router serves.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    with_security(api_router().split_for_parts().1)
+}
+
+/// The router: every route, the body limit, and `/openapi.json`.
+pub fn router(app: AppState, max_body_bytes: usize) -> Router {
+    let (router, api) = api_router().split_for_parts();
+    let doc = serde_json::to_string_pretty(&with_security(api)).unwrap_or_default();
+    router
+        .route(
+            "/openapi.json",
+            axum::routing::get(move || async move {
+                (
+                    [(axum::http::header::CONTENT_TYPE, "application/json")],
+                    doc,
+                )
+            }),
+        )
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .with_state(app)
+}
+
+/// Serves `router` on `listener` until `shutdown` resolves (then finishes in-flight
+/// requests).
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await
+}

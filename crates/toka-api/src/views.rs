@@ -1,0 +1,265 @@
+//! The JSON shapes of the API.
+
+use serde::{Deserialize, Serialize};
+use toka_kernel::{AgentRecord, TaskRecord};
+use toka_store_core::EventRecord;
+use toka_types::TaskState;
+use utoipa::{IntoParams, ToSchema};
+
+/// One event of the log, with its header.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct EventView {
+    /// Position in the log.
+    pub seq: u64,
+    /// Event id.
+    pub id: String,
+    /// Kind, e.g. `task.scheduled`.
+    pub kind: String,
+    /// When it was decided, µs since the Unix epoch.
+    pub timestamp: u64,
+    /// The agent whose message caused it.
+    pub origin: String,
+    /// The capability that authorised it.
+    pub jti: Option<String>,
+    /// The submission it came from.
+    pub intent: String,
+    /// Causal parents.
+    pub parents: Vec<String>,
+    /// BLAKE3 of the payload.
+    pub payload_hash: String,
+    /// Chain digest.
+    pub digest: String,
+    /// The kernel event (the payload), as JSON.
+    #[schema(value_type = Object)]
+    pub event: serde_json::Value,
+}
+
+impl EventView {
+    /// The view of a stored record.
+    pub fn of(record: &EventRecord) -> Self {
+        let h = &record.header;
+        Self {
+            seq: h.seq,
+            id: h.id.to_string(),
+            kind: h.kind.clone(),
+            timestamp: h.timestamp.as_micros(),
+            origin: h.origin.to_string(),
+            jti: h.jti.clone(),
+            intent: h.intent.to_string(),
+            parents: h.parents.iter().map(ToString::to_string).collect(),
+            payload_hash: h.payload_hash.to_string(),
+            digest: h.digest.to_string(),
+            event: serde_json::from_slice(&record.payload).unwrap_or(serde_json::Value::Null),
+        }
+    }
+}
+
+/// A page of events.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct EventPage {
+    /// The events the token may see, in order.
+    pub events: Vec<EventView>,
+    /// The `from` to ask for next.
+    pub next: u64,
+    /// The committed head.
+    pub head: u64,
+}
+
+/// Query of `GET /v1/events`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct EventQuery {
+    /// First `seq` (default 1).
+    pub from: Option<u64>,
+    /// Most records to scan (default 100, at most 1000).
+    pub limit: Option<usize>,
+}
+
+/// Query of `GET /v1/events/stream`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct StreamQuery {
+    /// First `seq` (default: the next one). `Last-Event-ID` wins over it.
+    pub from: Option<u64>,
+}
+
+/// Task counts of one agent.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+pub struct TaskCounts {
+    /// Queued.
+    pub queued: usize,
+    /// Claimed.
+    pub claimed: usize,
+    /// Done.
+    pub done: usize,
+    /// Failed.
+    pub failed: usize,
+    /// Cancelled.
+    pub cancelled: usize,
+}
+
+/// One agent.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct AgentView {
+    /// Id.
+    pub id: String,
+    /// Parent (none for the root).
+    pub parent: Option<String>,
+    /// Name.
+    pub name: String,
+    /// `active` or `terminated`.
+    pub status: String,
+    /// Depth in the tree.
+    pub depth: u32,
+    /// Children ids.
+    pub children: Vec<String>,
+    /// Its tasks by state.
+    pub tasks: TaskCounts,
+    /// Observations emitted.
+    pub observations: u64,
+}
+
+impl AgentView {
+    /// The view of an agent, counting its tasks in `state`.
+    pub fn of(agent: &AgentRecord, state: &toka_kernel::WorldState) -> Self {
+        let mut tasks = TaskCounts::default();
+        for t in state.tasks_of(agent.id) {
+            match t.state {
+                TaskState::Queued => tasks.queued += 1,
+                TaskState::Claimed => tasks.claimed += 1,
+                TaskState::Done => tasks.done += 1,
+                TaskState::Failed => tasks.failed += 1,
+                TaskState::Cancelled => tasks.cancelled += 1,
+            }
+        }
+        Self {
+            id: agent.id.to_string(),
+            parent: agent.parent.map(|p| p.to_string()),
+            name: agent.spec.name().to_string(),
+            status: match agent.status {
+                toka_kernel::AgentStatus::Active => "active".into(),
+                toka_kernel::AgentStatus::Terminated => "terminated".into(),
+            },
+            depth: agent.depth,
+            children: agent.children.iter().map(ToString::to_string).collect(),
+            tasks,
+            observations: agent.observations,
+        }
+    }
+}
+
+/// One task.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct TaskView {
+    /// Id.
+    pub id: String,
+    /// The agent whose queue holds it.
+    pub agent: String,
+    /// What it asks.
+    pub description: String,
+    /// `queued`, `claimed`, `done`, `failed` or `cancelled`.
+    pub state: String,
+    /// How it ended.
+    #[schema(value_type = Object)]
+    pub outcome: Option<serde_json::Value>,
+}
+
+impl TaskView {
+    /// The view of a task.
+    pub fn of(task: &TaskRecord) -> Self {
+        Self {
+            id: task.id.to_string(),
+            agent: task.agent.to_string(),
+            description: task.spec.description().to_string(),
+            state: task.state.as_str().to_string(),
+            outcome: task
+                .outcome
+                .as_ref()
+                .and_then(|o| serde_json::to_value(o).ok()),
+        }
+    }
+}
+
+/// Query of `GET /v1/tasks`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct TaskQuery {
+    /// Only this agent's tasks.
+    pub agent: Option<String>,
+    /// Only tasks in this state.
+    pub state: Option<String>,
+}
+
+/// Head and digests.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct StateView {
+    /// The committed head `seq`.
+    pub head: u64,
+    /// Chain digest at the head.
+    pub chain_digest: String,
+    /// Digest of the committed state.
+    pub state_digest: String,
+    /// The root agent.
+    pub root: Option<String>,
+    /// Agents (all, active or not).
+    pub agents: usize,
+    /// Tasks (in any state).
+    pub tasks: usize,
+}
+
+/// Body of `POST /v1/messages`: the bearer token is the capability.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SubmitRequest {
+    /// The sending agent (default: the token's subject).
+    pub origin: Option<String>,
+    /// The operation, e.g. `{"op": "schedule_agent_task", "agent": "...", "task": {"description": "..."}}`.
+    #[schema(value_type = Object)]
+    pub operation: serde_json::Value,
+}
+
+/// A committed event in a submit response.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct CommittedEvent {
+    /// Its `seq`.
+    pub seq: u64,
+    /// Its kind.
+    pub kind: String,
+    /// The event.
+    #[schema(value_type = Object)]
+    pub event: serde_json::Value,
+}
+
+/// Response of `POST /v1/messages`: the events, durable.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct SubmitResponse {
+    /// The events, in log order.
+    pub events: Vec<CommittedEvent>,
+}
+
+/// Body of `POST /v1/tokens`: a child token attenuated from the bearer token.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TokenRequest {
+    /// The agent the new token is for.
+    pub sub: String,
+    /// Its permissions (a subset of the bearer token's).
+    pub permissions: Vec<String>,
+    /// `*` or an agent id (default: `sub`'s subtree).
+    pub scope: Option<String>,
+}
+
+/// A minted token.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct TokenResponse {
+    /// The token.
+    pub token: String,
+    /// Its id.
+    pub jti: String,
+    /// Its subject.
+    pub sub: String,
+    /// Expiry, seconds since the epoch.
+    pub exp: u64,
+    /// Its permissions.
+    pub permissions: Vec<String>,
+}

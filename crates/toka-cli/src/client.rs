@@ -1,0 +1,101 @@
+//! A small HTTP client for the Toka API.
+
+use anyhow::{Result, anyhow, bail};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::Remote;
+
+/// A client bound to a server and a token.
+pub struct Client {
+    http: reqwest::Client,
+    base: String,
+    token: String,
+}
+
+impl Client {
+    /// A client for `remote`; fails if no token is given.
+    pub fn new(remote: &Remote) -> Result<Self> {
+        let token = remote
+            .token
+            .clone()
+            .filter(|t| !t.trim().is_empty())
+            .ok_or_else(|| {
+                anyhow!("no token: pass --token or set TOKA_TOKEN (`toka init` prints one)")
+            })?;
+        Ok(Self {
+            http: reqwest::Client::new(),
+            base: remote.server.trim_end_matches('/').to_string(),
+            token,
+        })
+    }
+
+    /// The token.
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+
+    async fn handle<T: DeserializeOwned>(
+        &self,
+        response: reqwest::Result<reqwest::Response>,
+    ) -> Result<T> {
+        let response = response
+            .map_err(|e| anyhow!("cannot reach {}: {e}; is `toka serve` running?", self.base))?;
+        let status = response.status();
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        if !status.is_success() {
+            let message = body["error"]["message"].as_str().unwrap_or("no details");
+            let code = body["error"]["code"].as_str().unwrap_or("error");
+            bail!("server refused ({} {code}): {message}", status.as_u16());
+        }
+        Ok(serde_json::from_value(body)?)
+    }
+
+    /// GET `path` (with query).
+    pub async fn get<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+    ) -> Result<T> {
+        let request = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+            .query(query);
+        self.handle(request.send().await).await
+    }
+
+    /// POST `body` as JSON to `path`.
+    pub async fn post<B: Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> Result<T> {
+        let request = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+            .json(body);
+        self.handle(request.send().await).await
+    }
+
+    /// Opens the event stream from `from`.
+    pub async fn stream(&self, from: Option<u64>) -> Result<reqwest::Response> {
+        let mut request = self
+            .http
+            .get(format!("{}/v1/events/stream", self.base))
+            .bearer_auth(&self.token);
+        if let Some(from) = from {
+            request = request.query(&[("from", from)]);
+        }
+        let response = request
+            .send()
+            .await
+            .map_err(|e| anyhow!("cannot reach {}: {e}", self.base))?;
+        if !response.status().is_success() {
+            let body: Value = response.json().await.unwrap_or(Value::Null);
+            bail!(
+                "server refused: {}",
+                body["error"]["message"].as_str().unwrap_or("no details")
+            );
+        }
+        Ok(response)
+    }
+}

@@ -1,0 +1,505 @@
+//! Commands that talk to a running server.
+
+use std::process::ExitCode;
+
+use anyhow::{Context as _, Result};
+use clap::{Args, Subcommand};
+use futures::StreamExt as _;
+use serde_json::{Value, json};
+use toka_api::views::{
+    AgentView, EventPage, EventView, StateView, SubmitResponse, TaskView, TokenResponse,
+};
+
+use crate::Remote;
+use crate::client::Client;
+use crate::output::{Out, table};
+
+#[derive(Debug, Subcommand)]
+pub enum AgentCmd {
+    /// Spawn a child agent.
+    Spawn {
+        #[command(flatten)]
+        remote: Remote,
+        /// The parent (default: the token's subject).
+        #[arg(long)]
+        parent: Option<String>,
+        /// The new agent's name.
+        name: String,
+    },
+    /// Terminate an agent and its descendants.
+    Terminate {
+        #[command(flatten)]
+        remote: Remote,
+        /// The agent.
+        agent: String,
+    },
+    /// The agent tree.
+    List {
+        #[command(flatten)]
+        remote: Remote,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TaskCmd {
+    /// Queue a task for an agent.
+    Schedule {
+        #[command(flatten)]
+        remote: Remote,
+        /// The agent (default: the token's subject).
+        #[arg(long)]
+        agent: Option<String>,
+        /// What to do.
+        description: String,
+    },
+    /// Claim a queued task.
+    Claim {
+        #[command(flatten)]
+        remote: Remote,
+        /// The agent whose queue holds it (default: the token's subject).
+        #[arg(long)]
+        agent: Option<String>,
+        /// The task.
+        task: String,
+    },
+    /// Complete a claimed task.
+    Complete {
+        #[command(flatten)]
+        remote: Remote,
+        /// The agent (default: the token's subject).
+        #[arg(long)]
+        agent: Option<String>,
+        /// The task.
+        task: String,
+        /// What came of it.
+        #[arg(long, default_value = "")]
+        result: String,
+        /// Mark it failed, for this reason.
+        #[arg(long, conflicts_with = "result")]
+        fail: Option<String>,
+    },
+    /// Tasks by agent and state.
+    List {
+        #[command(flatten)]
+        remote: Remote,
+        /// Only this agent's.
+        #[arg(long)]
+        agent: Option<String>,
+        /// Only in this state (queued, claimed, done, failed, cancelled).
+        #[arg(long)]
+        state: Option<String>,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct ObserveArgs {
+    #[command(flatten)]
+    remote: Remote,
+    /// The observing agent (default: the token's subject).
+    #[arg(long)]
+    agent: Option<String>,
+    /// What it observed (text).
+    data: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCmd {
+    /// Mint a token attenuated from yours (needs token:issue).
+    Issue {
+        #[command(flatten)]
+        remote: Remote,
+        /// The agent it is for.
+        #[arg(long)]
+        sub: String,
+        /// A permission to grant (repeat).
+        #[arg(long = "perm", required = true)]
+        permissions: Vec<String>,
+        /// `*` or an agent id.
+        #[arg(long)]
+        scope: Option<String>,
+    },
+    /// Show a token's claims (without verifying it).
+    Inspect {
+        /// The token.
+        token: String,
+    },
+    /// Revoke a token by its jti (needs token:revoke).
+    Revoke {
+        #[command(flatten)]
+        remote: Remote,
+        /// The token id.
+        jti: String,
+    },
+    /// Mint a fresh admin token for the root agent from the local signing key (offline).
+    Root {
+        #[command(flatten)]
+        local: crate::Local,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct EventsArgs {
+    #[command(flatten)]
+    remote: Remote,
+    /// First seq.
+    #[arg(long)]
+    from: Option<u64>,
+    /// Keep streaming new events.
+    #[arg(long)]
+    follow: bool,
+    /// Most events to print (without --follow).
+    #[arg(long, default_value_t = 100)]
+    limit: usize,
+}
+
+/// The subject of the token (for defaults).
+fn subject(client: &Client) -> Result<String> {
+    let claims = toka_auth_claims(client.token())?;
+    Ok(claims["sub"].as_str().unwrap_or_default().to_string())
+}
+
+fn toka_auth_claims(token: &str) -> Result<Value> {
+    use base64::Engine as _;
+    let payload = token
+        .split('.')
+        .nth(1)
+        .context("not a JWT: expected three dot-separated parts")?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .context("not a JWT: payload is not base64url")?;
+    serde_json::from_slice(&bytes).context("not a JWT: payload is not JSON")
+}
+
+async fn send(client: &Client, origin: Option<&str>, operation: Value) -> Result<SubmitResponse> {
+    client
+        .post(
+            "/v1/messages",
+            &json!({"origin": origin, "operation": operation}),
+        )
+        .await
+}
+
+fn print_committed(out: Out, response: &SubmitResponse) {
+    out.emit(response, || {
+        for e in &response.events {
+            out.say(format!("#{} {} {}", e.seq, e.kind, e.event));
+        }
+    });
+}
+
+pub async fn agent(cmd: AgentCmd, out: Out) -> Result<ExitCode> {
+    match cmd {
+        AgentCmd::Spawn {
+            remote,
+            parent,
+            name,
+        } => {
+            let client = Client::new(&remote)?;
+            let parent = match parent {
+                Some(p) => p,
+                None => subject(&client)?,
+            };
+            let r = send(
+                &client,
+                None,
+                json!({"op": "spawn_sub_agent", "parent": parent, "spec": {"name": name}}),
+            )
+            .await?;
+            out.emit(&r, || {
+                if let Some(e) = r.events.first() {
+                    out.say(format!(
+                        "spawned {} ({name}) at seq {}",
+                        e.event["agent"].as_str().unwrap_or("?"),
+                        e.seq
+                    ));
+                }
+            });
+        }
+        AgentCmd::Terminate { remote, agent } => {
+            let client = Client::new(&remote)?;
+            let r = send(
+                &client,
+                None,
+                json!({"op": "terminate_agent", "agent": agent}),
+            )
+            .await?;
+            out.emit(&r, || {
+                out.say(format!("terminated {} agent(s)", r.events.len()))
+            });
+        }
+        AgentCmd::List { remote } => {
+            let client = Client::new(&remote)?;
+            let agents: Vec<AgentView> = client.get("/v1/agents", &[]).await?;
+            out.emit(&agents, || {
+                let base = agents.first().map(|a| a.depth).unwrap_or(0);
+                let rows: Vec<Vec<String>> = agents
+                    .iter()
+                    .map(|a| {
+                        let indent = "  ".repeat((a.depth - base) as usize);
+                        vec![
+                            format!("{indent}{}", a.name),
+                            a.id.clone(),
+                            a.status.clone(),
+                            format!(
+                                "{}/{}/{}",
+                                a.tasks.queued + a.tasks.claimed,
+                                a.tasks.done,
+                                a.tasks.failed
+                            ),
+                            a.observations.to_string(),
+                        ]
+                    })
+                    .collect();
+                table(
+                    &["agent", "id", "status", "open/done/failed", "observations"],
+                    &rows,
+                );
+            });
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn task(cmd: TaskCmd, out: Out) -> Result<ExitCode> {
+    match cmd {
+        TaskCmd::Schedule {
+            remote,
+            agent,
+            description,
+        } => {
+            let client = Client::new(&remote)?;
+            let agent = agent.map_or_else(|| subject(&client), Ok)?;
+            let r = send(&client, None, json!({"op": "schedule_agent_task", "agent": agent, "task": {"description": description}})).await?;
+            out.emit(&r, || {
+                if let Some(e) = r.events.first() {
+                    out.say(format!(
+                        "scheduled task {} at seq {}",
+                        e.event["task"].as_str().unwrap_or("?"),
+                        e.seq
+                    ));
+                }
+            });
+        }
+        TaskCmd::Claim {
+            remote,
+            agent,
+            task,
+        } => {
+            let client = Client::new(&remote)?;
+            let agent = agent.map_or_else(|| subject(&client), Ok)?;
+            let r = send(
+                &client,
+                None,
+                json!({"op": "claim_task", "agent": agent, "task": task}),
+            )
+            .await?;
+            print_committed(out, &r);
+        }
+        TaskCmd::Complete {
+            remote,
+            agent,
+            task,
+            result,
+            fail,
+        } => {
+            let client = Client::new(&remote)?;
+            let agent = agent.map_or_else(|| subject(&client), Ok)?;
+            let outcome = match fail {
+                Some(reason) => json!({"status": "failure", "reason": reason}),
+                None => json!({"status": "success", "result": result}),
+            };
+            let r = send(
+                &client,
+                None,
+                json!({"op": "complete_task", "agent": agent, "task": task, "outcome": outcome}),
+            )
+            .await?;
+            print_committed(out, &r);
+        }
+        TaskCmd::List {
+            remote,
+            agent,
+            state,
+        } => {
+            let client = Client::new(&remote)?;
+            let mut query = Vec::new();
+            if let Some(a) = agent {
+                query.push(("agent", a));
+            }
+            if let Some(s) = state {
+                query.push(("state", s));
+            }
+            let tasks: Vec<TaskView> = client.get("/v1/tasks", &query).await?;
+            out.emit(&tasks, || {
+                let rows: Vec<Vec<String>> = tasks
+                    .iter()
+                    .map(|t| {
+                        vec![
+                            t.id.clone(),
+                            t.agent.clone(),
+                            t.state.clone(),
+                            t.description.clone(),
+                        ]
+                    })
+                    .collect();
+                table(&["task", "agent", "state", "description"], &rows);
+            });
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn observe(args: ObserveArgs, out: Out) -> Result<ExitCode> {
+    use base64::Engine as _;
+    let client = Client::new(&args.remote)?;
+    let agent = args.agent.map_or_else(|| subject(&client), Ok)?;
+    let data = base64::engine::general_purpose::STANDARD.encode(args.data.as_bytes());
+    let r = send(
+        &client,
+        None,
+        json!({"op": "emit_observation", "agent": agent, "data": data}),
+    )
+    .await?;
+    print_committed(out, &r);
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn token(cmd: TokenCmd, out: Out) -> Result<ExitCode> {
+    match cmd {
+        TokenCmd::Issue {
+            remote,
+            sub,
+            permissions,
+            scope,
+        } => {
+            let client = Client::new(&remote)?;
+            let r: TokenResponse = client
+                .post(
+                    "/v1/tokens",
+                    &json!({"sub": sub, "permissions": permissions, "scope": scope}),
+                )
+                .await?;
+            out.emit(&r, || {
+                out.say(format!(
+                    "token for {} (jti {}, expires {}, permissions {}):",
+                    r.sub,
+                    r.jti,
+                    r.exp,
+                    r.permissions.join(",")
+                ));
+                out.say(&r.token);
+            });
+        }
+        TokenCmd::Inspect { token } => {
+            let claims = toka_auth_claims(&token)?;
+            out.emit(&claims, || {
+                out.say("claims (signature NOT verified; the server verifies):");
+                out.say(serde_json::to_string_pretty(&claims).unwrap_or_default());
+            });
+        }
+        TokenCmd::Revoke { remote, jti } => {
+            let client = Client::new(&remote)?;
+            let r = send(&client, None, json!({"op": "revoke_token", "jti": jti})).await?;
+            out.emit(&r, || out.say(format!("revoked {jti}")));
+        }
+        TokenCmd::Root { local } => {
+            let config = crate::setup::load_config(&local.config)?;
+            let store = toka_runtime::open_store(&config).await?;
+            let recovered =
+                toka_runtime::recovery::recover(store.as_ref(), &Default::default(), |_| {})
+                    .await?;
+            let root = recovered
+                .state
+                .root()
+                .context("the log has no root agent; run `toka init`")?;
+            let keys = crate::setup::keys(&config)?;
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)?
+                .as_secs();
+            let jti = toka_runtime::keys::random_id()?.to_string();
+            let claims = toka_auth::Claims::new(root, jti, now, now + config.auth.token_ttl_secs)
+                .with_permissions(toka_auth::permissions::ALL.iter().copied())
+                .with_scope(toka_auth::Scope::All);
+            let token = toka_auth::mint(&keys, &claims)?;
+            out.emit(&json!({"root": root.to_string(), "token": token}), || {
+                out.say(&token)
+            });
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_event(out: Out, e: &EventView) {
+    out.emit(e, || {
+        out.say(format!(
+            "#{:<6} {:<20} origin {}  {}",
+            e.seq, e.kind, e.origin, e.event
+        ))
+    });
+}
+
+pub async fn events(args: EventsArgs, out: Out) -> Result<ExitCode> {
+    let client = Client::new(&args.remote)?;
+    if !args.follow {
+        let from = args.from.unwrap_or(1);
+        let page: EventPage = client
+            .get(
+                "/v1/events",
+                &[
+                    ("from", from.to_string()),
+                    ("limit", args.limit.to_string()),
+                ],
+            )
+            .await?;
+        if out.json {
+            for e in &page.events {
+                print_event(out, e);
+            }
+        } else {
+            let rows: Vec<Vec<String>> = page
+                .events
+                .iter()
+                .map(|e| {
+                    vec![
+                        e.seq.to_string(),
+                        e.kind.clone(),
+                        e.origin.clone(),
+                        e.jti.clone().unwrap_or_default(),
+                    ]
+                })
+                .collect();
+            table(&["seq", "kind", "origin", "jti"], &rows);
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let response = client.stream(args.from).await?;
+    let mut bytes = response.bytes_stream();
+    let mut buffer = String::new();
+    while let Some(chunk) = bytes.next().await {
+        buffer.push_str(&String::from_utf8_lossy(&chunk?));
+        while let Some(end) = buffer.find("\n\n") {
+            let frame: String = buffer.drain(..end + 2).collect();
+            let data: String = frame
+                .lines()
+                .filter_map(|l| l.strip_prefix("data:"))
+                .map(str::trim_start)
+                .collect();
+            if let Ok(view) = serde_json::from_str::<EventView>(&data) {
+                print_event(out, &view);
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn state(remote: Remote, out: Out) -> Result<ExitCode> {
+    let client = Client::new(&remote)?;
+    let s: StateView = client.get("/v1/state", &[]).await?;
+    out.emit(&s, || {
+        out.say(format!("head seq      {}", s.head));
+        out.say(format!("state digest  {}", s.state_digest));
+        out.say(format!("chain digest  {}", s.chain_digest));
+        out.say(format!("agents {}, tasks {}", s.agents, s.tasks));
+    });
+    Ok(ExitCode::SUCCESS)
+}

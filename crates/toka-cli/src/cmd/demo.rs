@@ -1,0 +1,290 @@
+//! `toka demo`: the tour. On an embedded SQLite store in a fresh folder, a root agent
+//! spawns a planner and two workers with attenuated tokens; tasks are scheduled,
+//! claimed and completed with observations; a worker tries what its token does not
+//! allow and is refused; then the agent tree, the tasks and the last events are shown,
+//! the chain is verified and a replay reaches the same digest.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context as _, Result, bail};
+use serde_json::json;
+use toka_auth::permissions as p;
+use toka_runtime::{Runtime, SubmitError};
+use toka_store_core::{EventPages, Hash32, Verdict, verify};
+use toka_types::{
+    AgentSpec, EntityId, KernelEvent, Message, Observation, Operation, TaskOutcome, TaskSpec,
+};
+
+use crate::cmd::init::{Alg, initialise};
+use crate::output::{Out, table};
+
+async fn send(
+    rt: &Runtime,
+    origin: EntityId,
+    token: &str,
+    op: Operation,
+) -> Result<Vec<KernelEvent>, SubmitError> {
+    rt.submit(Message::new(origin, token, op))
+        .await
+        .map(|c| c.events)
+        .map_err(|r| r.error)
+}
+
+fn new_id(events: &[KernelEvent]) -> Result<EntityId> {
+    match events.first() {
+        Some(KernelEvent::AgentSpawned { agent, .. }) => Ok(*agent),
+        Some(KernelEvent::TaskScheduled { task, .. }) => Ok(*task),
+        other => bail!("unexpected event {other:?}"),
+    }
+}
+
+pub async fn run(dir: Option<PathBuf>, out: Out) -> Result<ExitCode> {
+    let dir = match dir {
+        Some(d) => d,
+        None => std::env::temp_dir().join(format!(
+            "toka-demo-{}",
+            &toka_runtime::keys::random_id()?.to_string()[..8]
+        )),
+    };
+    out.say(
+        "Toka demo: agents with capability tokens, tasks, a refusal, and a log that replays.\n",
+    );
+    let (config, root, admin) = initialise(&dir, true, Alg::Hs256).await?;
+    let root: EntityId = root.parse()?;
+    let rt = Runtime::start(&config).await?;
+
+    let planner = new_id(
+        &send(
+            &rt,
+            root,
+            &admin,
+            Operation::SpawnSubAgent {
+                parent: root,
+                spec: AgentSpec::new("planner")?,
+            },
+        )
+        .await?,
+    )?;
+    let (planner_token, _) = rt.mint_child_token(
+        &admin,
+        planner,
+        vec![
+            p::AGENT_SPAWN.into(),
+            p::TASK_SCHEDULE.into(),
+            p::OBSERVATION_EMIT.into(),
+            p::TOKEN_ISSUE.into(),
+        ],
+        None,
+    )?;
+    out.say(format!("1. root spawned planner {planner}\n   its token (attenuated from root's) allows agent:spawn, task:schedule, observation:emit, token:issue"));
+
+    let mut workers = Vec::new();
+    for name in ["worker-1", "worker-2"] {
+        let id = new_id(
+            &send(
+                &rt,
+                planner,
+                &planner_token,
+                Operation::SpawnSubAgent {
+                    parent: planner,
+                    spec: AgentSpec::new(name)?,
+                },
+            )
+            .await?,
+        )?;
+        // Workers act on their own queues: the root grants them claim/complete.
+        let (token, _) = rt.mint_child_token(
+            &admin,
+            id,
+            vec![
+                p::TASK_CLAIM.into(),
+                p::TASK_COMPLETE.into(),
+                p::OBSERVATION_EMIT.into(),
+            ],
+            None,
+        )?;
+        workers.push((name, id, token));
+    }
+    out.say("2. planner spawned worker-1 and worker-2; their tokens allow task:claim, task:complete, observation:emit");
+
+    let jobs = [
+        ("fetch the incident report", 0),
+        ("summarise the incident report", 1),
+        ("draft the postmortem", 0),
+        ("file follow-up tickets", 1),
+    ];
+    let mut tasks = Vec::new();
+    for (what, w) in jobs {
+        let task = new_id(
+            &send(
+                &rt,
+                planner,
+                &planner_token,
+                Operation::ScheduleAgentTask {
+                    agent: workers[w].1,
+                    task: TaskSpec::new(what)?,
+                },
+            )
+            .await?,
+        )?;
+        tasks.push((task, w, what));
+    }
+    out.say(format!("3. planner scheduled {} tasks", tasks.len()));
+
+    for (i, (task, w, what)) in tasks.iter().enumerate() {
+        let (_, id, token) = &workers[*w];
+        send(
+            &rt,
+            *id,
+            token,
+            Operation::ClaimTask {
+                agent: *id,
+                task: *task,
+            },
+        )
+        .await?;
+        let note = Observation::new(format!("working on: {what}").into_bytes())?;
+        send(
+            &rt,
+            *id,
+            token,
+            Operation::EmitObservation {
+                agent: *id,
+                data: note,
+            },
+        )
+        .await?;
+        let outcome = if i == 3 {
+            TaskOutcome::failure("ticket tracker unreachable")?
+        } else {
+            TaskOutcome::success(format!("done: {what}"))?
+        };
+        send(
+            &rt,
+            *id,
+            token,
+            Operation::CompleteTask {
+                agent: *id,
+                task: *task,
+                outcome,
+            },
+        )
+        .await?;
+    }
+    out.say("4. workers claimed, observed and completed their tasks (one failed)");
+
+    let (_, w2, w2_token) = &workers[1];
+    match send(
+        &rt,
+        *w2,
+        w2_token,
+        Operation::SpawnSubAgent {
+            parent: *w2,
+            spec: AgentSpec::new("rogue")?,
+        },
+    )
+    .await
+    {
+        Ok(_) => bail!("worker-2 spawned an agent its token does not allow"),
+        Err(e) => out.say(format!(
+            "5. worker-2 tried to spawn an agent and was refused:\n   {e}"
+        )),
+    }
+    let (_, w1, _) = &workers[0];
+    match send(
+        &rt,
+        *w2,
+        w2_token,
+        Operation::ScheduleAgentTask {
+            agent: *w1,
+            task: TaskSpec::new("do my work")?,
+        },
+    )
+    .await
+    {
+        Ok(_) => bail!("worker-2 acted outside its scope"),
+        Err(e) => out.say(format!(
+            "   and to push work onto worker-1, refused too:\n   {e}"
+        )),
+    }
+
+    out.say("\nAgent tree:");
+    let rows: Vec<Vec<String>> = rt.read(|s| {
+        s.subtree(root)
+            .into_iter()
+            .filter_map(|id| s.agent(id))
+            .map(|a| {
+                vec![
+                    format!("{}{}", "  ".repeat(a.depth as usize), a.spec.name()),
+                    a.id.to_string(),
+                    s.tasks_of(a.id).len().to_string(),
+                    a.observations.to_string(),
+                ]
+            })
+            .collect()
+    });
+    table(&["agent", "id", "tasks", "observations"], &rows);
+    out.say("\nTasks:");
+    let rows: Vec<Vec<String>> = rt.read(|s| {
+        tasks
+            .iter()
+            .filter_map(|(t, w, what)| {
+                s.task(*t).map(|r| {
+                    vec![
+                        r.state.as_str().to_string(),
+                        workers[*w].0.to_string(),
+                        what.to_string(),
+                    ]
+                })
+            })
+            .collect()
+    });
+    table(&["state", "worker", "task"], &rows);
+
+    let head = rt.head();
+    let live_digest = rt.read(|s| s.digest());
+    rt.shutdown().await;
+    drop(rt);
+
+    let store = toka_runtime::open_store(&config).await?;
+    out.say("\nLast events:");
+    let first = head.seq.saturating_sub(5) + 1;
+    let page = EventPages::new(store.as_ref(), first).next_page().await?;
+    let rows: Vec<Vec<String>> = page
+        .iter()
+        .map(|r| {
+            vec![
+                r.header.seq.to_string(),
+                r.header.kind.clone(),
+                r.header.origin.to_string(),
+                r.header.digest.to_string()[..16].to_string(),
+            ]
+        })
+        .collect();
+    table(&["seq", "kind", "origin", "digest"], &rows);
+
+    let verdict = verify(store.as_ref(), 1, Hash32::ZERO, None, |_| {}).await?;
+    let Verdict::Intact { checked, .. } = verdict else {
+        bail!("the demo's own log does not verify: {verdict:?}")
+    };
+    let replayed =
+        toka_runtime::recovery::recover(store.as_ref(), &Default::default(), |_| {}).await?;
+    let replay_digest = replayed.state.digest();
+    if replay_digest != live_digest {
+        bail!("replay reached {replay_digest}, the live state was {live_digest}");
+    }
+    let config_path = dir.join("toka.toml");
+    out.emit(&json!({"dir": dir.display().to_string(), "events": checked, "state_digest": live_digest.to_string()}), || {
+        out.say(format!("\nChain verified: {checked} events, head digest {}", head.digest));
+        out.say(format!("Live state digest   {live_digest}"));
+        out.say(format!("Replayed digest     {replay_digest}  (identical)"));
+        out.say(format!("\nData: {}", config.resolve(&config.store.path).display()));
+        out.say("Try next:");
+        out.say(format!("  toka verify --config {}", config_path.display()));
+        out.say(format!("  toka replay --config {} --to 6", config_path.display()));
+        out.say(format!("  toka serve  --config {}", config_path.display()));
+    });
+    let _ = store.head().await.context("store closed")?;
+    Ok(ExitCode::SUCCESS)
+}

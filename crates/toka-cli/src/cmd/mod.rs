@@ -1,0 +1,48 @@
+//! One module per command family.
+
+pub mod bench;
+pub mod client;
+pub mod demo;
+pub mod init;
+pub mod offline;
+pub mod serve;
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::CommandFactory as _;
+
+use crate::output::Out;
+use crate::{Cli, Command};
+
+/// Runs one command.
+pub async fn run(command: Command, out: Out) -> Result<ExitCode> {
+    match command {
+        Command::Init {
+            dir,
+            force,
+            alg,
+            empty,
+        } => init::run(&dir, force, alg, empty, out).await,
+        Command::Serve { local, listen } => serve::run(&local.config, listen, out).await,
+        Command::Agent(c) => client::agent(c, out).await,
+        Command::Task(c) => client::task(c, out).await,
+        Command::Observe(a) => client::observe(a, out).await,
+        Command::Token(c) => client::token(c, out).await,
+        Command::Events(a) => client::events(a, out).await,
+        Command::State { remote } => client::state(remote, out).await,
+        Command::Verify { local } => offline::verify(&local.config, out).await,
+        Command::Replay { local, to } => offline::replay(&local.config, to, out).await,
+        Command::Snapshot(c) => offline::snapshot(c, out).await,
+        Command::Export { local, out: file } => {
+            offline::export(&local.config, file.as_deref(), out).await
+        }
+        Command::Import { local, file } => offline::import(&local.config, &file, out).await,
+        Command::Demo { dir } => demo::run(dir, out).await,
+        Command::Bench(args) => bench::run(args, out).await,
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "toka", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

@@ -1,0 +1,316 @@
+//! Commands on a data folder, without a server. They take the store's writer lock, so
+//! they refuse clearly while a `toka serve` holds it.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::{Context as _, Result, bail};
+use clap::Subcommand;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::json;
+use toka_kernel::{OpcodeRegistry, WorldState};
+use toka_store_core::{
+    EventPages, EventRecord, Hash32, Head, StorageBackend, Verdict, chain_digest,
+    verify as verify_chain,
+};
+
+use crate::output::{Out, table};
+use crate::setup;
+
+#[derive(Debug, Subcommand)]
+pub enum SnapshotCmd {
+    /// Take a snapshot at the head now.
+    Create {
+        #[command(flatten)]
+        local: crate::Local,
+    },
+    /// The snapshots kept.
+    List {
+        #[command(flatten)]
+        local: crate::Local,
+    },
+}
+
+fn bar(len: u64, what: &str) -> ProgressBar {
+    let bar = ProgressBar::new(len);
+    bar.set_style(
+        ProgressStyle::with_template("{msg:>9} [{bar:40}] {pos}/{len} ({per_sec}, {eta})")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    bar.set_message(what.to_string());
+    bar
+}
+
+async fn open(config_path: &Path) -> Result<std::sync::Arc<dyn StorageBackend>> {
+    let config = setup::load_config(config_path)?;
+    Ok(toka_runtime::open_store(&config).await?)
+}
+
+/// Replays events `1..=to` (no snapshot) into a fresh state.
+async fn replay_to(
+    store: &dyn StorageBackend,
+    to: u64,
+    progress: &ProgressBar,
+) -> Result<WorldState> {
+    let mut state = WorldState::new();
+    let handlers = OpcodeRegistry::new();
+    let mut pages = EventPages::new(store, 1).until(to);
+    loop {
+        let page = pages.next_page().await?;
+        if page.is_empty() {
+            break;
+        }
+        for record in &page {
+            let event = toka_runtime::codec::decode(record)?;
+            toka_kernel::apply(&mut state, &event, &handlers);
+        }
+        progress.set_position(state.applied());
+    }
+    Ok(state)
+}
+
+pub async fn verify(config_path: &Path, out: Out) -> Result<ExitCode> {
+    let store = open(config_path).await?;
+    let head = store.head().await?;
+    let progress = bar(head.seq, "verify");
+    let verdict = verify_chain(store.as_ref(), 1, Hash32::ZERO, None, |seq| {
+        progress.set_position(seq)
+    })
+    .await?;
+    progress.finish_and_clear();
+    if let Verdict::Broken { seq, corruption } = verdict {
+        out.emit(
+            &json!({"ok": false, "seq": seq, "reason": corruption.to_string()}),
+            || {
+                crate::output::warn(format!("log broken at seq {seq}: {corruption}"));
+            },
+        );
+        return Ok(ExitCode::from(1));
+    }
+    // Replay from genesis and compare with the newest snapshot's recorded digest.
+    let progress = bar(head.seq, "replay");
+    let state = replay_to(store.as_ref(), head.seq, &progress).await?;
+    progress.finish_and_clear();
+    state
+        .check_invariants()
+        .map_err(|v| anyhow::anyhow!("replayed state is invalid: {v}"))?;
+    let mut snapshot_check = "no snapshot".to_string();
+    if let Some(snapshot) = store.latest_snapshot().await? {
+        let at = replay_to(store.as_ref(), snapshot.seq, &ProgressBar::hidden()).await?;
+        if at.digest().as_bytes() != snapshot.state_digest.as_bytes() {
+            out.emit(&json!({"ok": false, "seq": snapshot.seq, "reason": "snapshot digest differs from replay"}), || {
+                crate::output::warn(format!("snapshot at seq {} does not match a replay of the log", snapshot.seq));
+            });
+            return Ok(ExitCode::from(1));
+        }
+        snapshot_check = format!("snapshot at seq {} matches replay", snapshot.seq);
+    }
+    let digest = state.digest().to_string();
+    out.emit(&json!({"ok": true, "events": head.seq, "chain_digest": head.digest.to_string(), "state_digest": digest}), || {
+        out.say(format!("ok: {} events, chain intact, {snapshot_check}", head.seq));
+        out.say(format!("chain digest  {}", head.digest));
+        out.say(format!("state digest  {digest}"));
+    });
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn replay(config_path: &Path, to: Option<u64>, out: Out) -> Result<ExitCode> {
+    let store = open(config_path).await?;
+    let head = store.head().await?;
+    let to = to.unwrap_or(head.seq);
+    if to > head.seq {
+        bail!("--to {to} is past the head ({})", head.seq);
+    }
+    let progress = bar(to, "replay");
+    let state = replay_to(store.as_ref(), to, &progress).await?;
+    progress.finish_and_clear();
+    let agents: Vec<_> = state.agents().into_iter().map(|a| json!({
+        "id": a.id.to_string(), "name": a.spec.name(), "parent": a.parent.map(|p| p.to_string()),
+        "status": format!("{:?}", a.status).to_lowercase(), "tasks": a.tasks.len(), "observations": a.observations,
+    })).collect();
+    let mut counts = std::collections::BTreeMap::new();
+    for t in state.tasks() {
+        *counts.entry(t.state.as_str()).or_insert(0u64) += 1;
+    }
+    let digest = state.digest().to_string();
+    out.emit(
+        &json!({"seq": to, "digest": digest, "agents": agents, "tasks": counts}),
+        || {
+            out.say(format!("state at seq {to} (digest {digest})"));
+            let rows: Vec<Vec<String>> = state
+                .agents()
+                .into_iter()
+                .map(|a| {
+                    vec![
+                        a.spec.name().to_string(),
+                        a.id.to_string(),
+                        format!("{:?}", a.status).to_lowercase(),
+                        a.tasks.len().to_string(),
+                    ]
+                })
+                .collect();
+            table(&["agent", "id", "status", "tasks"], &rows);
+            let summary: Vec<String> = counts.iter().map(|(k, v)| format!("{v} {k}")).collect();
+            out.say(format!(
+                "tasks: {}",
+                if summary.is_empty() {
+                    "none".into()
+                } else {
+                    summary.join(", ")
+                }
+            ));
+        },
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn snapshot(cmd: SnapshotCmd, out: Out) -> Result<ExitCode> {
+    match cmd {
+        SnapshotCmd::Create { local } => {
+            let config = setup::load_config(&local.config)?;
+            let runtime = toka_runtime::Runtime::start(&config).await?;
+            let seq = runtime.snapshot().await.map_err(|e| anyhow::anyhow!(e))?;
+            runtime.shutdown().await;
+            out.emit(&json!({"snapshot": seq}), || {
+                out.say(format!("snapshot taken at seq {seq}"))
+            });
+        }
+        SnapshotCmd::List { local } => {
+            let store = open(&local.config).await?;
+            let seqs = store.snapshot_seqs().await?;
+            out.emit(&json!({"snapshots": seqs}), || {
+                let rows: Vec<Vec<String>> = seqs.iter().map(|s| vec![s.to_string()]).collect();
+                table(&["seq"], &rows);
+            });
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn export(config_path: &Path, file: Option<&Path>, out: Out) -> Result<ExitCode> {
+    let store = open(config_path).await?;
+    let head = store.head().await?;
+    let mut sink: Box<dyn Write> = match file {
+        Some(f) => Box::new(std::io::BufWriter::new(
+            std::fs::File::create(f).with_context(|| format!("creating {}", f.display()))?,
+        )),
+        None => Box::new(std::io::BufWriter::new(std::io::stdout())),
+    };
+    let progress = if file.is_some() {
+        bar(head.seq, "export")
+    } else {
+        ProgressBar::hidden()
+    };
+    let mut pages = EventPages::new(store.as_ref(), 1);
+    let mut written = 0u64;
+    loop {
+        let page = pages.next_page().await?;
+        if page.is_empty() {
+            break;
+        }
+        for record in &page {
+            serde_json::to_writer(&mut sink, record)?;
+            sink.write_all(b"\n")?;
+            written += 1;
+        }
+        progress.set_position(written);
+    }
+    sink.flush()?;
+    progress.finish_and_clear();
+    if file.is_some() {
+        out.emit(&json!({"exported": written}), || {
+            out.say(format!("exported {written} events"))
+        });
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Reads an export line by line, checking the chain; calls `each` with every batch.
+async fn walk_export(
+    file: &Path,
+    mut each: impl AsyncFnMut(&[EventRecord]) -> Result<()>,
+) -> Result<Head> {
+    let reader = BufReader::new(
+        std::fs::File::open(file).with_context(|| format!("opening {}", file.display()))?,
+    );
+    let mut head = Head::EMPTY;
+    let mut batch = Vec::with_capacity(1024);
+    for (n, line) in reader.lines().enumerate() {
+        let line = line?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let record: EventRecord = serde_json::from_str(&line)
+            .with_context(|| format!("line {}: not an exported event", n + 1))?;
+        let h = &record.header;
+        if h.seq != head.seq + 1 {
+            bail!(
+                "line {}: seq {} where {} was expected; the export is broken, nothing imported",
+                n + 1,
+                h.seq,
+                head.seq + 1
+            );
+        }
+        if Hash32::of(&record.payload) != h.payload_hash {
+            bail!(
+                "line {}: seq {}: payload altered (hash mismatch); nothing imported",
+                n + 1,
+                h.seq
+            );
+        }
+        if chain_digest(&head.digest, h) != h.digest {
+            bail!(
+                "line {}: seq {}: digest does not chain; nothing imported",
+                n + 1,
+                h.seq
+            );
+        }
+        head = Head {
+            seq: h.seq,
+            digest: h.digest,
+        };
+        batch.push(record);
+        if batch.len() == 1024 {
+            each(&batch).await?;
+            batch.clear();
+        }
+    }
+    if !batch.is_empty() {
+        each(&batch).await?;
+    }
+    Ok(head)
+}
+
+pub async fn import(config_path: &Path, file: &Path, out: Out) -> Result<ExitCode> {
+    let store = open(config_path).await?;
+    if store.head().await?.seq != 0 {
+        bail!(
+            "the store of {} is not empty; import into a fresh data folder (`toka init --dir NEW`)",
+            config_path.display()
+        );
+    }
+    // Pass 1: the whole chain checks out before anything is written.
+    let checked = walk_export(file, async |_| Ok(())).await?;
+    // Pass 2: append it (the driver re-checks every batch).
+    let progress = bar(checked.seq, "import");
+    let head = walk_export(file, async |batch: &[EventRecord]| {
+        let at = batch[0].header.seq - 1;
+        store.append(at, batch).await?;
+        progress.set_position(at + batch.len() as u64);
+        Ok(())
+    })
+    .await?;
+    progress.finish_and_clear();
+    out.emit(
+        &json!({"imported": head.seq, "chain_digest": head.digest.to_string()}),
+        || {
+            out.say(format!(
+                "imported {} events, chain digest {}",
+                head.seq, head.digest
+            ));
+        },
+    );
+    Ok(ExitCode::SUCCESS)
+}
