@@ -28,7 +28,10 @@ pub struct BenchArgs {
 
 pub async fn run(args: BenchArgs, out: Out) -> Result<ExitCode> {
     let dir = tempfile::tempdir()?;
-    let mut config = Config { base_dir: dir.path().to_path_buf(), ..Default::default() };
+    let mut config = Config {
+        base_dir: dir.path().to_path_buf(),
+        ..Default::default()
+    };
     config.store.driver = args.driver.clone();
     config.store.path = if args.driver == "sled" {
         "data/sled".into()

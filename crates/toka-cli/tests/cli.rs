@@ -1,0 +1,310 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+//! The `toka` command, end to end: every command, and its failures.
+
+mod util;
+
+use serde_json::Value;
+use util::*;
+
+#[test]
+fn init_writes_a_private_key_and_refuses_to_overwrite() {
+    let dir = tempfile::tempdir().unwrap();
+    let (root, token) = init(dir.path());
+    assert_eq!(root.len(), 36);
+    assert_eq!(token.split('.').count(), 3);
+    assert!(config(dir.path()).exists());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.path().join("keys/signing.json"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let again = run(&["init", "--dir", dir.path().to_str().unwrap()]);
+    assert_eq!(again.code, 1);
+    assert!(again.stderr.contains("exists already"), "{}", again.stderr);
+    let forced = run(&["init", "--dir", dir.path().to_str().unwrap(), "--force"]);
+    assert_eq!(forced.code, 0, "{}", forced.stderr);
+    assert!(forced.stdout.contains("Admin token"));
+}
+
+#[test]
+fn a_bad_config_is_refused_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    init(dir.path());
+    let text = std::fs::read_to_string(config(dir.path()))
+        .unwrap()
+        .replace("driver = ", "drivr = ");
+    std::fs::write(config(dir.path()), text).unwrap();
+    let r = run(&["verify", "--config", config(dir.path()).to_str().unwrap()]);
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("unknown key store.drivr"), "{}", r.stderr);
+    let missing = run(&["verify", "--config", "/nonexistent/toka.toml"]);
+    assert_eq!(missing.code, 1);
+    assert!(missing.stderr.contains("toka init"), "{}", missing.stderr);
+}
+
+#[test]
+fn usage_errors_exit_2_and_completions_print() {
+    assert_eq!(run(&["task", "frobnicate"]).code, 2);
+    let r = run(&["completions", "bash"]);
+    assert_eq!(r.code, 0);
+    assert!(r.stdout.contains("toka"));
+}
+
+#[test]
+fn client_commands_against_a_server_with_their_refusals() {
+    let dir = tempfile::tempdir().unwrap();
+    let (root, admin) = init(dir.path());
+    let server = Server::start(dir.path());
+
+    let r = client(&server, &admin, &["--json", "agent", "spawn", "worker"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let spawned: Value = serde_json::from_str(r.stdout.trim()).unwrap();
+    let worker = spawned["events"][0]["event"]["agent"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    let r = client(
+        &server,
+        &admin,
+        &[
+            "--json",
+            "token",
+            "issue",
+            "--sub",
+            &worker,
+            "--perm",
+            "task:claim",
+            "--perm",
+            "task:complete",
+            "--perm",
+            "observation:emit",
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let worker_token = serde_json::from_str::<Value>(r.stdout.trim()).unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    let r = client(
+        &server,
+        &admin,
+        &[
+            "--json",
+            "task",
+            "schedule",
+            "--agent",
+            &worker,
+            "write the report",
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let task =
+        serde_json::from_str::<Value>(r.stdout.trim()).unwrap()["events"][0]["event"]["task"]
+            .as_str()
+            .unwrap()
+            .to_string();
+
+    assert_eq!(
+        client(&server, &worker_token, &["task", "claim", &task]).code,
+        0
+    );
+    assert_eq!(
+        client(&server, &worker_token, &["observe", "halfway there"]).code,
+        0
+    );
+    assert_eq!(
+        client(
+            &server,
+            &worker_token,
+            &["task", "complete", &task, "--result", "done"]
+        )
+        .code,
+        0
+    );
+
+    let r = client(
+        &server,
+        &admin,
+        &["--json", "task", "list", "--state", "done"],
+    );
+    let done: Vec<Value> = serde_json::from_str(r.stdout.trim()).unwrap();
+    assert_eq!(done.len(), 1);
+    assert_eq!(done[0]["description"], "write the report");
+
+    let r = client(&server, &admin, &["agent", "list"]);
+    assert!(
+        r.stdout.contains("root") && r.stdout.contains("  worker"),
+        "{}",
+        r.stdout
+    );
+
+    // The worker's token cannot spawn: refused, exit 1, the permission named.
+    let r = client(&server, &worker_token, &["agent", "spawn", "rogue"]);
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("agent:spawn"), "{}", r.stderr);
+    // And cannot see the root's part of the tree.
+    let r = client(&server, &worker_token, &["--json", "agent", "list"]);
+    let visible: Vec<Value> = serde_json::from_str(r.stdout.trim()).unwrap();
+    assert_eq!(visible.len(), 1, "{visible:?}");
+    assert_eq!(visible[0]["id"], worker);
+
+    // No token, a bad token.
+    let r = run_with(toka().env("TOKA_SERVER", &server.url).args(["state"]));
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("no token"), "{}", r.stderr);
+    let r = client(&server, "not.a.token", &["state"]);
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("401"), "{}", r.stderr);
+
+    let r = client(&server, &admin, &["--json", "state"]);
+    let state: Value = serde_json::from_str(r.stdout.trim()).unwrap();
+    assert_eq!(state["root"], root);
+    assert_eq!(state["head"], 6);
+    let r = client(&server, &admin, &["--json", "events", "--from", "1"]);
+    assert_eq!(r.stdout.lines().count(), 6);
+
+    // A second writer on the same folder is refused clearly.
+    let r = run(&["verify", "--config", config(dir.path()).to_str().unwrap()]);
+    assert_eq!(r.code, 1);
+    assert!(
+        r.stderr.contains("in use by another process"),
+        "{}",
+        r.stderr
+    );
+
+    assert_eq!(server.stop(), 0, "serve exits 0 on SIGTERM");
+}
+
+#[test]
+fn verify_replay_export_import_and_tampering() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, admin) = init(dir.path());
+    let server = Server::start(dir.path());
+    for n in 0..10 {
+        assert_eq!(
+            client(&server, &admin, &["task", "schedule", &format!("job {n}")]).code,
+            0
+        );
+    }
+    assert_eq!(server.stop(), 0);
+    let cfg = config(dir.path());
+    let cfg = cfg.to_str().unwrap();
+
+    let r = run(&["--json", "verify", "--config", cfg]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let ok: Value = serde_json::from_str(r.stdout.trim()).unwrap();
+    assert_eq!(ok["events"], 11);
+
+    let r = run(&["--json", "replay", "--config", cfg, "--to", "6"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let at6: Value = serde_json::from_str(r.stdout.trim()).unwrap();
+    assert_eq!(at6["tasks"]["queued"], 5);
+
+    let export = dir.path().join("log.jsonl");
+    assert_eq!(
+        run(&["export", "--config", cfg, "--out", export.to_str().unwrap()]).code,
+        0
+    );
+    assert_eq!(
+        std::fs::read_to_string(&export).unwrap().lines().count(),
+        11
+    );
+
+    let copy = tempfile::tempdir().unwrap();
+    assert_eq!(
+        run(&["init", "--dir", copy.path().to_str().unwrap(), "--empty"]).code,
+        0
+    );
+    let copy_cfg = config(copy.path());
+    let r = run(&[
+        "--json",
+        "import",
+        "--config",
+        copy_cfg.to_str().unwrap(),
+        export.to_str().unwrap(),
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = run(&["--json", "verify", "--config", copy_cfg.to_str().unwrap()]);
+    let copied: Value = serde_json::from_str(r.stdout.trim()).unwrap();
+    assert_eq!(copied["state_digest"], ok["state_digest"]);
+
+    // A broken export is refused before anything is written.
+    let text = std::fs::read_to_string(&export).unwrap();
+    let broken: Vec<&str> = text
+        .lines()
+        .enumerate()
+        .filter(|(i, _)| *i != 4)
+        .map(|(_, l)| l)
+        .collect();
+    let broken_file = dir.path().join("broken.jsonl");
+    std::fs::write(&broken_file, broken.join("\n")).unwrap();
+    let empty = tempfile::tempdir().unwrap();
+    assert_eq!(
+        run(&["init", "--dir", empty.path().to_str().unwrap(), "--empty"]).code,
+        0
+    );
+    let r = run(&[
+        "import",
+        "--config",
+        config(empty.path()).to_str().unwrap(),
+        broken_file.to_str().unwrap(),
+    ]);
+    assert_eq!(r.code, 1);
+    assert!(
+        r.stderr.contains("seq 6 where 5 was expected"),
+        "{}",
+        r.stderr
+    );
+
+    // Tamper with the database: verify exits 1 naming the seq.
+    let conn = rusqlite::Connection::open(dir.path().join("data/toka.db")).unwrap();
+    conn.execute("UPDATE payloads SET body = replace(body, 'job 3', 'job X') WHERE id = (SELECT payload_id FROM events WHERE seq = 5)", []).unwrap();
+    drop(conn);
+    let r = run(&["verify", "--config", cfg]);
+    assert_eq!(r.code, 1);
+    assert!(
+        r.stderr.contains("seq 5") && r.stderr.contains("payload altered"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn demo_runs_and_verifies() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = run(&["demo", "--dir", dir.path().join("demo").to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("was refused"), "{}", r.stdout);
+    assert!(r.stdout.contains("(identical)"));
+    let r = run(&[
+        "verify",
+        "--config",
+        dir.path().join("demo/toka.toml").to_str().unwrap(),
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+}
+
+#[test]
+fn bench_reports_figures_as_json() {
+    let r = run(&[
+        "--json",
+        "bench",
+        "--driver",
+        "sqlite",
+        "--submitters",
+        "4",
+        "--messages",
+        "400",
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let v: Value = serde_json::from_str(r.stdout.trim()).unwrap();
+    assert_eq!(v["acknowledged"], 400);
+    assert!(v["per_second"].as_f64().unwrap() > 0.0);
+    assert!(v["replay_events"].as_u64().unwrap() > 400);
+}

@@ -1,0 +1,113 @@
+//! Helpers: run `toka`, start and stop real `toka serve` processes.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use assert_cmd::cargo::CommandCargoExt;
+use serde_json::Value;
+
+pub fn toka() -> Command {
+    let mut c = Command::cargo_bin("toka").unwrap();
+    c.env_remove("TOKA_TOKEN")
+        .env_remove("TOKA_SERVER")
+        .env_remove("TOKA_CONFIG")
+        .env("RUST_LOG", "warn");
+    c
+}
+
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+pub fn run(args: &[&str]) -> Run {
+    run_with(toka().args(args))
+}
+
+pub fn run_with(cmd: &mut Command) -> Run {
+    let out = cmd.output().unwrap();
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// `toka init --json` in `dir`: (root, admin token).
+pub fn init(dir: &Path) -> (String, String) {
+    let r = run(&["--json", "init", "--dir", dir.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let v: Value = serde_json::from_str(r.stdout.trim()).unwrap();
+    (
+        v["root"].as_str().unwrap().to_string(),
+        v["token"].as_str().unwrap().to_string(),
+    )
+}
+
+pub fn config(dir: &Path) -> PathBuf {
+    dir.join("toka.toml")
+}
+
+pub struct Server {
+    pub child: Child,
+    pub url: String,
+}
+
+impl Server {
+    pub fn start(dir: &Path) -> Self {
+        let mut child = toka()
+            .args([
+                "--json",
+                "serve",
+                "--config",
+                config(dir).to_str().unwrap(),
+                "--listen",
+                "127.0.0.1:0",
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let v: Value = serde_json::from_str(line.trim())
+            .unwrap_or_else(|e| panic!("serve printed {line:?}: {e}"));
+        Self {
+            child,
+            url: v["listening"].as_str().unwrap().to_string(),
+        }
+    }
+
+    /// SIGTERM, then wait: the server drains and exits 0.
+    pub fn stop(mut self) -> i32 {
+        Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        let status = self.child.wait().unwrap();
+        std::mem::forget(self);
+        status.code().unwrap_or(-1)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs a client command against `server` with `token`.
+pub fn client(server: &Server, token: &str, args: &[&str]) -> Run {
+    run_with(
+        toka()
+            .env("TOKA_SERVER", &server.url)
+            .env("TOKA_TOKEN", token)
+            .args(args),
+    )
+}
