@@ -4,13 +4,13 @@
 //! tamper with the underlying database directly), then instantiates every case with
 //! one line in its tests:
 //!
-//! ```ignore
+//! ```text
 //! toka_store_core::conformance_tests!(my_driver_tests::Harness);
 //! ```
 //!
 //! and, for a durable driver, the crash test in a `harness = false` test target:
 //!
-//! ```ignore
+//! ```text
 //! fn main() { toka_store_core::testkit::crash_main::<Harness>(20) }
 //! ```
 //!
