@@ -70,4 +70,17 @@ pub trait StorageBackend: Send + Sync + 'static {
 
     /// Deletes all but the newest `keep` snapshots; returns how many were deleted.
     async fn prune_snapshots(&self, keep: usize) -> Result<usize, StoreError>;
+
+    /// Whether other processes may append to this log (several nodes sharing it). A
+    /// runtime on a shared log catches up before deciding and retries on `Conflict`.
+    fn is_shared(&self) -> bool {
+        false
+    }
+
+    /// A watch on the head `seq` as any writer moves it (for shared logs: the driver
+    /// learns of other nodes' appends, e.g. by `LISTEN/NOTIFY`); `None` if the driver
+    /// has no such signal.
+    fn watch_head(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        None
+    }
 }

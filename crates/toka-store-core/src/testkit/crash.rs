@@ -39,6 +39,10 @@ pub fn crash_main<H: Harness>(kills: u32) {
         runtime.block_on(child::<H>(Path::new(&dir)));
         return;
     }
+    if let Some(reason) = runtime.block_on(H::skip_reason()) {
+        println!("\n*** SKIPPED crash test: {reason} ***\n");
+        return;
+    }
     let seed = std::env::var(SEED_ENV)
         .ok()
         .and_then(|s| s.parse().ok())

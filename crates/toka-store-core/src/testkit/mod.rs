@@ -77,6 +77,12 @@ pub trait Harness: Send + Sync + 'static {
 
     /// How many distinct payloads the underlying database holds (to check dedup).
     async fn stored_payloads(store: &Self::Store, dir: &Path) -> u64;
+
+    /// Why this driver cannot be tested here (e.g. no database server reachable), or
+    /// `None`. A driver must return `None` under CI, so its tests run rather than skip.
+    async fn skip_reason() -> Option<String> {
+        None
+    }
 }
 
 /// Instantiates every conformance case as a `#[tokio::test]` for `$harness`.
@@ -104,6 +110,13 @@ macro_rules! conformance_tests {
         $(
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $case() {
+                if let Some(reason) = <$harness as $crate::testkit::Harness>::skip_reason().await {
+                    #[allow(clippy::print_stderr)]
+                    {
+                        eprintln!("\n*** SKIPPED {}: {reason} ***\n", stringify!($case));
+                    }
+                    return;
+                }
                 $crate::testkit::cases::$case::<$harness>().await;
             }
         )*

@@ -1,0 +1,488 @@
+//! The event log in PostgreSQL: the log several Toka nodes share.
+//!
+//! # Who appends next
+//!
+//! PostgreSQL decides, no home-made consensus: an append is one transaction that locks
+//! the single row of table `head` (`SELECT … FOR UPDATE`), compares it with the
+//! caller's expected head, checks the batch against it, inserts the records and moves
+//! the head. A second node appending on the same head waits for the lock, then sees
+//! the moved head and gets `Conflict`; `events.seq` is also the primary key, so even a
+//! bug could not write two records at one position.
+//!
+//! # Durability
+//!
+//! `append` returns after `COMMIT`, which with PostgreSQL's default
+//! `synchronous_commit = on` means the WAL record is flushed to disk (and to
+//! synchronous standbys if configured).
+//!
+//! # Reading it by hand
+//!
+//! ```text
+//! psql "$TOKA_POSTGRES_URL" -c "SET search_path TO toka;
+//!   SELECT e.seq, e.kind, e.origin, p.body_json FROM events e
+//!   JOIN payloads p ON p.hash = e.payload_hash ORDER BY seq DESC LIMIT 5"
+//! ```
+//!
+//! # Live tailing
+//!
+//! Each append sends `NOTIFY` on channel `toka_<schema>` with the new head; every
+//! store handle listens on a dedicated connection and exposes the head it hears of
+//! through [`StorageBackend::watch_head`], so a node learns of other nodes' events
+//! without polling.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod schema;
+
+use std::str::FromStr;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use futures::StreamExt as _;
+use toka_store_core::{
+    AppendError, EventHeader, EventRecord, Hash32, Head, Snapshot, StorageBackend, StoreError,
+    check_batch, head_after,
+};
+use toka_types::{EntityId, Timestamp};
+use tokio::sync::watch;
+use tokio_postgres::{NoTls, Row};
+
+pub use schema::SCHEMA_VERSION;
+
+pub(crate) const DRIVER: &str = "postgres";
+const POOL_SIZE: usize = 16;
+
+pub(crate) fn backend(e: impl std::fmt::Display) -> StoreError {
+    StoreError::backend(DRIVER, e)
+}
+
+/// An event log in one PostgreSQL schema. Clones share the pool and the listener.
+#[derive(Clone)]
+pub struct PostgresStore {
+    pool: Pool,
+    schema: Arc<str>,
+    head: watch::Receiver<u64>,
+}
+
+impl std::fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresStore")
+            .field("schema", &self.schema)
+            .finish_non_exhaustive()
+    }
+}
+
+fn check_schema_name(schema: &str) -> Result<(), StoreError> {
+    let ok = !schema.is_empty()
+        && schema.len() <= 48
+        && schema
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        && !schema.starts_with(|c: char| c.is_ascii_digit());
+    if ok {
+        Ok(())
+    } else {
+        Err(StoreError::InvalidRequest(format!(
+            "schema name {schema:?}: use 1 to 48 of a-z, 0-9, _ (not starting with a digit)"
+        )))
+    }
+}
+
+fn channel(schema: &str) -> String {
+    format!("toka_{schema}")
+}
+
+impl PostgresStore {
+    /// Connects to `url` (a libpq-style connection string or URL), creates and migrates
+    /// the schema `schema` if needed, and starts listening for other nodes' appends.
+    pub async fn open(url: &str, schema: &str) -> Result<Self, StoreError> {
+        check_schema_name(schema)?;
+        let mut pg = tokio_postgres::Config::from_str(url)
+            .map_err(|e| StoreError::InvalidRequest(format!("postgres connection string: {e}")))?;
+        pg.options(format!("-c search_path={schema}"));
+        pg.connect_timeout(std::time::Duration::from_secs(5));
+        let unreachable = |e: tokio_postgres::Error| {
+            backend(format!(
+                "cannot connect to PostgreSQL ({e}); is the server up and the URL right?"
+            ))
+        };
+        // Migrate on a connection of its own (the schema may not exist yet).
+        let (mut client, connection) = pg.connect(NoTls).await.map_err(unreachable)?;
+        let conn_task = tokio::spawn(connection);
+        schema::migrate(&mut client, schema).await?;
+        drop(client);
+        let _ = conn_task.await;
+
+        let manager = Manager::from_config(
+            pg.clone(),
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(POOL_SIZE)
+            .build()
+            .map_err(backend)?;
+        let (head_tx, head) = watch::channel(0);
+        let store = Self {
+            pool,
+            schema: schema.into(),
+            head,
+        };
+        let _ = head_tx.send(store.head_now().await?.seq);
+        store.listen(pg, head_tx).await?;
+        Ok(store)
+    }
+
+    /// Listens on the schema's channel on a dedicated connection, forwarding heads.
+    async fn listen(
+        &self,
+        pg: tokio_postgres::Config,
+        head_tx: watch::Sender<u64>,
+    ) -> Result<(), StoreError> {
+        let (client, mut connection) = pg.connect(NoTls).await.map_err(backend)?;
+        let (tx, mut rx) = futures::channel::mpsc::unbounded();
+        let stream = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
+        tokio::spawn(async move {
+            let mut stream = std::pin::pin!(stream);
+            while let Some(Ok(message)) = stream.next().await {
+                let _ = tx.unbounded_send(message);
+            }
+        });
+        client
+            .batch_execute(&format!("LISTEN \"{}\"", channel(&self.schema)))
+            .await
+            .map_err(backend)?;
+        tokio::spawn(async move {
+            // Keeps the client (and so the LISTEN) alive as long as the watch has readers.
+            let _client = client;
+            while let Some(message) = rx.next().await {
+                if let tokio_postgres::AsyncMessage::Notification(n) = message
+                    && let Ok(seq) = n.payload().parse::<u64>()
+                {
+                    head_tx.send_if_modified(|h| {
+                        let newer = seq > *h;
+                        if newer {
+                            *h = seq;
+                        }
+                        newer
+                    });
+                }
+                if head_tx.is_closed() {
+                    break;
+                }
+            }
+        });
+        Ok(())
+    }
+
+    async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
+        self.pool
+            .get()
+            .await
+            .map_err(|e| backend(format!("no connection: {e}")))
+    }
+
+    async fn head_now(&self) -> Result<Head, StoreError> {
+        let client = self.client().await?;
+        let row = client
+            .query_one("SELECT seq, digest FROM head", &[])
+            .await
+            .map_err(backend)?;
+        head_of(&row)
+    }
+
+    /// The schema this store lives in.
+    pub fn schema(&self) -> &str {
+        &self.schema
+    }
+
+    /// Drops the schema and everything in it (for tests and `toka` maintenance).
+    pub async fn drop_schema(self) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        client
+            .batch_execute(&format!(
+                "DROP SCHEMA IF EXISTS \"{}\" CASCADE",
+                self.schema
+            ))
+            .await
+            .map_err(backend)
+    }
+}
+
+fn head_of(row: &Row) -> Result<Head, StoreError> {
+    let seq: i64 = row.get(0);
+    let digest: Vec<u8> = row.get(1);
+    Ok(Head {
+        seq: seq as u64,
+        digest: Hash32::from_slice(&digest).ok_or(StoreError::Corrupt {
+            driver: DRIVER,
+            seq: seq as u64,
+            reason: "head digest is not 32 bytes".into(),
+        })?,
+    })
+}
+
+const EVENT_COLUMNS: &str = "e.seq, e.id::text, e.kind, e.ts, e.intent::text, e.parents, e.origin::text, e.jti, e.payload_hash, e.digest, p.body";
+
+fn record_of(row: &Row) -> Result<EventRecord, StoreError> {
+    let seq = row.get::<_, i64>(0) as u64;
+    let corrupt = |reason: String| StoreError::Corrupt {
+        driver: DRIVER,
+        seq,
+        reason,
+    };
+    let id = |i: usize| -> Result<EntityId, StoreError> {
+        row.get::<_, String>(i)
+            .parse()
+            .map_err(|e: toka_types::ParseIdError| corrupt(e.to_string()))
+    };
+    let hash = |i: usize| {
+        Hash32::from_slice(&row.get::<_, Vec<u8>>(i))
+            .ok_or_else(|| corrupt("hash is not 32 bytes".into()))
+    };
+    let parents: Vec<EntityId> = serde_json::from_str(&row.get::<_, String>(5))
+        .map_err(|e| corrupt(format!("parents: {e}")))?;
+    Ok(EventRecord {
+        header: EventHeader {
+            seq,
+            id: id(1)?,
+            kind: row.get(2),
+            timestamp: Timestamp::from_micros(row.get::<_, i64>(3) as u64),
+            intent: id(4)?,
+            parents,
+            origin: id(6)?,
+            jti: row.get(7),
+            payload_hash: hash(8)?,
+            digest: hash(9)?,
+        },
+        payload: row.get::<_, Option<Vec<u8>>>(10).unwrap_or_default(),
+    })
+}
+
+fn parents_json(parents: &[EntityId]) -> String {
+    let ids: Vec<String> = parents.iter().map(|p| format!("\"{p}\"")).collect();
+    format!("[{}]", ids.join(","))
+}
+
+#[async_trait]
+impl StorageBackend for PostgresStore {
+    fn driver(&self) -> &'static str {
+        DRIVER
+    }
+
+    async fn head(&self) -> Result<Head, StoreError> {
+        self.head_now().await
+    }
+
+    async fn append(&self, expected_head: u64, batch: &[EventRecord]) -> Result<Head, AppendError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(backend)?;
+        // The row lock is the queue: one appender at a time, across every node.
+        let row = tx
+            .query_one("SELECT seq, digest FROM head FOR UPDATE", &[])
+            .await
+            .map_err(backend)?;
+        let head = head_of(&row)?;
+        if head.seq != expected_head {
+            return Err(AppendError::Conflict {
+                expected: expected_head,
+                actual: head.seq,
+            });
+        }
+        if batch.is_empty() {
+            return Ok(head);
+        }
+        check_batch(&head, batch)?;
+        let mut hashes = Vec::with_capacity(batch.len());
+        let mut bodies = Vec::with_capacity(batch.len());
+        let mut jsons = Vec::with_capacity(batch.len());
+        let (
+            mut seqs,
+            mut ids,
+            mut kinds,
+            mut stamps,
+            mut intents,
+            mut parents,
+            mut origins,
+            mut jtis,
+            mut payload_hashes,
+            mut digests,
+        ) = (
+            vec![],
+            vec![],
+            vec![],
+            vec![],
+            vec![],
+            vec![],
+            vec![],
+            vec![],
+            vec![],
+            vec![],
+        );
+        for r in batch {
+            let h = &r.header;
+            hashes.push(h.payload_hash.as_bytes().to_vec());
+            bodies.push(r.payload.clone());
+            jsons.push(
+                std::str::from_utf8(&r.payload)
+                    .ok()
+                    .filter(|t| serde_json::from_str::<serde_json::Value>(t).is_ok())
+                    .map(str::to_string),
+            );
+            seqs.push(h.seq as i64);
+            ids.push(h.id.to_string());
+            kinds.push(h.kind.clone());
+            stamps.push(h.timestamp.as_micros() as i64);
+            intents.push(h.intent.to_string());
+            parents.push(parents_json(&h.parents));
+            origins.push(h.origin.to_string());
+            jtis.push(h.jti.clone());
+            payload_hashes.push(h.payload_hash.as_bytes().to_vec());
+            digests.push(h.digest.as_bytes().to_vec());
+        }
+        tx.execute(
+            "INSERT INTO payloads (hash, body, body_json)
+             SELECT h, b, j::jsonb FROM UNNEST($1::bytea[], $2::bytea[], $3::text[]) AS t(h, b, j)
+             ON CONFLICT (hash) DO NOTHING",
+            &[&hashes, &bodies, &jsons],
+        )
+        .await
+        .map_err(backend)?;
+        let inserted = tx
+            .execute(
+                "INSERT INTO events (seq, id, kind, ts, intent, parents, origin, jti, payload_hash, digest)
+                 SELECT s, i::uuid, k, t, n::uuid, p, o::uuid, j, h, d
+                 FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::text[], $8::text[], $9::bytea[], $10::bytea[])
+                   AS x(s, i, k, t, n, p, o, j, h, d)",
+                &[&seqs, &ids, &kinds, &stamps, &intents, &parents, &origins, &jtis, &payload_hashes, &digests],
+            )
+            .await;
+        if let Err(e) = inserted {
+            if e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) {
+                return Err(AppendError::InvalidBatch {
+                    seq: batch[0].header.seq,
+                    reason: format!("an event id of the batch is already in the log: {e}"),
+                });
+            }
+            return Err(backend(e).into());
+        }
+        let new_head = head_after(head, batch);
+        tx.execute(
+            "UPDATE head SET seq = $1, digest = $2",
+            &[
+                &(new_head.seq as i64),
+                &new_head.digest.as_bytes().as_slice(),
+            ],
+        )
+        .await
+        .map_err(backend)?;
+        tx.execute(
+            "SELECT pg_notify($1, $2)",
+            &[&channel(&self.schema), &new_head.seq.to_string()],
+        )
+        .await
+        .map_err(backend)?;
+        tx.commit().await.map_err(backend)?;
+        Ok(new_head)
+    }
+
+    async fn read_range(&self, from: u64, limit: usize) -> Result<Vec<EventRecord>, StoreError> {
+        let client = self.client().await?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = client
+            .query(
+                &format!("SELECT {EVENT_COLUMNS} FROM events e LEFT JOIN payloads p ON p.hash = e.payload_hash WHERE e.seq >= $1 ORDER BY e.seq LIMIT $2"),
+                &[&(from as i64), &limit],
+            )
+            .await
+            .map_err(backend)?;
+        rows.iter().map(record_of).collect()
+    }
+
+    async fn read_by_id(&self, id: EntityId) -> Result<Option<EventRecord>, StoreError> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(&format!("SELECT {EVENT_COLUMNS} FROM events e LEFT JOIN payloads p ON p.hash = e.payload_hash WHERE e.id = $1::text::uuid"), &[&id.to_string()])
+            .await
+            .map_err(backend)?;
+        row.as_ref().map(record_of).transpose()
+    }
+
+    async fn read_payload(&self, hash: &Hash32) -> Result<Option<Vec<u8>>, StoreError> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                "SELECT body FROM payloads WHERE hash = $1",
+                &[&hash.as_bytes().as_slice()],
+            )
+            .await
+            .map_err(backend)?;
+        Ok(row.map(|r| r.get(0)))
+    }
+
+    async fn put_snapshot(&self, s: &Snapshot) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        client
+            .execute(
+                "INSERT INTO snapshots (seq, chain_digest, state_digest, state) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (seq) DO UPDATE SET chain_digest = EXCLUDED.chain_digest, state_digest = EXCLUDED.state_digest, state = EXCLUDED.state",
+                &[&(s.seq as i64), &s.chain_digest.as_bytes().as_slice(), &s.state_digest.as_bytes().as_slice(), &s.state],
+            )
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn latest_snapshot(&self) -> Result<Option<Snapshot>, StoreError> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt("SELECT seq, chain_digest, state_digest, state FROM snapshots ORDER BY seq DESC LIMIT 1", &[])
+            .await
+            .map_err(backend)?;
+        row.map(|r| {
+            let seq = r.get::<_, i64>(0) as u64;
+            let bad = || StoreError::Corrupt {
+                driver: DRIVER,
+                seq,
+                reason: "snapshot digest is not 32 bytes".into(),
+            };
+            Ok(Snapshot {
+                seq,
+                chain_digest: Hash32::from_slice(&r.get::<_, Vec<u8>>(1)).ok_or_else(bad)?,
+                state_digest: Hash32::from_slice(&r.get::<_, Vec<u8>>(2)).ok_or_else(bad)?,
+                state: r.get(3),
+            })
+        })
+        .transpose()
+    }
+
+    async fn snapshot_seqs(&self) -> Result<Vec<u64>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query("SELECT seq FROM snapshots ORDER BY seq", &[])
+            .await
+            .map_err(backend)?;
+        Ok(rows.iter().map(|r| r.get::<_, i64>(0) as u64).collect())
+    }
+
+    async fn prune_snapshots(&self, keep: usize) -> Result<usize, StoreError> {
+        let client = self.client().await?;
+        let keep = i64::try_from(keep).unwrap_or(i64::MAX);
+        let n = client
+            .execute("DELETE FROM snapshots WHERE seq NOT IN (SELECT seq FROM snapshots ORDER BY seq DESC LIMIT $1)", &[&keep])
+            .await
+            .map_err(backend)?;
+        Ok(n as usize)
+    }
+
+    fn is_shared(&self) -> bool {
+        true
+    }
+
+    fn watch_head(&self) -> Option<watch::Receiver<u64>> {
+        Some(self.head.clone())
+    }
+}

@@ -1,0 +1,95 @@
+//! Schema and migrations. Each migration runs once, in order, in one transaction that
+//! holds an advisory lock, so two nodes starting together cannot both apply it.
+
+use toka_store_core::StoreError;
+use tokio_postgres::Client;
+
+use crate::{DRIVER, backend};
+
+/// Migrations, oldest first; index + 1 is the version each brings the schema to.
+const MIGRATIONS: &[&str] = &[
+    // 1: the log. Payload bytes are kept exactly as hashed (`body`); `body_json` holds
+    // the same payload as jsonb when it is JSON, so people can query it with psql.
+    "CREATE TABLE payloads (
+        hash BYTEA PRIMARY KEY,
+        body BYTEA NOT NULL,
+        body_json JSONB
+    );
+    CREATE TABLE events (
+        seq BIGINT PRIMARY KEY,
+        id UUID NOT NULL UNIQUE,
+        kind TEXT NOT NULL,
+        ts BIGINT NOT NULL,
+        intent UUID NOT NULL,
+        parents TEXT NOT NULL,
+        origin UUID NOT NULL,
+        jti TEXT,
+        payload_hash BYTEA NOT NULL,
+        digest BYTEA NOT NULL
+    );
+    CREATE TABLE head (
+        only_row BOOLEAN PRIMARY KEY DEFAULT TRUE CHECK (only_row),
+        seq BIGINT NOT NULL,
+        digest BYTEA NOT NULL
+    );
+    INSERT INTO head (seq, digest) VALUES (0, '\\x0000000000000000000000000000000000000000000000000000000000000000');
+    CREATE TABLE snapshots (
+        seq BIGINT PRIMARY KEY,
+        chain_digest BYTEA NOT NULL,
+        state_digest BYTEA NOT NULL,
+        state BYTEA NOT NULL
+    );",
+];
+
+/// The newest schema version this build knows.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// Creates `schema` if needed and brings it to [`SCHEMA_VERSION`].
+pub(crate) async fn migrate(client: &mut Client, schema: &str) -> Result<(), StoreError> {
+    let tx = client.transaction().await.map_err(backend)?;
+    // One lock per schema name: concurrent starters wait here, then see the work done.
+    tx.execute("SELECT pg_advisory_xact_lock(hashtext($1))", &[&schema])
+        .await
+        .map_err(backend)?;
+    tx.batch_execute(&format!(
+        "CREATE SCHEMA IF NOT EXISTS \"{schema}\";
+         CREATE TABLE IF NOT EXISTS \"{schema}\".toka_schema (version BIGINT NOT NULL);"
+    ))
+    .await
+    .map_err(backend)?;
+    let row = tx
+        .query_opt(
+            &format!("SELECT version FROM \"{schema}\".toka_schema"),
+            &[],
+        )
+        .await
+        .map_err(backend)?;
+    let found: i64 = row.map(|r| r.get(0)).unwrap_or(0);
+    if found > SCHEMA_VERSION {
+        return Err(StoreError::SchemaTooNew {
+            driver: DRIVER,
+            found,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    tx.batch_execute(&format!("SET LOCAL search_path TO \"{schema}\""))
+        .await
+        .map_err(backend)?;
+    for (index, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+        tx.batch_execute(sql).await.map_err(backend)?;
+        tracing::info!(schema, version = index + 1, "postgres schema migrated");
+    }
+    if found < SCHEMA_VERSION {
+        tx.execute("DELETE FROM toka_schema", &[])
+            .await
+            .map_err(backend)?;
+        tx.execute(
+            "INSERT INTO toka_schema (version) VALUES ($1)",
+            &[&SCHEMA_VERSION],
+        )
+        .await
+        .map_err(backend)?;
+    }
+    tx.commit().await.map_err(backend)?;
+    Ok(())
+}

@@ -1,0 +1,90 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+//! The storage conformance kit against a real PostgreSQL, and what is particular to it.
+
+mod common;
+
+use common::{PostgresHarness, url};
+use toka_store_core::testkit::{Harness, batch};
+use toka_store_core::{Head, StorageBackend, StoreError};
+use toka_store_postgres::PostgresStore;
+
+toka_store_core::conformance_tests!(PostgresHarness);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_on_one_schema_see_each_others_appends() {
+    if PostgresHarness::skip_reason().await.is_some() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let schema = common::schema(dir.path());
+    // Two handles opened together: migrations must not collide.
+    let url = url();
+    let (a, b) = tokio::join!(
+        PostgresStore::open(&url, &schema),
+        PostgresStore::open(&url, &schema)
+    );
+    let (a, b) = (a.unwrap(), b.unwrap());
+    let mut watch = b.watch_head().unwrap();
+    let head = a.append(0, &batch(Head::EMPTY, 3, 50)).await.unwrap();
+    // b learns of a's append through NOTIFY, without being asked.
+    tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        watch.wait_for(|h| *h >= head.seq),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(b.head().await.unwrap(), head);
+    // b's append on the old head conflicts; the database decided.
+    let stale = batch(Head::EMPTY, 1, 50);
+    assert!(matches!(
+        b.append(0, &stale).await,
+        Err(toka_store_core::AppendError::Conflict {
+            expected: 0,
+            actual: 3
+        })
+    ));
+    a.drop_schema().await.unwrap();
+}
+
+#[tokio::test]
+async fn unreachable_server_and_bad_schema_names_are_clear_errors() {
+    let err = PostgresStore::open(
+        "host=127.0.0.1 port=1 dbname=test user=nobody connect_timeout=2",
+        "toka_x",
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        err.to_string().contains("cannot connect to PostgreSQL"),
+        "{err}"
+    );
+    let err = PostgresStore::open(&url(), "Robert'); DROP TABLE")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::InvalidRequest(_)), "{err:?}");
+}
+
+#[tokio::test]
+async fn a_newer_schema_is_refused() {
+    if PostgresHarness::skip_reason().await.is_some() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let schema = common::schema(dir.path());
+    let store = PostgresStore::open(&url(), &schema).await.unwrap();
+    let (client, connection) = tokio_postgres::connect(&url(), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    client
+        .batch_execute(&format!("UPDATE {schema}.toka_schema SET version = 99"))
+        .await
+        .unwrap();
+    let err = PostgresStore::open(&url(), &schema).await.unwrap_err();
+    assert!(
+        matches!(err, StoreError::SchemaTooNew { found: 99, .. }),
+        "{err:?}"
+    );
+    store.drop_schema().await.unwrap();
+}
