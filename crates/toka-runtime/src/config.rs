@@ -45,6 +45,12 @@ pub const FIELDS: &[Field] = &[
         doc: "PostgreSQL connection string for driver \"postgres\" (also TOKA_POSTGRES_URL).",
     },
     Field {
+        section: "store",
+        key: "postgres_schema",
+        default: "\"toka\"",
+        doc: "PostgreSQL schema holding the log; nodes sharing one log use the same schema.",
+    },
+    Field {
         section: "pipeline",
         key: "queue_capacity",
         default: "65536",
@@ -164,6 +170,8 @@ pub struct StoreConfig {
     pub path: PathBuf,
     /// PostgreSQL connection string.
     pub postgres_url: String,
+    /// PostgreSQL schema.
+    pub postgres_schema: String,
 }
 
 /// `[pipeline]`.
@@ -299,6 +307,7 @@ impl Default for Config {
                 driver: "sqlite".into(),
                 path: "data/toka.db".into(),
                 postgres_url: String::new(),
+                postgres_schema: "toka".into(),
             },
             pipeline: PipelineConfig {
                 queue_capacity: 65_536,

@@ -74,6 +74,14 @@ pub fn random_bytes(buf: &mut [u8]) -> Result<(), KeyError> {
         .map_err(|_| KeyError::NoRandomness)
 }
 
+/// A random 16-bit number (for jitter); 0 if the system has no randomness.
+pub fn random_u16() -> u16 {
+    let mut bytes = [0u8; 2];
+    random_bytes(&mut bytes)
+        .map(|()| u16::from_le_bytes(bytes))
+        .unwrap_or(0)
+}
+
 /// A random id (for token `jti`s and other non-kernel names).
 pub fn random_id() -> Result<EntityId, KeyError> {
     let mut bytes = [0u8; 16];

@@ -15,6 +15,12 @@
 //!    If that rebuild fails, the writer stops: every later submission gets `Stopped`.
 //!
 //! Readers only ever see state and records of step 4.
+//!
+//! On a shared log (several nodes appending to one PostgreSQL log), the writer first
+//! catches up with what other nodes appended (verified, applied, published), and an
+//! append refused with `Conflict` means another node got there first: the writer
+//! resets its kernel to the committed state, catches up, decides the same messages
+//! again on the new state and retries, up to [`MAX_CONFLICT_RETRIES`] times.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -22,7 +28,7 @@ use std::time::Instant;
 
 use toka_bus_core::EventBus as _;
 use toka_kernel::{Context, Kernel, OpcodeRegistry};
-use toka_store_core::{Hash32, Head, Snapshot, seal};
+use toka_store_core::{AppendError, Hash32, Head, Snapshot, seal};
 use toka_types::{EntityId, KernelEvent, Message, Timestamp};
 use tokio::sync::{mpsc, oneshot};
 
@@ -56,11 +62,16 @@ impl Committed {
 /// The answer to a submission: its events, or why not, with the message handed back.
 pub(crate) type Reply = oneshot::Sender<Result<Committed, (SubmitError, Message)>>;
 
+/// How often a batch is re-decided after losing the race for the head of a shared log.
+pub const MAX_CONFLICT_RETRIES: usize = 64;
+
 pub(crate) enum Command {
     Submit {
         message: Message,
         reply: Reply,
     },
+    /// Another node appended: read and apply its events.
+    CatchUp,
     Snapshot {
         reply: oneshot::Sender<Result<u64, String>>,
     },
@@ -113,6 +124,7 @@ impl Writer {
                 match c {
                     Command::Submit { message, reply } => submissions.push((message, reply)),
                     Command::Snapshot { reply } => snapshot_requests.push(reply),
+                    Command::CatchUp => {}
                     Command::Shutdown { reply } => {
                         // Nothing new gets in; what is queued is still committed.
                         rx.close();
@@ -128,6 +140,9 @@ impl Writer {
                     let _ = reply.send(Err("the writer stopped after a storage failure".into()));
                 }
                 continue;
+            }
+            if self.shared.store.is_shared() && submissions.is_empty() && !self.catch_up().await {
+                stopped = !self.rebuild().await;
             }
             if !submissions.is_empty() && !self.commit(submissions).await {
                 stopped = true;
@@ -159,12 +174,16 @@ impl Writer {
         }
     }
 
-    /// Decides and commits one batch. Returns false if the writer must stop.
-    async fn commit(&mut self, submissions: Vec<(Message, Reply)>) -> bool {
+    /// Decides every submission in order on the writer's kernel; returns the outcomes,
+    /// the events to append and how many messages were accepted.
+    fn decide_batch(
+        &mut self,
+        submissions: &[(Message, Reply)],
+    ) -> (Vec<Outcome>, Vec<toka_store_core::NewEvent>, usize) {
         let mut outcomes = Vec::with_capacity(submissions.len());
         let mut new_events = Vec::new();
         let mut accepted = 0usize;
-        for (message, _) in &submissions {
+        for (message, _) in submissions {
             let now = self.clock.now().max(self.last_now);
             self.last_now = now;
             let seq = self.kernel.state().next_seq();
@@ -189,71 +208,173 @@ impl Writer {
                     });
                 }
                 Err(e) => {
-                    self.shared.metrics.reject(reason_name(&e));
                     tracing::debug!(origin = %message.origin, op = message.operation.name(), reason = %e, "message rejected");
                     outcomes.push(Outcome::Rejected(SubmitError::Rejected(e)));
                 }
             }
         }
-        if new_events.is_empty() {
-            for ((message, reply), outcome) in submissions.into_iter().zip(outcomes) {
-                if let Outcome::Rejected(e) = outcome {
-                    let _ = reply.send(Err((e, message)));
-                }
+        (outcomes, new_events, accepted)
+    }
+
+    /// Decides and commits one batch. Returns false if the writer must stop.
+    async fn commit(&mut self, submissions: Vec<(Message, Reply)>) -> bool {
+        let shared_log = self.shared.store.is_shared();
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            if shared_log && !self.catch_up().await {
+                return self
+                    .fail_batch(submissions, "cannot read other nodes' events".into())
+                    .await;
             }
-            return true;
-        }
-        let records = seal(self.head, new_events);
-        let started = Instant::now();
-        match self.shared.store.append(self.head.seq, &records).await {
-            Ok(new_head) => {
-                let metrics = &self.shared.metrics;
-                metrics.observe_commit(started.elapsed().as_micros() as u64, submissions.len());
-                metrics.batches.fetch_add(1, Ordering::Relaxed);
-                metrics
-                    .committed_messages
-                    .fetch_add(accepted as u64, Ordering::Relaxed);
-                metrics
-                    .committed_events
-                    .fetch_add(records.len() as u64, Ordering::Relaxed);
-                self.head = new_head;
-                self.since_snapshot += records.len() as u64;
-                {
-                    let mut state = self.shared.state.write().unwrap_or_else(|e| e.into_inner());
+            let (outcomes, new_events, accepted) = self.decide_batch(&submissions);
+            if new_events.is_empty() {
+                for outcome in &outcomes {
+                    if let Outcome::Rejected(SubmitError::Rejected(e)) = outcome {
+                        self.shared.metrics.reject(reason_name(e));
+                    }
+                }
+                for ((message, reply), outcome) in submissions.into_iter().zip(outcomes) {
+                    if let Outcome::Rejected(e) = outcome {
+                        let _ = reply.send(Err((e, message)));
+                    }
+                }
+                return true;
+            }
+            let records = seal(self.head, new_events);
+            let started = Instant::now();
+            match self.shared.store.append(self.head.seq, &records).await {
+                Ok(new_head) => {
+                    let metrics = &self.shared.metrics;
+                    metrics.observe_commit(started.elapsed().as_micros() as u64, submissions.len());
+                    metrics.batches.fetch_add(1, Ordering::Relaxed);
+                    metrics
+                        .committed_messages
+                        .fetch_add(accepted as u64, Ordering::Relaxed);
+                    metrics
+                        .committed_events
+                        .fetch_add(records.len() as u64, Ordering::Relaxed);
                     for outcome in &outcomes {
-                        if let Outcome::Accepted { events, .. } = outcome {
-                            for event in events {
-                                toka_kernel::apply(&mut state, event, &self.handlers);
+                        if let Outcome::Rejected(SubmitError::Rejected(e)) = outcome {
+                            metrics.reject(reason_name(e));
+                        }
+                    }
+                    self.head = new_head;
+                    self.since_snapshot += records.len() as u64;
+                    {
+                        let mut state =
+                            self.shared.state.write().unwrap_or_else(|e| e.into_inner());
+                        for outcome in &outcomes {
+                            if let Outcome::Accepted { events, .. } = outcome {
+                                for event in events {
+                                    toka_kernel::apply(&mut state, event, &self.handlers);
+                                }
                             }
                         }
                     }
+                    self.shared.head.send_replace(new_head);
+                    for record in records {
+                        self.shared.bus.publish(Arc::new(record));
+                    }
+                    for ((message, reply), outcome) in submissions.into_iter().zip(outcomes) {
+                        let answer = match outcome {
+                            Outcome::Accepted { first_seq, events } => {
+                                Ok(Committed { first_seq, events })
+                            }
+                            Outcome::Rejected(e) => Err((e, message)),
+                        };
+                        let _ = reply.send(answer);
+                    }
+                    return true;
                 }
-                self.shared.head.send_replace(new_head);
-                for record in records {
-                    self.shared.bus.publish(Arc::new(record));
+                Err(AppendError::Conflict { actual, .. })
+                    if shared_log && attempt < MAX_CONFLICT_RETRIES =>
+                {
+                    // Another node appended first: forget this attempt, catch up, decide again.
+                    tracing::debug!(
+                        ours = self.head.seq,
+                        actual,
+                        attempt,
+                        "append conflict; catching up and retrying"
+                    );
+                    self.reset_to_committed();
+                    if attempt >= 2 {
+                        // A node that keeps losing the race backs off a little, at random,
+                        // so the nodes do not keep colliding in lockstep.
+                        let jitter = u64::from(crate::keys::random_u16()) % (attempt as u64 * 2000);
+                        tokio::time::sleep(std::time::Duration::from_micros(jitter)).await;
+                    }
                 }
-                for ((message, reply), outcome) in submissions.into_iter().zip(outcomes) {
-                    let answer = match outcome {
-                        Outcome::Accepted { first_seq, events } => {
-                            Ok(Committed { first_seq, events })
-                        }
-                        Outcome::Rejected(e) => Err((e, message)),
-                    };
-                    let _ = reply.send(answer);
+                Err(e) => {
+                    self.shared
+                        .metrics
+                        .commit_failures
+                        .fetch_add(1, Ordering::Relaxed);
+                    tracing::error!(error = %e, batch = submissions.len(), "commit failed; rebuilding state from the log");
+                    return self.fail_batch(submissions, e.to_string()).await;
                 }
-                true
             }
-            Err(e) => {
-                self.shared
-                    .metrics
-                    .commit_failures
-                    .fetch_add(1, Ordering::Relaxed);
-                tracing::error!(error = %e, batch = submissions.len(), "commit failed; rebuilding state from the log");
-                let message = e.to_string();
-                for (m, reply) in submissions {
-                    let _ = reply.send(Err((SubmitError::Storage(message.clone()), m)));
+        }
+    }
+
+    /// Answers every submitter of a batch with a storage error and rebuilds the state.
+    async fn fail_batch(&mut self, submissions: Vec<(Message, Reply)>, message: String) -> bool {
+        for (m, reply) in submissions {
+            let _ = reply.send(Err((SubmitError::Storage(message.clone()), m)));
+        }
+        self.rebuild().await
+    }
+
+    /// Throws away what the kernel decided since the last commit: it goes back to the
+    /// committed state (which readers share and which only commits change).
+    fn reset_to_committed(&mut self) {
+        let committed = self.shared.read_state().clone();
+        self.kernel.replace_state(committed);
+    }
+
+    /// Reads, verifies, applies and publishes records other nodes appended after our
+    /// head. Returns false if the log cannot be read or does not chain.
+    async fn catch_up(&mut self) -> bool {
+        loop {
+            let page = match self.shared.store.read_range(self.head.seq + 1, 1024).await {
+                Ok(page) => page,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot read the shared log");
+                    return false;
                 }
-                self.rebuild().await
+            };
+            if page.is_empty() {
+                return true;
+            }
+            for record in page {
+                let h = &record.header;
+                if h.seq != self.head.seq + 1
+                    || Hash32::of(&record.payload) != h.payload_hash
+                    || toka_store_core::chain_digest(&self.head.digest, h) != h.digest
+                {
+                    tracing::error!(seq = h.seq, "record from another node does not chain");
+                    return false;
+                }
+                let event = match codec::decode(&record) {
+                    Ok(e) => e,
+                    Err(e) => {
+                        tracing::error!(error = %e, "record from another node is not a kernel event");
+                        return false;
+                    }
+                };
+                self.kernel.apply(&event);
+                toka_kernel::apply(
+                    &mut self.shared.state.write().unwrap_or_else(|e| e.into_inner()),
+                    &event,
+                    &self.handlers,
+                );
+                self.head = Head {
+                    seq: h.seq,
+                    digest: h.digest,
+                };
+                self.since_snapshot += 1;
+                self.shared.head.send_replace(self.head);
+                self.shared.bus.publish(Arc::new(record));
             }
         }
     }

@@ -166,6 +166,22 @@ impl Runtime {
             since_snapshot: 0,
         };
         let handle = tokio::spawn(writer.run(rx));
+        // On a shared log, wake the writer when another node moves the head, so this
+        // node's readers and subscribers see those events without waiting for a submit.
+        if let Some(mut watch) = shared.store.watch_head() {
+            let (tx, shared) = (tx.clone(), Arc::clone(&shared));
+            tokio::spawn(async move {
+                while watch.changed().await.is_ok() {
+                    let theirs = *watch.borrow_and_update();
+                    if theirs > shared.head.borrow().seq
+                        && tx.try_send(Command::CatchUp).is_err()
+                        && tx.is_closed()
+                    {
+                        break;
+                    }
+                }
+            });
+        }
         let limiter = match (
             NonZeroU32::new(options.rate_limit.per_second),
             NonZeroU32::new(options.rate_limit.burst),

@@ -14,6 +14,22 @@ pub async fn open_store(config: &Config) -> Result<Arc<dyn StorageBackend>, Stor
         "sqlite" => Ok(Arc::new(toka_store_sqlite::SqliteStore::open(path).await?)),
         #[cfg(feature = "sled")]
         "sled" => Ok(Arc::new(toka_store_sled::SledStore::open(path).await?)),
+        #[cfg(feature = "postgres")]
+        "postgres" => {
+            let _ = path;
+            if config.store.postgres_url.is_empty() {
+                return Err(StoreError::InvalidRequest(
+                    "store.driver is \"postgres\" but no connection string is set: set store.postgres_url or TOKA_POSTGRES_URL".into(),
+                ));
+            }
+            Ok(Arc::new(
+                toka_store_postgres::PostgresStore::open(
+                    &config.store.postgres_url,
+                    &config.store.postgres_schema,
+                )
+                .await?,
+            ))
+        }
         #[cfg(feature = "memory")]
         "memory" => {
             let _ = path;
@@ -37,6 +53,9 @@ pub fn compiled_drivers() -> Vec<&'static str> {
     }
     if cfg!(feature = "memory") {
         out.push("memory");
+    }
+    if cfg!(feature = "postgres") {
+        out.push("postgres");
     }
     out
 }

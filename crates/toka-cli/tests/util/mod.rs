@@ -58,19 +58,24 @@ pub struct Server {
 
 impl Server {
     pub fn start(dir: &Path) -> Self {
-        let mut child = toka()
-            .args([
-                "--json",
-                "serve",
-                "--config",
-                config(dir).to_str().unwrap(),
-                "--listen",
-                "127.0.0.1:0",
-            ])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
+        Self::start_with(dir, |_| {})
+    }
+
+    /// Starts `toka serve` with extra settings applied to the command (e.g. env).
+    pub fn start_with(dir: &Path, setup: impl FnOnce(&mut Command)) -> Self {
+        let mut cmd = toka();
+        cmd.args([
+            "--json",
+            "serve",
+            "--config",
+            config(dir).to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+        setup(&mut cmd);
+        let mut child = cmd.spawn().unwrap();
         let mut line = String::new();
         BufReader::new(child.stdout.take().unwrap())
             .read_line(&mut line)
