@@ -1,4 +1,9 @@
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::print_stderr)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::print_stderr
+)]
 //! Several `toka serve` processes sharing one PostgreSQL log.
 //!
 //! Needs PostgreSQL (`TOKA_POSTGRES_URL`, default 127.0.0.1:5432, database `test`, the

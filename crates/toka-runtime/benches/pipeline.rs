@@ -19,6 +19,7 @@ use toka_auth::{KeySet, SigningKey};
 use toka_runtime::{Runtime, RuntimeOptions, load};
 use toka_store_core::StorageBackend;
 use toka_store_memory::MemoryStore;
+use toka_store_postgres::PostgresStore;
 use toka_store_sqlite::SqliteStore;
 
 fn env(name: &str, default: u64) -> u64 {
@@ -99,6 +100,97 @@ fn main() {
             );
         }
     }
+    // PostgreSQL (durable, shared): one node, then three nodes on one log.
+    let pg_url = std::env::var("TOKA_POSTGRES_URL").unwrap_or_else(|_| {
+        format!(
+            "host=127.0.0.1 port=5432 dbname=test user={}",
+            std::env::var("USER").unwrap_or_else(|_| "postgres".into())
+        )
+    });
+    if rt
+        .block_on(tokio_postgres::connect(&pg_url, tokio_postgres::NoTls))
+        .is_ok()
+    {
+        let schema = |tag: &str| format!("toka_bench_{tag}_{}", std::process::id());
+        for submitters in [1usize, 8, 64] {
+            let mut reports = Vec::new();
+            for run in 0..runs {
+                let report = rt.block_on(async {
+                    let store =
+                        PostgresStore::open(&pg_url, &schema(&format!("{submitters}_{run}")))
+                            .await
+                            .unwrap();
+                    let runtime =
+                        Runtime::with_store(Arc::new(store.clone()), keys.clone(), options())
+                            .await
+                            .unwrap();
+                    let n = if submitters == 1 {
+                        messages / 20
+                    } else {
+                        messages
+                    };
+                    let r = load::run(&runtime, submitters, n, |_| {}).await.unwrap();
+                    runtime.shutdown().await;
+                    store.drop_schema().await.unwrap();
+                    r
+                });
+                reports.push(report);
+            }
+            let m = |f: fn(&load::LoadReport) -> f64| median(reports.iter().map(f).collect());
+            println!(
+                "{:<8} {:>10} {:>12.0} {:>9.2} {:>9.2} {:>9.2} {:>9.0}",
+                "postgres",
+                submitters,
+                m(|r| r.per_second),
+                m(|r| r.p50_ms),
+                m(|r| r.p99_ms),
+                m(|r| r.max_ms),
+                m(|r| r.commits as f64)
+            );
+        }
+        let mut totals = Vec::new();
+        for run in 0..runs {
+            let total = rt.block_on(async {
+                let name = schema(&format!("x3_{run}"));
+                let mut nodes = Vec::new();
+                for _ in 0..3 {
+                    let store = PostgresStore::open(&pg_url, &name).await.unwrap();
+                    nodes.push(
+                        Runtime::with_store(Arc::new(store), keys.clone(), options())
+                            .await
+                            .unwrap(),
+                    );
+                }
+                let started = Instant::now();
+                let runs = futures::future::join_all(
+                    nodes.iter().map(|n| load::run(n, 21, messages / 3, |_| {})),
+                )
+                .await;
+                let acked: u64 = runs.into_iter().map(|r| r.unwrap().acknowledged).sum();
+                let rate = acked as f64 / started.elapsed().as_secs_f64();
+                for n in &nodes {
+                    n.shutdown().await;
+                }
+                PostgresStore::open(&pg_url, &name)
+                    .await
+                    .unwrap()
+                    .drop_schema()
+                    .await
+                    .unwrap();
+                rate
+            });
+            totals.push(total);
+        }
+        println!(
+            "{:<8} {:>10} {:>12.0}   (3 nodes x 21 submitters, one shared log)",
+            "postgres",
+            63,
+            median(totals)
+        );
+    } else {
+        println!("postgres: no server at {pg_url}; skipped (set TOKA_POSTGRES_URL)");
+    }
+
     // Recovery: build a log of `recovery_events` events on SQLite, then replay it.
     let dir = tempfile::tempdir().unwrap();
     let (events, seconds) = rt.block_on(async {

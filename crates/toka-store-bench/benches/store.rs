@@ -127,6 +127,98 @@ fn raw_append(conn: &mut Connection, records: &[EventRecord]) {
     tx.commit().unwrap();
 }
 
+/// The PostgreSQL to benchmark against, if one answers (`TOKA_POSTGRES_URL`, default
+/// 127.0.0.1:5432/test as the current user).
+fn postgres_url(rt: &tokio::runtime::Runtime) -> Option<String> {
+    let url = std::env::var("TOKA_POSTGRES_URL").unwrap_or_else(|_| {
+        format!(
+            "host=127.0.0.1 port=5432 dbname=test user={}",
+            std::env::var("USER").unwrap_or_else(|_| "postgres".into())
+        )
+    });
+    rt.block_on(tokio_postgres::connect(&url, tokio_postgres::NoTls))
+        .ok()
+        .map(|_| url)
+}
+
+/// The raw PostgreSQL baseline: the driver's tables, filled with plain tokio-postgres.
+async fn raw_postgres(url: &str, schema: &str) -> tokio_postgres::Client {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    client
+        .batch_execute(&format!(
+            "DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}; SET search_path TO {schema};
+             CREATE TABLE payloads (hash BYTEA PRIMARY KEY, body BYTEA NOT NULL, body_json JSONB);
+             CREATE TABLE events (seq BIGINT PRIMARY KEY, id UUID NOT NULL UNIQUE, kind TEXT NOT NULL, ts BIGINT NOT NULL,
+                 intent UUID NOT NULL, parents TEXT NOT NULL, origin UUID NOT NULL, jti TEXT, payload_hash BYTEA NOT NULL,
+                 digest BYTEA NOT NULL);"
+        ))
+        .await
+        .unwrap();
+    client
+}
+
+async fn raw_postgres_append(client: &tokio_postgres::Client, records: &[EventRecord]) {
+    let mut hashes = Vec::new();
+    let mut bodies = Vec::new();
+    let mut jsons = Vec::new();
+    let (
+        mut seqs,
+        mut ids,
+        mut kinds,
+        mut stamps,
+        mut intents,
+        mut parents,
+        mut origins,
+        mut jtis,
+        mut digests,
+    ) = (
+        vec![],
+        vec![],
+        vec![],
+        vec![],
+        vec![],
+        vec![],
+        vec![],
+        vec![],
+        vec![],
+    );
+    for r in records {
+        let h = &r.header;
+        hashes.push(h.payload_hash.as_bytes().to_vec());
+        bodies.push(r.payload.clone());
+        jsons.push(std::str::from_utf8(&r.payload).ok().map(str::to_string));
+        seqs.push(h.seq as i64);
+        ids.push(h.id.to_string());
+        kinds.push(h.kind.clone());
+        stamps.push(h.timestamp.as_micros() as i64);
+        intents.push(h.intent.to_string());
+        parents.push(parents_json(&h.parents));
+        origins.push(h.origin.to_string());
+        jtis.push(h.jti.clone());
+        digests.push(h.digest.as_bytes().to_vec());
+    }
+    client.batch_execute("BEGIN").await.unwrap();
+    client
+        .execute(
+            "INSERT INTO payloads (hash, body, body_json) SELECT h, b, j::jsonb FROM UNNEST($1::bytea[], $2::bytea[], $3::text[]) AS t(h, b, j) ON CONFLICT (hash) DO NOTHING",
+            &[&hashes, &bodies, &jsons],
+        )
+        .await
+        .unwrap();
+    client
+        .execute(
+            "INSERT INTO events (seq, id, kind, ts, intent, parents, origin, jti, payload_hash, digest)
+             SELECT s, i::uuid, k, t, n::uuid, p, o::uuid, j, h, d FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::text[], $8::text[], $9::bytea[], $10::bytea[]) AS x(s, i, k, t, n, p, o, j, h, d)",
+            &[&seqs, &ids, &kinds, &stamps, &intents, &parents, &origins, &jtis, &hashes, &digests],
+        )
+        .await
+        .unwrap();
+    client.batch_execute("COMMIT").await.unwrap();
+}
+
 fn append(c: &mut Criterion) {
     let rt = runtime();
     let mut group = c.benchmark_group("append");
@@ -192,6 +284,42 @@ fn append(c: &mut Criterion) {
                 async move { timed_appends(&s, size, iters).await }
             })
         });
+
+        if let Some(url) = postgres_url(&rt) {
+            let schema = format!("toka_bench_raw_{size}_{}", std::process::id());
+            let client = rt.block_on(raw_postgres(&url, &schema));
+            let mut head = Head::EMPTY;
+            group.bench_function(BenchmarkId::new("raw_postgres", size), |b| {
+                b.iter_custom(|iters| {
+                    rt.block_on(async {
+                        let mut total = Duration::ZERO;
+                        for _ in 0..iters {
+                            let records = batch(head, size, PAYLOAD);
+                            let start = Instant::now();
+                            raw_postgres_append(&client, &records).await;
+                            total += start.elapsed();
+                            head = toka_store_core::head_after(head, &records);
+                        }
+                        total
+                    })
+                })
+            });
+            let pg = rt
+                .block_on(toka_store_postgres::PostgresStore::open(
+                    &url,
+                    &format!("toka_bench_{size}_{}", std::process::id()),
+                ))
+                .unwrap();
+            group.bench_function(BenchmarkId::new("postgres", size), |b| {
+                b.to_async(&rt).iter_custom(|iters| {
+                    let s = pg.clone();
+                    async move { timed_appends(&s, size, iters).await }
+                })
+            });
+            rt.block_on(pg.drop_schema()).unwrap();
+            rt.block_on(client.batch_execute(&format!("DROP SCHEMA {schema} CASCADE")))
+                .unwrap();
+        }
 
         let memory = MemoryStore::new();
         group.bench_function(BenchmarkId::new("memory", size), |b| {

@@ -41,6 +41,8 @@ pub async fn run(args: BenchArgs, out: Out) -> Result<ExitCode> {
     if let Ok(url) = std::env::var("TOKA_POSTGRES_URL") {
         config.store.postgres_url = url;
     }
+    // A fresh store: on PostgreSQL, a schema of its own (left behind for inspection).
+    config.store.postgres_schema = format!("toka_bench_{}", std::process::id());
     let store = toka_runtime::open_store(&config).await?;
     let keys = toka_auth::KeySet::new(toka_auth::SigningKey::hs256("bench", &{
         let mut secret = [0u8; 32];
