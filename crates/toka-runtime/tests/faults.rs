@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use async_trait::async_trait;
 use common::*;
 use toka_runtime::SubmitError;
-use toka_store_core::*;
+use toka_store_core::{AppendError, EventRecord, Head, StorageBackend, StoreError};
 use toka_store_memory::MemoryStore;
 
 #[derive(Clone, Copy, PartialEq)]
@@ -20,54 +20,29 @@ enum Mode {
     AfterWrite,
 }
 
+/// Fails the `fail_at`-th append, before or after writing.
 struct Faulty {
-    inner: MemoryStore,
     calls: AtomicU64,
     fail_at: u64,
     mode: Mode,
 }
 
 #[async_trait]
-impl StorageBackend for Faulty {
-    fn driver(&self) -> &'static str {
-        "faulty"
-    }
-    async fn head(&self) -> Result<Head, StoreError> {
-        self.inner.head().await
-    }
-    async fn append(&self, expected: u64, batch: &[EventRecord]) -> Result<Head, AppendError> {
+impl AppendHook for Faulty {
+    async fn append(
+        &self,
+        inner: &MemoryStore,
+        expected: u64,
+        batch: &[EventRecord],
+    ) -> Result<Head, AppendError> {
         let call = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
         if call != self.fail_at {
-            return self.inner.append(expected, batch).await;
+            return inner.append(expected, batch).await;
         }
         if self.mode == Mode::AfterWrite {
-            self.inner.append(expected, batch).await?;
+            inner.append(expected, batch).await?;
         }
         Err(StoreError::backend("faulty", "injected I/O error").into())
-    }
-    async fn read_range(&self, from: u64, limit: usize) -> Result<Vec<EventRecord>, StoreError> {
-        self.inner.read_range(from, limit).await
-    }
-    async fn read_by_id(
-        &self,
-        id: toka_types::EntityId,
-    ) -> Result<Option<EventRecord>, StoreError> {
-        self.inner.read_by_id(id).await
-    }
-    async fn read_payload(&self, hash: &Hash32) -> Result<Option<Vec<u8>>, StoreError> {
-        self.inner.read_payload(hash).await
-    }
-    async fn put_snapshot(&self, s: &Snapshot) -> Result<(), StoreError> {
-        self.inner.put_snapshot(s).await
-    }
-    async fn latest_snapshot(&self) -> Result<Option<Snapshot>, StoreError> {
-        self.inner.latest_snapshot().await
-    }
-    async fn snapshot_seqs(&self) -> Result<Vec<u64>, StoreError> {
-        self.inner.snapshot_seqs().await
-    }
-    async fn prune_snapshots(&self, keep: usize) -> Result<usize, StoreError> {
-        self.inner.prune_snapshots(keep).await
     }
 }
 
@@ -75,11 +50,14 @@ async fn run(mode: Mode) {
     // Append 1 is the genesis; 2..=4 spawn nothing (admin schedules); fail the 6th.
     let inner = MemoryStore::new();
     let mut bus_tail = inner.subscribe();
-    let store: Arc<dyn StorageBackend> = Arc::new(Faulty {
-        inner: inner.clone(),
+    let hook = Faulty {
         calls: AtomicU64::new(0),
         fail_at: 6,
         mode,
+    };
+    let store: Arc<dyn StorageBackend> = Arc::new(Hooked {
+        inner: inner.clone(),
+        hook,
     });
     let rt = start(store.clone(), options()).await;
     let (root, token) = admin(&rt);

@@ -191,9 +191,9 @@ async fn subscription_from_one_sees_every_event_once_in_order_while_writers_run(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_queue_answers_busy() {
     let gate = Arc::new(tokio::sync::Semaphore::new(0));
-    let store: Arc<dyn StorageBackend> = Arc::new(faulty::Gated {
+    let store: Arc<dyn StorageBackend> = Arc::new(Hooked {
         inner: MemoryStore::new(),
-        gate: gate.clone(),
+        hook: Gate(gate.clone()),
     });
     gate.add_permits(1); // the genesis
     let mut o = options();
@@ -333,58 +333,18 @@ async fn shutdown_commits_what_is_queued_then_refuses() {
     assert!(matches!(late.error, SubmitError::Stopped));
 }
 
-mod faulty {
-    //! A store that waits for a permit before each append (to hold the writer).
-    use std::sync::Arc;
+/// Waits for a permit before each append (to hold the writer).
+struct Gate(Arc<tokio::sync::Semaphore>);
 
-    use async_trait::async_trait;
-    use toka_store_core::*;
-    use toka_store_memory::MemoryStore;
-
-    pub struct Gated {
-        pub inner: MemoryStore,
-        pub gate: Arc<tokio::sync::Semaphore>,
-    }
-
-    #[async_trait]
-    impl StorageBackend for Gated {
-        fn driver(&self) -> &'static str {
-            "gated"
-        }
-        async fn head(&self) -> Result<Head, StoreError> {
-            self.inner.head().await
-        }
-        async fn append(&self, expected: u64, batch: &[EventRecord]) -> Result<Head, AppendError> {
-            self.gate.acquire().await.unwrap().forget();
-            self.inner.append(expected, batch).await
-        }
-        async fn read_range(
-            &self,
-            from: u64,
-            limit: usize,
-        ) -> Result<Vec<EventRecord>, StoreError> {
-            self.inner.read_range(from, limit).await
-        }
-        async fn read_by_id(
-            &self,
-            id: toka_types::EntityId,
-        ) -> Result<Option<EventRecord>, StoreError> {
-            self.inner.read_by_id(id).await
-        }
-        async fn read_payload(&self, hash: &Hash32) -> Result<Option<Vec<u8>>, StoreError> {
-            self.inner.read_payload(hash).await
-        }
-        async fn put_snapshot(&self, s: &Snapshot) -> Result<(), StoreError> {
-            self.inner.put_snapshot(s).await
-        }
-        async fn latest_snapshot(&self) -> Result<Option<Snapshot>, StoreError> {
-            self.inner.latest_snapshot().await
-        }
-        async fn snapshot_seqs(&self) -> Result<Vec<u64>, StoreError> {
-            self.inner.snapshot_seqs().await
-        }
-        async fn prune_snapshots(&self, keep: usize) -> Result<usize, StoreError> {
-            self.inner.prune_snapshots(keep).await
-        }
+#[async_trait::async_trait]
+impl AppendHook for Gate {
+    async fn append(
+        &self,
+        inner: &MemoryStore,
+        expected: u64,
+        batch: &[toka_store_core::EventRecord],
+    ) -> Result<toka_store_core::Head, toka_store_core::AppendError> {
+        self.0.acquire().await.unwrap().forget();
+        inner.append(expected, batch).await
     }
 }

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use rusqlite::{Connection, OptionalExtension, params};
 use toka_store_core::testkit::batch;
-use toka_store_core::{EventRecord, Hash32, Head, StorageBackend, Verdict, verify};
+use toka_store_core::{EventRecord, Hash32, Head, StorageBackend, Verdict, parents_json, verify};
 use toka_store_memory::MemoryStore;
 use toka_store_sled::SledStore;
 use toka_store_sqlite::SqliteStore;
@@ -63,12 +63,6 @@ fn raw_sqlite(dir: &std::path::Path) -> Connection {
     )
     .unwrap();
     conn
-}
-
-/// The same JSON array of ids the driver stores.
-fn parents_json(parents: &[toka_types::EntityId]) -> String {
-    let ids: Vec<String> = parents.iter().map(|p| format!("\"{p}\"")).collect();
-    format!("[{}]", ids.join(","))
 }
 
 fn raw_append(conn: &mut Connection, records: &[EventRecord]) {

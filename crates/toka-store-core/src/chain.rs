@@ -128,6 +128,30 @@ pub fn check_batch(head: &Head, batch: &[EventRecord]) -> Result<(), AppendError
     Ok(())
 }
 
+/// The checks every driver runs inside its atomic section, on the head it read there:
+/// the head is the caller's `expected_head` (else [`AppendError::Conflict`]), and the
+/// batch continues it ([`check_batch`]). `Ok(false)` means the batch is empty: nothing
+/// to write.
+pub fn admit(head: &Head, expected_head: u64, batch: &[EventRecord]) -> Result<bool, AppendError> {
+    if head.seq != expected_head {
+        return Err(AppendError::Conflict {
+            expected: expected_head,
+            actual: head.seq,
+        });
+    }
+    if batch.is_empty() {
+        return Ok(false);
+    }
+    check_batch(head, batch)?;
+    Ok(true)
+}
+
+/// Causal parents as the JSON array of ids that the SQL drivers store.
+pub fn parents_json(parents: &[EntityId]) -> String {
+    let ids: Vec<String> = parents.iter().map(|p| format!("\"{p}\"")).collect();
+    format!("[{}]", ids.join(","))
+}
+
 /// The head after `batch` is appended to `head`.
 pub fn head_after(head: Head, batch: &[EventRecord]) -> Head {
     batch

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use async_trait::async_trait;
 use toka_store_core::{
     AppendError, EventHeader, EventRecord, Hash32, Head, Snapshot, StorageBackend, StoreError,
-    check_batch, head_after,
+    admit, head_after,
 };
 use toka_types::EntityId;
 use tokio::sync::broadcast;
@@ -127,13 +127,9 @@ impl StorageBackend for MemoryStore {
         let new_head = {
             let mut log = self.lock()?;
             let head = log.head();
-            if head.seq != expected_head {
-                return Err(AppendError::Conflict {
-                    expected: expected_head,
-                    actual: head.seq,
-                });
+            if !admit(&head, expected_head, batch)? {
+                return Ok(head);
             }
-            check_batch(&head, batch)?;
             if let Some(dup) = batch.iter().find(|r| log.ids.contains_key(&r.header.id)) {
                 return Err(AppendError::InvalidBatch {
                     seq: dup.header.seq,

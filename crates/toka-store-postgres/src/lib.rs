@@ -42,7 +42,7 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use futures::StreamExt as _;
 use toka_store_core::{
     AppendError, EventHeader, EventRecord, Hash32, Head, Snapshot, StorageBackend, StoreError,
-    check_batch, head_after,
+    admit, head_after, parents_json,
 };
 use toka_types::{EntityId, Timestamp};
 use tokio::sync::watch;
@@ -262,11 +262,6 @@ fn record_of(row: &Row) -> Result<EventRecord, StoreError> {
     })
 }
 
-fn parents_json(parents: &[EntityId]) -> String {
-    let ids: Vec<String> = parents.iter().map(|p| format!("\"{p}\"")).collect();
-    format!("[{}]", ids.join(","))
-}
-
 #[async_trait]
 impl StorageBackend for PostgresStore {
     fn driver(&self) -> &'static str {
@@ -286,16 +281,9 @@ impl StorageBackend for PostgresStore {
             .await
             .map_err(backend)?;
         let head = head_of(&row)?;
-        if head.seq != expected_head {
-            return Err(AppendError::Conflict {
-                expected: expected_head,
-                actual: head.seq,
-            });
-        }
-        if batch.is_empty() {
+        if !admit(&head, expected_head, batch)? {
             return Ok(head);
         }
-        check_batch(&head, batch)?;
         let mut hashes = Vec::with_capacity(batch.len());
         let mut bodies = Vec::with_capacity(batch.len());
         let mut jsons = Vec::with_capacity(batch.len());

@@ -25,7 +25,7 @@ use async_trait::async_trait;
 use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
 use toka_store_core::{
     AppendError, EventHeader, EventRecord, Hash32, Head, Snapshot, StorageBackend, StoreError,
-    check_batch, head_after,
+    admit, head_after,
 };
 use toka_types::EntityId;
 
@@ -166,16 +166,11 @@ impl SledStore {
                         .map_err(|e| ConflictableTransactionError::Abort(AppendError::Store(e)))?,
                     None => Head::EMPTY,
                 };
-                if head.seq != expected_head {
-                    return Err(ConflictableTransactionError::Abort(AppendError::Conflict {
-                        expected: expected_head,
-                        actual: head.seq,
-                    }));
-                }
-                if batch.is_empty() {
+                if !admit(&head, expected_head, batch)
+                    .map_err(ConflictableTransactionError::Abort)?
+                {
                     return Ok(head);
                 }
-                check_batch(&head, batch).map_err(ConflictableTransactionError::Abort)?;
                 for (record, header) in batch.iter().zip(&encoded) {
                     let h = &record.header;
                     if ids.get(h.id.to_bytes())?.is_some() {

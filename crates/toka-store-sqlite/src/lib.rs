@@ -42,12 +42,12 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use toka_store_core::{
-    AppendError, EventRecord, Hash32, Head, Snapshot, StorageBackend, StoreError, check_batch,
-    head_after,
+    AppendError, EventRecord, Hash32, Head, Snapshot, StorageBackend, StoreError, admit,
+    head_after, parents_json,
 };
 use toka_types::EntityId;
 
-use crate::rows::{EVENT_COLUMNS, PayloadParam, parents_json, record_from_row};
+use crate::rows::{EVENT_COLUMNS, PayloadParam, record_from_row};
 pub use crate::schema::SCHEMA_VERSION;
 
 pub(crate) const DRIVER: &str = "sqlite";
@@ -260,16 +260,9 @@ fn append_tx(
         .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
         .map_err(backend)?;
     let head = read_head(&tx)?;
-    if head.seq != expected_head {
-        return Err(AppendError::Conflict {
-            expected: expected_head,
-            actual: head.seq,
-        });
-    }
-    if batch.is_empty() {
+    if !admit(&head, expected_head, batch)? {
         return Ok(head);
     }
-    check_batch(&head, batch)?;
     {
         let mut find_payload = tx
             .prepare_cached("SELECT id FROM payloads WHERE hash_prefix = ?1 AND hash = ?2")

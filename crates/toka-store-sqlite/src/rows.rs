@@ -10,21 +10,6 @@ use crate::DRIVER;
 /// The columns `read_*` queries select, in this order.
 pub(crate) const EVENT_COLUMNS: &str = "e.seq, e.id, e.kind, e.timestamp, e.intent, e.parents, e.origin, e.jti, e.payload_hash, e.digest, p.body";
 
-pub(crate) fn parents_json(parents: &[EntityId]) -> String {
-    let mut out = String::with_capacity(2 + parents.len() * 39);
-    out.push('[');
-    for (i, p) in parents.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        out.push('"');
-        out.push_str(&p.to_string());
-        out.push('"');
-    }
-    out.push(']');
-    out
-}
-
 /// A payload as SQLite should store it: TEXT when it is UTF-8 (so `sqlite3` shows the
 /// JSON), BLOB otherwise. Both keep the bytes exactly.
 pub(crate) enum PayloadParam<'a> {

@@ -78,3 +78,73 @@ pub async fn replay(store: &dyn StorageBackend) -> WorldState {
     }
     state
 }
+
+/// A memory store whose appends go through a hook: to fail them, hold them, count them.
+pub struct Hooked<H> {
+    pub inner: toka_store_memory::MemoryStore,
+    pub hook: H,
+}
+
+/// What a [`Hooked`] store does on append (it may call the inner store or not).
+#[async_trait::async_trait]
+pub trait AppendHook: Send + Sync + 'static {
+    async fn append(
+        &self,
+        inner: &toka_store_memory::MemoryStore,
+        expected: u64,
+        batch: &[toka_store_core::EventRecord],
+    ) -> Result<toka_store_core::Head, toka_store_core::AppendError>;
+}
+
+#[async_trait::async_trait]
+impl<H: AppendHook> StorageBackend for Hooked<H> {
+    fn driver(&self) -> &'static str {
+        "hooked"
+    }
+    async fn head(&self) -> Result<toka_store_core::Head, toka_store_core::StoreError> {
+        self.inner.head().await
+    }
+    async fn append(
+        &self,
+        expected: u64,
+        batch: &[toka_store_core::EventRecord],
+    ) -> Result<toka_store_core::Head, toka_store_core::AppendError> {
+        self.hook.append(&self.inner, expected, batch).await
+    }
+    async fn read_range(
+        &self,
+        from: u64,
+        limit: usize,
+    ) -> Result<Vec<toka_store_core::EventRecord>, toka_store_core::StoreError> {
+        self.inner.read_range(from, limit).await
+    }
+    async fn read_by_id(
+        &self,
+        id: EntityId,
+    ) -> Result<Option<toka_store_core::EventRecord>, toka_store_core::StoreError> {
+        self.inner.read_by_id(id).await
+    }
+    async fn read_payload(
+        &self,
+        hash: &toka_store_core::Hash32,
+    ) -> Result<Option<Vec<u8>>, toka_store_core::StoreError> {
+        self.inner.read_payload(hash).await
+    }
+    async fn put_snapshot(
+        &self,
+        s: &toka_store_core::Snapshot,
+    ) -> Result<(), toka_store_core::StoreError> {
+        self.inner.put_snapshot(s).await
+    }
+    async fn latest_snapshot(
+        &self,
+    ) -> Result<Option<toka_store_core::Snapshot>, toka_store_core::StoreError> {
+        self.inner.latest_snapshot().await
+    }
+    async fn snapshot_seqs(&self) -> Result<Vec<u64>, toka_store_core::StoreError> {
+        self.inner.snapshot_seqs().await
+    }
+    async fn prune_snapshots(&self, keep: usize) -> Result<usize, toka_store_core::StoreError> {
+        self.inner.prune_snapshots(keep).await
+    }
+}
