@@ -308,3 +308,132 @@ fn bench_reports_figures_as_json() {
     assert!(v["per_second"].as_f64().unwrap() > 0.0);
     assert!(v["replay_events"].as_u64().unwrap() > 400);
 }
+
+#[test]
+fn terminate_revoke_inspect_root_token_and_snapshots() {
+    let dir = tempfile::tempdir().unwrap();
+    let (root, admin) = init(dir.path());
+    let cfg = config(dir.path());
+    let cfg = cfg.to_str().unwrap();
+    let server = Server::start(dir.path());
+    let r = client(&server, &admin, &["--json", "agent", "spawn", "doomed"]);
+    let doomed =
+        serde_json::from_str::<Value>(r.stdout.trim()).unwrap()["events"][0]["event"]["agent"]
+            .as_str()
+            .unwrap()
+            .to_string();
+    let r = client(
+        &server,
+        &admin,
+        &[
+            "--json",
+            "token",
+            "issue",
+            "--sub",
+            &doomed,
+            "--perm",
+            "observation:emit",
+        ],
+    );
+    let issued: Value = serde_json::from_str(r.stdout.trim()).unwrap();
+    let (doomed_token, jti) = (
+        issued["token"].as_str().unwrap(),
+        issued["jti"].as_str().unwrap(),
+    );
+
+    // inspect shows the claims without a server.
+    let r = run(&["--json", "token", "inspect", doomed_token]);
+    let claims: Value = serde_json::from_str(r.stdout.trim()).unwrap();
+    assert_eq!(claims["sub"], doomed);
+    assert_eq!(
+        claims["permissions"],
+        serde_json::json!(["observation:emit"])
+    );
+    assert_eq!(run(&["token", "inspect", "garbage"]).code, 1);
+
+    // revoke: the token stops working.
+    assert_eq!(
+        client(&server, &doomed_token, &["observe", "before"]).code,
+        0
+    );
+    assert_eq!(client(&server, &admin, &["token", "revoke", jti]).code, 0);
+    let r = client(&server, &doomed_token, &["observe", "after"]);
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("revoked"), "{}", r.stderr);
+
+    // terminate: the agent and its tasks are gone for good.
+    assert_eq!(
+        client(
+            &server,
+            &admin,
+            &["task", "schedule", "--agent", &doomed, "never done"]
+        )
+        .code,
+        0
+    );
+    assert_eq!(
+        client(&server, &admin, &["agent", "terminate", &doomed]).code,
+        0
+    );
+    let r = client(
+        &server,
+        &admin,
+        &["--json", "task", "list", "--agent", &doomed],
+    );
+    let tasks: Vec<Value> = serde_json::from_str(r.stdout.trim()).unwrap();
+    assert_eq!(tasks[0]["state"], "cancelled");
+    assert_eq!(server.stop(), 0);
+
+    // Offline: a fresh admin token from the key, snapshots.
+    let r = run(&["--json", "token", "root", "--config", cfg]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let fresh: Value = serde_json::from_str(r.stdout.trim()).unwrap();
+    assert_eq!(fresh["root"], root);
+    let r = run(&["--json", "snapshot", "create", "--config", cfg]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let taken = serde_json::from_str::<Value>(r.stdout.trim()).unwrap()["snapshot"]
+        .as_u64()
+        .unwrap();
+    let r = run(&["--json", "snapshot", "list", "--config", cfg]);
+    let list: Value = serde_json::from_str(r.stdout.trim()).unwrap();
+    assert!(
+        list["snapshots"]
+            .as_array()
+            .unwrap()
+            .contains(&serde_json::json!(taken))
+    );
+    // The fresh token works on a restarted server, which recovers from the snapshot.
+    let server = Server::start(dir.path());
+    assert_eq!(
+        client(&server, fresh["token"].as_str().unwrap(), &["state"]).code,
+        0
+    );
+}
+
+#[test]
+fn events_follow_streams_new_events() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let (_, admin) = init(dir.path());
+    let server = Server::start(dir.path());
+    let mut follower = toka()
+        .env("TOKA_SERVER", &server.url)
+        .env("TOKA_TOKEN", &admin)
+        .args(["--json", "events", "--follow", "--from", "1"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    assert_eq!(
+        client(&server, &admin, &["task", "schedule", "streamed"]).code,
+        0
+    );
+    let mut lines = BufReader::new(follower.stdout.take().unwrap()).lines();
+    let first: Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+    let second: Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+    assert_eq!(
+        (first["seq"].as_u64(), second["seq"].as_u64()),
+        (Some(1), Some(2))
+    );
+    assert_eq!(second["event"]["spec"]["description"], "streamed");
+    let _ = follower.kill();
+}
