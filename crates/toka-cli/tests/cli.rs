@@ -353,11 +353,11 @@ fn terminate_revoke_inspect_root_token_and_snapshots() {
 
     // revoke: the token stops working.
     assert_eq!(
-        client(&server, &doomed_token, &["observe", "before"]).code,
+        client(&server, doomed_token, &["observe", "before"]).code,
         0
     );
     assert_eq!(client(&server, &admin, &["token", "revoke", jti]).code, 0);
-    let r = client(&server, &doomed_token, &["observe", "after"]);
+    let r = client(&server, doomed_token, &["observe", "after"]);
     assert_eq!(r.code, 1);
     assert!(r.stderr.contains("revoked"), "{}", r.stderr);
 
