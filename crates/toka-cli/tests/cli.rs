@@ -436,4 +436,5 @@ fn events_follow_streams_new_events() {
     );
     assert_eq!(second["event"]["spec"]["description"], "streamed");
     let _ = follower.kill();
+    let _ = follower.wait();
 }
