@@ -51,6 +51,12 @@ pub const FIELDS: &[Field] = &[
         doc: "PostgreSQL schema holding the log; nodes sharing one log use the same schema.",
     },
     Field {
+        section: "store",
+        key: "postgres_ca_file",
+        default: "\"\"",
+        doc: "Extra CA certificates (PEM) to trust when the connection string has sslmode=require.",
+    },
+    Field {
         section: "pipeline",
         key: "queue_capacity",
         default: "65536",
@@ -172,6 +178,8 @@ pub struct StoreConfig {
     pub postgres_url: String,
     /// PostgreSQL schema.
     pub postgres_schema: String,
+    /// Extra CA certificates for TLS to PostgreSQL.
+    pub postgres_ca_file: PathBuf,
 }
 
 /// `[pipeline]`.
@@ -308,6 +316,7 @@ impl Default for Config {
                 path: "data/toka.db".into(),
                 postgres_url: String::new(),
                 postgres_schema: "toka".into(),
+                postgres_ca_file: PathBuf::new(),
             },
             pipeline: PipelineConfig {
                 queue_capacity: 65_536,

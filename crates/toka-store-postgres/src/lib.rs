@@ -33,6 +33,7 @@
 #![deny(missing_docs)]
 
 mod schema;
+mod tls;
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -96,31 +97,37 @@ fn channel(schema: &str) -> String {
 impl PostgresStore {
     /// Connects to `url` (a libpq-style connection string or URL), creates and migrates
     /// the schema `schema` if needed, and starts listening for other nodes' appends.
+    /// With `sslmode=require` in `url`, connections use TLS, verified against the
+    /// system's root certificates.
     pub async fn open(url: &str, schema: &str) -> Result<Self, StoreError> {
+        Self::open_with_ca(url, schema, None).await
+    }
+
+    /// [`PostgresStore::open`], also trusting the PEM certificates in `ca_file` (e.g. a
+    /// private CA or the server's self-signed certificate).
+    pub async fn open_with_ca(
+        url: &str,
+        schema: &str,
+        ca_file: Option<&std::path::Path>,
+    ) -> Result<Self, StoreError> {
         check_schema_name(schema)?;
         let mut pg = tokio_postgres::Config::from_str(url)
             .map_err(|e| StoreError::InvalidRequest(format!("postgres connection string: {e}")))?;
         pg.options(format!("-c search_path={schema}"));
         pg.connect_timeout(std::time::Duration::from_secs(5));
-        let unreachable = |e: tokio_postgres::Error| {
-            backend(format!(
-                "cannot connect to PostgreSQL ({e}); is the server up and the URL right?"
-            ))
-        };
+        let tls = tls::connector(&pg, ca_file)?;
         // Migrate on a connection of its own (the schema may not exist yet).
-        let (mut client, connection) = pg.connect(NoTls).await.map_err(unreachable)?;
-        let conn_task = tokio::spawn(connection);
+        let mut client = tls::connect(&pg, tls.as_ref()).await?;
         schema::migrate(&mut client, schema).await?;
         drop(client);
-        let _ = conn_task.await;
 
-        let manager = Manager::from_config(
-            pg.clone(),
-            NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
+        let recycling = ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        };
+        let manager = match &tls {
+            Some(tls) => Manager::from_config(pg.clone(), tls.clone(), recycling),
+            None => Manager::from_config(pg.clone(), NoTls, recycling),
+        };
         let pool = Pool::builder(manager)
             .max_size(POOL_SIZE)
             .build()
@@ -132,25 +139,18 @@ impl PostgresStore {
             head,
         };
         let _ = head_tx.send(store.head_now().await?.seq);
-        store.listen(pg, head_tx).await?;
+        store.listen(&pg, tls.as_ref(), head_tx).await?;
         Ok(store)
     }
 
     /// Listens on the schema's channel on a dedicated connection, forwarding heads.
     async fn listen(
         &self,
-        pg: tokio_postgres::Config,
+        pg: &tokio_postgres::Config,
+        tls: Option<&tokio_postgres_rustls::MakeRustlsConnect>,
         head_tx: watch::Sender<u64>,
     ) -> Result<(), StoreError> {
-        let (client, mut connection) = pg.connect(NoTls).await.map_err(backend)?;
-        let (tx, mut rx) = futures::channel::mpsc::unbounded();
-        let stream = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
-        tokio::spawn(async move {
-            let mut stream = std::pin::pin!(stream);
-            while let Some(Ok(message)) = stream.next().await {
-                let _ = tx.unbounded_send(message);
-            }
-        });
+        let (client, mut rx) = tls::connect_listening(pg, tls).await?;
         client
             .batch_execute(&format!("LISTEN \"{}\"", channel(&self.schema)))
             .await

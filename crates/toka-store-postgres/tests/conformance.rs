@@ -88,3 +88,29 @@ async fn a_newer_schema_is_refused() {
     );
     store.drop_schema().await.unwrap();
 }
+
+#[tokio::test]
+async fn tls_when_the_connection_string_requires_it() {
+    let cert = std::path::Path::new("/etc/ssl/certs/ssl-cert-snakeoil.pem");
+    if PostgresHarness::skip_reason().await.is_some() || !cert.exists() {
+        eprintln!("\n*** SKIPPED tls test: no PostgreSQL or no snakeoil certificate ***\n");
+        return;
+    }
+    let user = std::env::var("USER").unwrap_or_else(|_| "postgres".into());
+    // The server's certificate names `localhost`; TLS verifies that name.
+    let url = format!("host=localhost port=5432 dbname=test user={user} sslmode=require");
+    let schema = format!("toka_tls_{}", std::process::id());
+    let store = PostgresStore::open_with_ca(&url, &schema, Some(cert))
+        .await
+        .unwrap();
+    store.append(0, &batch(Head::EMPTY, 2, 50)).await.unwrap();
+    assert_eq!(store.head().await.unwrap().seq, 2);
+    // The same server by an address its certificate does not name: the handshake is
+    // refused, so the certificate really is verified.
+    let wrong_name = format!("host=127.0.0.1 port=5432 dbname=test user={user} sslmode=require");
+    let err = PostgresStore::open_with_ca(&wrong_name, &schema, Some(cert))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("cannot connect"), "{err}");
+    store.drop_schema().await.unwrap();
+}
