@@ -66,7 +66,9 @@ fn main() {
         "{:<8} {:>10} {:>12} {:>9} {:>9} {:>9} {:>9}",
         "driver", "submitters", "acked msg/s", "p50 ms", "p99 ms", "max ms", "commits"
     );
-    for driver in ["memory", "sqlite"] {
+    // TOKA_BENCH_ONLY=postgres runs only the PostgreSQL part.
+    let only_postgres = std::env::var("TOKA_BENCH_ONLY").is_ok_and(|v| v == "postgres");
+    for driver in ["memory", "sqlite"].into_iter().filter(|_| !only_postgres) {
         for submitters in [1usize, 8, 64] {
             let mut reports = Vec::new();
             for _ in 0..runs {
@@ -191,6 +193,9 @@ fn main() {
         println!("postgres: no server at {pg_url}; skipped (set TOKA_POSTGRES_URL)");
     }
 
+    if only_postgres {
+        return;
+    }
     // Recovery: build a log of `recovery_events` events on SQLite, then replay it.
     let dir = tempfile::tempdir().unwrap();
     let (events, seconds) = rt.block_on(async {

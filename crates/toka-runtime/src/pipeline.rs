@@ -63,7 +63,7 @@ impl Committed {
 pub(crate) type Reply = oneshot::Sender<Result<Committed, (SubmitError, Message)>>;
 
 /// How often a batch is re-decided after losing the race for the head of a shared log.
-pub const MAX_CONFLICT_RETRIES: usize = 64;
+pub const MAX_CONFLICT_RETRIES: usize = 256;
 
 pub(crate) enum Command {
     Submit {
@@ -92,6 +92,8 @@ pub(crate) struct Writer {
     pub(crate) pipeline: PipelineConfig,
     pub(crate) snapshots: SnapshotConfig,
     pub(crate) since_snapshot: u64,
+    /// Records other nodes appended that this writer caught up with (a shared log).
+    pub(crate) foreign_seen: u64,
 }
 
 enum Outcome {
@@ -222,6 +224,7 @@ impl Writer {
         let mut attempt = 0;
         loop {
             attempt += 1;
+            let foreign_before = self.foreign_seen;
             if shared_log && !self.catch_up().await {
                 return self
                     .fail_batch(submissions, "cannot read other nodes' events".into())
@@ -285,6 +288,14 @@ impl Writer {
                         };
                         let _ = reply.send(answer);
                     }
+                    if shared_log && (attempt > 1 || self.foreign_seen > foreign_before) {
+                        // Other nodes are appending too. The winner of the head lock is
+                        // the node that decides fastest, and could win every round while
+                        // the others keep catching up: step aside for a moment, at
+                        // random, so every node gets its turn.
+                        let pause = u64::from(crate::keys::random_u16()) % 1500;
+                        tokio::time::sleep(std::time::Duration::from_micros(pause)).await;
+                    }
                     return true;
                 }
                 Err(AppendError::Conflict { actual, .. })
@@ -298,12 +309,6 @@ impl Writer {
                         "append conflict; catching up and retrying"
                     );
                     self.reset_to_committed();
-                    if attempt >= 2 {
-                        // A node that keeps losing the race backs off a little, at random,
-                        // so the nodes do not keep colliding in lockstep.
-                        let jitter = u64::from(crate::keys::random_u16()) % (attempt as u64 * 2000);
-                        tokio::time::sleep(std::time::Duration::from_micros(jitter)).await;
-                    }
                 }
                 Err(e) => {
                     self.shared

@@ -164,6 +164,7 @@ impl Runtime {
             pipeline: options.pipeline.clone(),
             snapshots: options.snapshots.clone(),
             since_snapshot: 0,
+            foreign_seen: 0,
         };
         let handle = tokio::spawn(writer.run(rx));
         // On a shared log, wake the writer when another node moves the head, so this
