@@ -37,7 +37,12 @@ pub(crate) fn connector(
             })?;
         }
     }
-    let config = rustls::ClientConfig::builder()
+    // Name the provider: another crate in the same build may enable rustls' `ring`
+    // feature too, and with two providers the implicit default panics at first use.
+    let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| StoreError::InvalidRequest(format!("TLS set-up: {e}")))?
         .with_root_certificates(roots)
         .with_no_client_auth();
     Ok(Some(MakeRustlsConnect::new(config)))
