@@ -66,9 +66,11 @@ fn main() {
         "{:<8} {:>10} {:>12} {:>9} {:>9} {:>9} {:>9}",
         "driver", "submitters", "acked msg/s", "p50 ms", "p99 ms", "max ms", "commits"
     );
-    // TOKA_BENCH_ONLY=postgres runs only the PostgreSQL part.
-    let only_postgres = std::env::var("TOKA_BENCH_ONLY").is_ok_and(|v| v == "postgres");
-    for driver in ["memory", "sqlite"].into_iter().filter(|_| !only_postgres) {
+    // TOKA_BENCH_ONLY=postgres or =recovery runs only that part.
+    let only = std::env::var("TOKA_BENCH_ONLY").unwrap_or_default();
+    let only_postgres = only == "postgres";
+    let only_recovery = only == "recovery";
+    for driver in ["memory", "sqlite"].into_iter().filter(|_| only.is_empty()) {
         for submitters in [1usize, 8, 64] {
             let mut reports = Vec::new();
             for _ in 0..runs {
