@@ -111,7 +111,9 @@ fn main() {
             std::env::var("USER").unwrap_or_else(|_| "postgres".into())
         )
     });
-    if rt
+    if only_recovery {
+        // PostgreSQL skipped on request.
+    } else if rt
         .block_on(tokio_postgres::connect(&pg_url, tokio_postgres::NoTls))
         .is_ok()
     {
