@@ -91,17 +91,21 @@ pub async fn events(
     let events = app.runtime.read(|state| {
         records
             .iter()
+            .filter(|r| visible(&caller, state, r))
             .map(EventView::of)
-            .filter(|v| visible(&caller, state, v))
             .collect()
     });
     Ok(Json(EventPage { events, next, head }))
 }
 
-fn visible(caller: &Caller, state: &toka_kernel::WorldState, view: &EventView) -> bool {
-    let origin = view.origin.parse().unwrap_or_default();
-    match serde_json::from_value(view.event.clone()) {
-        Ok(event) => caller.sees_event(state, origin, &event),
+/// Whether the caller's scope covers a stored record (decoded once, from its bytes).
+fn visible(
+    caller: &Caller,
+    state: &toka_kernel::WorldState,
+    record: &toka_store_core::EventRecord,
+) -> bool {
+    match toka_runtime::codec::decode(record) {
+        Ok(event) => caller.sees_event(state, record.header.origin, &event),
         Err(_) => matches!(caller.claims.effective_scope(), Scope::All),
     }
 }
@@ -131,10 +135,10 @@ pub async fn stream(
     let runtime = app.runtime.clone();
     let stream = async_stream(move |yield_tx| async move {
         while let Some(Ok(record)) = subscription.next().await {
-            let view = EventView::of(&record);
-            if !runtime.read(|state| visible(&caller, state, &view)) {
+            if !runtime.read(|state| visible(&caller, state, &record)) {
                 continue;
             }
+            let view = EventView::of(&record);
             let data = serde_json::to_string(&view).unwrap_or_default();
             let event = Event::default()
                 .id(view.seq.to_string())

@@ -112,10 +112,7 @@ impl Kernel {
     ) -> Result<Vec<KernelEvent>, KernelError> {
         self.check_clock(ctx)?;
         let claims = self.authenticate(message, ctx.now)?;
-        let events = decide(&self.state, message, &claims, ctx, &self.handlers)?;
-        self.apply_all(&events);
-        self.last_now = ctx.now;
-        Ok(events)
+        self.submit_verified(message, &claims, ctx)
     }
 
     /// Decides `message` with claims already verified by the caller, and applies it.

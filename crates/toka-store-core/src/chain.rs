@@ -162,14 +162,3 @@ pub fn head_after(head: Head, batch: &[EventRecord]) -> Head {
         })
         .unwrap_or(head)
 }
-
-/// An event id that nothing else in a log uses: derived from the intent and the event's
-/// index within it. Runtimes use it to name the events of one submission.
-pub fn event_id(intent: EntityId, index: u32) -> EntityId {
-    let hash = blake3::hash(&[intent.to_bytes().as_slice(), &index.to_le_bytes()].concat());
-    let mut bytes = [0u8; 16];
-    bytes.copy_from_slice(&hash.as_bytes()[..16]);
-    bytes[6] = (bytes[6] & 0x0f) | 0x80;
-    bytes[8] = (bytes[8] & 0x3f) | 0x80;
-    EntityId::from_bytes(bytes)
-}

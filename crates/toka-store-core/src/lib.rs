@@ -75,9 +75,7 @@ mod verify;
 pub mod testkit;
 
 pub use backend::{Snapshot, StorageBackend};
-pub use chain::{
-    CHAIN_DOMAIN, admit, chain_digest, check_batch, event_id, head_after, parents_json, seal,
-};
+pub use chain::{CHAIN_DOMAIN, admit, chain_digest, check_batch, head_after, parents_json, seal};
 pub use error::{AppendError, StoreError};
 pub use hash::{Hash32, ParseHashError};
 pub use pages::{DEFAULT_PAGE, EventPages};

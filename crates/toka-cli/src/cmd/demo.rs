@@ -7,7 +7,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{Context as _, Result, bail};
+use anyhow::{Result, bail};
 use serde_json::json;
 use toka_auth::permissions as p;
 use toka_runtime::{Runtime, SubmitError};
@@ -285,6 +285,5 @@ pub async fn run(dir: Option<PathBuf>, out: Out) -> Result<ExitCode> {
         out.say(format!("  toka replay --config {} --to 6", config_path.display()));
         out.say(format!("  toka serve  --config {}", config_path.display()));
     });
-    let _ = store.head().await.context("store closed")?;
     Ok(ExitCode::SUCCESS)
 }
