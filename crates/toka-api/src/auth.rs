@@ -40,6 +40,7 @@ impl Caller {
             | KernelEvent::TaskCompleted { agent, .. }
             | KernelEvent::ObservationEmitted { agent, .. }
             | KernelEvent::AgentTerminated { agent, .. } => Some(*agent),
+            KernelEvent::TokenIssued(t) => Some(t.sub),
             KernelEvent::TokenRevoked { .. } | KernelEvent::Extension(_) => None,
         };
         self.sees(state, origin) || subject.is_some_and(|a| self.sees(state, a))

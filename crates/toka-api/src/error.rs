@@ -93,21 +93,27 @@ impl From<JsonRejection> for ApiError {
 }
 
 impl From<KernelError> for ApiError {
+    /// The status says which kind of refusal it is; the code names the exact rule
+    /// ([`KernelError::code`]).
     fn from(e: KernelError) -> Self {
         use KernelError as K;
-        let (status, code) = match &e {
-            K::Invalid(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid"),
-            K::Unauthenticated(_) => (StatusCode::UNAUTHORIZED, "unauthenticated"),
-            K::OriginMismatch { .. } | K::PermissionDenied { .. } | K::OutOfScope { .. } => {
-                (StatusCode::FORBIDDEN, "permission_denied")
-            }
+        let status = match &e {
+            K::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            K::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
+            K::OriginMismatch { .. }
+            | K::PermissionDenied { .. }
+            | K::OutOfScope { .. }
+            | K::Delegation(_)
+            | K::RevokeOutOfScope { .. }
+            | K::CannotRevokeAncestor { .. }
+            | K::UnknownTokenNeedsGlobalScope { .. } => StatusCode::FORBIDDEN,
             K::UnknownAgent(_) | K::UnknownTask(_) | K::UnknownExtension { .. } => {
-                (StatusCode::NOT_FOUND, "not_found")
+                StatusCode::NOT_FOUND
             }
-            K::QueueFull { .. } => (StatusCode::TOO_MANY_REQUESTS, "queue_full"),
-            _ => (StatusCode::CONFLICT, "conflict"),
+            K::QueueFull { .. } => StatusCode::TOO_MANY_REQUESTS,
+            _ => StatusCode::CONFLICT,
         };
-        Self::new(status, code, e.to_string())
+        Self::new(status, e.code(), e.to_string())
     }
 }
 

@@ -11,7 +11,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures::stream::Stream;
-use toka_auth::{Scope, permissions};
+use toka_auth::Scope;
 use toka_types::{EntityId, Message, Operation};
 
 use crate::auth::Caller;
@@ -258,21 +258,18 @@ pub async fn state(State(app): State<AppState>, _caller: Caller) -> Json<StateVi
     }))
 }
 
-/// Mint a token attenuated from the bearer token (needs `token:issue`).
+/// Issue a token attenuated from the bearer token (needs `token:issue`). The kernel
+/// decides the delegation and the log records it (`token.issued`) before it is signed.
 #[utoipa::path(post, path = "/v1/tokens", tag = "tokens", request_body = TokenRequest,
     responses((status = 200, body = TokenResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-              (status = 403, body = ErrorBody)), security(("bearer" = [])))]
+              (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
+              (status = 422, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn mint_token(
     State(app): State<AppState>,
     caller: Caller,
     body: Result<Json<TokenRequest>, JsonRejection>,
 ) -> Result<Json<TokenResponse>, ApiError> {
     let Json(request) = body?;
-    if !caller.claims.allows(permissions::TOKEN_ISSUE) {
-        return Err(ApiError::forbidden(
-            "minting tokens needs permission \"token:issue\"",
-        ));
-    }
     let sub = parse_id(&request.sub, "sub")?;
     let scope = request
         .scope
@@ -282,16 +279,31 @@ pub async fn mint_token(
                 .map_err(|e| ApiError::bad_request(format!("scope: {e}")))
         })
         .transpose()?;
-    let (token, claims) = app
+    let grant = toka_types::TokenGrant {
+        sub,
+        permissions: request.permissions,
+        scope,
+        ttl_secs: request.ttl_secs,
+    };
+    let signed = app
         .runtime
-        .mint_child_token(&caller.token, sub, request.permissions, scope)
-        .map_err(|e| ApiError::forbidden(e.to_string()))?;
+        .issue_token(caller.claims.sub, &caller.token, grant)
+        .await
+        .map_err(|e| match e {
+            toka_runtime::IssueError::Refused(e) => ApiError::from(e),
+            other => ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "signing",
+                other.to_string(),
+            ),
+        })?;
     Ok(Json(TokenResponse {
-        token,
-        jti: claims.jti,
-        sub: claims.sub.to_string(),
-        exp: claims.exp,
-        permissions: claims.permissions,
+        token: signed.token,
+        jti: signed.claims.jti,
+        sub: signed.claims.sub.to_string(),
+        exp: signed.claims.exp,
+        permissions: signed.claims.permissions,
+        seq: signed.seq,
     }))
 }
 

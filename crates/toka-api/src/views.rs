@@ -241,12 +241,18 @@ pub struct SubmitResponse {
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TokenRequest {
-    /// The agent the new token is for.
+    /// The agent the new token is for (inside the bearer's scope, active).
+    #[schema(format = "uuid")]
     pub sub: String,
     /// Its permissions (a subset of the bearer token's).
+    #[schema(max_items = 100)]
     pub permissions: Vec<String>,
-    /// `*` or an agent id (default: `sub`'s subtree).
+    /// `*` or an agent id (default: `sub`'s subtree); inside the bearer's scope.
     pub scope: Option<String>,
+    /// Lifetime in seconds (default: until the bearer token expires); refused if it
+    /// would outlive the bearer token.
+    #[schema(minimum = 1, maximum = 86400)]
+    pub ttl_secs: Option<u64>,
 }
 
 /// A minted token.
@@ -262,4 +268,6 @@ pub struct TokenResponse {
     pub exp: u64,
     /// Its permissions.
     pub permissions: Vec<String>,
+    /// The `seq` of the `token.issued` event that records it.
+    pub seq: u64,
 }

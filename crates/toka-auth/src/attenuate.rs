@@ -8,7 +8,9 @@
 use toka_types::EntityId;
 use toka_types::limits::MAX_ATTENUATION_DEPTH;
 
-use crate::claims::{Claims, Scope};
+use toka_types::Scope;
+
+use crate::claims::Claims;
 use crate::error::AuthError;
 
 /// What a child token asks for.

@@ -1,59 +1,12 @@
 //! [`Claims`]: what a capability token says, and the rules every token obeys.
 
-use std::fmt;
-use std::str::FromStr;
-
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use toka_types::EntityId;
+use serde::{Deserialize, Serialize};
 use toka_types::limits::{
     MAX_ATTENUATION_DEPTH, MAX_JTI_BYTES, MAX_PERMISSIONS, MAX_TOKEN_LIFETIME_SECS,
 };
+use toka_types::{EntityId, IssuedToken, Scope};
 
 use crate::error::AuthError;
-
-/// Which agents a token may act on.
-///
-/// In JSON: `"*"` for [`Scope::All`], an agent id for [`Scope::Subtree`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Scope {
-    /// Every agent.
-    All,
-    /// This agent and its descendants.
-    Subtree(EntityId),
-}
-
-impl fmt::Display for Scope {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::All => f.write_str("*"),
-            Self::Subtree(id) => id.fmt(f),
-        }
-    }
-}
-
-impl FromStr for Scope {
-    type Err = toka_types::ParseIdError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        if s == "*" {
-            Ok(Self::All)
-        } else {
-            s.parse().map(Self::Subtree)
-        }
-    }
-}
-
-impl Serialize for Scope {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(self)
-    }
-}
-
-impl<'de> Deserialize<'de> for Scope {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
-        text.parse().map_err(serde::de::Error::custom)
-    }
-}
 
 /// The claims of a Toka capability token. Times are JWT NumericDates (whole seconds
 /// since the Unix epoch).
@@ -129,6 +82,21 @@ impl Claims {
     /// The moment from which the token is valid: `nbf` if set, else `iat`.
     pub fn valid_from(&self) -> u64 {
         self.nbf.unwrap_or(self.iat).max(self.iat)
+    }
+
+    /// The claims of a token the kernel issued (a `token.issued` event).
+    pub fn of_issued(issued: &IssuedToken) -> Self {
+        Self {
+            sub: issued.sub,
+            iat: issued.iat,
+            exp: issued.exp,
+            nbf: None,
+            jti: issued.jti.clone(),
+            permissions: issued.permissions.clone(),
+            scope: issued.scope,
+            parent: issued.parent.clone(),
+            lineage: issued.lineage.clone(),
+        }
     }
 
     /// Checks the rules every token obeys whatever the time: a sane window no longer

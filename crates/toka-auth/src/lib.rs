@@ -57,9 +57,10 @@ mod validate;
 
 pub use attenuate::{ChildGrant, attenuate};
 pub use cache::Verifier;
-pub use claims::{Claims, Scope};
+pub use claims::Claims;
 pub use error::AuthError;
 pub use keys::{KeyAlgorithm, KeySet, SigningKey};
 pub use mint::mint;
 pub use revocation::{NoRevocations, RevocationList};
+pub use toka_types::Scope;
 pub use validate::validate;

@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 use toka_runtime::Config;
 
 /// Logs through tracing to stderr; `RUST_LOG` filters (default: warnings).
@@ -29,11 +29,4 @@ pub fn load_config(path: &Path) -> Result<Config> {
 /// The key file of a configuration.
 pub fn key_file(config: &Config) -> PathBuf {
     config.resolve(&config.auth.key_file)
-}
-
-/// Loads the signing keys of a configuration.
-pub fn keys(config: &Config) -> Result<toka_auth::KeySet> {
-    let path = key_file(config);
-    toka_runtime::keys::load_keys(&path)
-        .with_context(|| format!("loading the signing key {}", path.display()))
 }

@@ -53,7 +53,8 @@ async fn submit_read_errors_metrics_and_openapi() {
 
     let (status, body) = post(&server, &admin, json!({"operation": {"op": "schedule_agent_task", "agent": root, "task": {"description": "hello"}}})).await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!(body["events"][0]["seq"], 2);
+    // seq 1 is the root agent, 2 the issuance of the admin token.
+    assert_eq!(body["events"][0]["seq"], 3);
     assert_eq!(body["events"][0]["kind"], "task.scheduled");
 
     // Malformed JSON, unknown fields, bad operations, oversized bodies: 4xx with a JSON error.
@@ -104,7 +105,7 @@ async fn submit_read_errors_metrics_and_openapi() {
     .await;
     assert_eq!(
         (status, body["error"]["code"].as_str()),
-        (409, Some("conflict"))
+        (409, Some("cannot_terminate_root"))
     );
 
     let metrics = http()

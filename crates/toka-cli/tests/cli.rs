@@ -165,9 +165,21 @@ fn client_commands_against_a_server_with_their_refusals() {
     let r = client(&server, &admin, &["--json", "state"]);
     let state: Value = serde_json::from_str(r.stdout.trim()).unwrap();
     assert_eq!(state["root"], root);
-    assert_eq!(state["head"], 6);
+    // genesis, 2 issuances, spawn, schedule, claim, observe, complete.
+    assert_eq!(state["head"], 8);
     let r = client(&server, &admin, &["--json", "events", "--from", "1"]);
-    assert_eq!(r.stdout.lines().count(), 6);
+    assert_eq!(r.stdout.lines().count(), 8);
+    let kinds: Vec<String> = r
+        .stdout
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["kind"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(kinds.iter().filter(|k| *k == "token.issued").count(), 2);
 
     // A second writer on the same folder is refused clearly.
     let r = run(&["verify", "--config", config(dir.path()).to_str().unwrap()]);
@@ -199,12 +211,12 @@ fn verify_replay_export_import_and_tampering() {
     let r = run(&["--json", "verify", "--config", cfg]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     let ok: Value = serde_json::from_str(r.stdout.trim()).unwrap();
-    assert_eq!(ok["events"], 11);
+    assert_eq!(ok["events"], 12); // genesis, the admin token's issuance, 10 tasks
 
     let r = run(&["--json", "replay", "--config", cfg, "--to", "6"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     let at6: Value = serde_json::from_str(r.stdout.trim()).unwrap();
-    assert_eq!(at6["tasks"]["queued"], 5);
+    assert_eq!(at6["tasks"]["queued"], 4);
 
     let export = dir.path().join("log.jsonl");
     assert_eq!(
@@ -213,7 +225,7 @@ fn verify_replay_export_import_and_tampering() {
     );
     assert_eq!(
         std::fs::read_to_string(&export).unwrap().lines().count(),
-        11
+        12
     );
 
     let copy = tempfile::tempdir().unwrap();
@@ -264,12 +276,12 @@ fn verify_replay_export_import_and_tampering() {
 
     // Tamper with the database: verify exits 1 naming the seq.
     let conn = rusqlite::Connection::open(dir.path().join("data/toka.db")).unwrap();
-    conn.execute("UPDATE payloads SET body = replace(body, 'job 3', 'job X') WHERE id = (SELECT payload_id FROM events WHERE seq = 5)", []).unwrap();
+    conn.execute("UPDATE payloads SET body = replace(body, 'job 3', 'job X') WHERE id = (SELECT payload_id FROM events WHERE seq = 6)", []).unwrap();
     drop(conn);
     let r = run(&["verify", "--config", cfg]);
     assert_eq!(r.code, 1);
     assert!(
-        r.stderr.contains("seq 5") && r.stderr.contains("payload altered"),
+        r.stderr.contains("seq 6") && r.stderr.contains("payload altered"),
         "{}",
         r.stderr
     );
@@ -430,11 +442,17 @@ fn events_follow_streams_new_events() {
     let mut lines = BufReader::new(follower.stdout.take().unwrap()).lines();
     let first: Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
     let second: Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+    let third: Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
     assert_eq!(
-        (first["seq"].as_u64(), second["seq"].as_u64()),
-        (Some(1), Some(2))
+        (
+            first["seq"].as_u64(),
+            second["seq"].as_u64(),
+            third["seq"].as_u64()
+        ),
+        (Some(1), Some(2), Some(3))
     );
-    assert_eq!(second["event"]["spec"]["description"], "streamed");
+    assert_eq!(second["kind"], "token.issued");
+    assert_eq!(third["event"]["spec"]["description"], "streamed");
     let _ = follower.kill();
     let _ = follower.wait();
 }

@@ -138,6 +138,14 @@ pub fn apply(state: &mut WorldState, event: &KernelEvent, handlers: &OpcodeRegis
                 }
             }
         }
+        KernelEvent::TokenIssued(token) => {
+            debug_assert!(
+                !state.tokens.contains_key(&token.jti),
+                "token {} issued twice",
+                token.jti
+            );
+            state.tokens.insert(token.jti.clone(), token.clone());
+        }
         KernelEvent::TokenRevoked { jti } => {
             state.revoked.insert(jti.clone());
         }

@@ -13,9 +13,11 @@
 //!    exists and is active;
 //! 7. the operation's own rules (task ownership and state, queue limit, tree depth, …).
 
-use toka_auth::{Claims, Scope, permissions};
-use toka_types::limits::MAX_QUEUED_TASKS_PER_AGENT;
-use toka_types::{AgentSpec, EntityId, KernelEvent, Message, Operation, TaskState};
+use toka_auth::{ChildGrant, Claims, Scope, attenuate, permissions};
+use toka_types::limits::{MAX_QUEUED_TASKS_PER_AGENT, MAX_TOKEN_LIFETIME_SECS};
+use toka_types::{
+    AgentSpec, EntityId, IssuedToken, KernelEvent, Message, Operation, TaskState, TokenGrant,
+};
 
 use crate::context::Context;
 use crate::error::KernelError;
@@ -134,8 +136,33 @@ pub fn decide(
                 })
                 .collect())
         }
+        Operation::IssueToken(grant) => {
+            require(claims, permissions::TOKEN_ISSUE, op)?;
+            target(state, claims, grant.sub)?;
+            let issued = delegate(state, root, claims, message.origin, grant, ctx)?;
+            Ok(vec![KernelEvent::TokenIssued(issued)])
+        }
         Operation::RevokeToken { jti } => {
             require(claims, permissions::TOKEN_REVOKE, op)?;
+            if claims.lineage.iter().any(|a| a == jti) {
+                return Err(KernelError::CannotRevokeAncestor { jti: jti.clone() });
+            }
+            let scope = claims.effective_scope();
+            match (state.tokens.get(jti), scope) {
+                (_, Scope::All) => {}
+                (Some(issued), Scope::Subtree(top)) => {
+                    if !state.is_within(issued.sub, top) {
+                        return Err(KernelError::RevokeOutOfScope {
+                            jti: jti.clone(),
+                            subject: issued.sub,
+                            scope: scope.to_string(),
+                        });
+                    }
+                }
+                (None, Scope::Subtree(_)) => {
+                    return Err(KernelError::UnknownTokenNeedsGlobalScope { jti: jti.clone() });
+                }
+            }
             if state.revoked.contains(jti) {
                 return Err(KernelError::AlreadyRevoked { jti: jti.clone() });
             }
@@ -194,6 +221,79 @@ pub fn decide_genesis(
         parent: None,
         spec: root.clone(),
     }])
+}
+
+/// The event that issues a root token: every built-in permission, scope `*`, for the
+/// root agent, valid `ttl_secs` from `ctx.now`. Not reachable through a [`Message`]:
+/// only the runtime asks for it, on behalf of whoever holds the node's signing key.
+pub fn decide_root_token(
+    state: &WorldState,
+    ttl_secs: u64,
+    ctx: &Context,
+) -> Result<Vec<KernelEvent>, KernelError> {
+    check_position(state, ctx)?;
+    let root = state.root.ok_or(KernelError::NotInitialised)?;
+    let iat = ctx.now.as_unix_secs();
+    let issued = IssuedToken {
+        jti: fresh_jti(state, root, ctx)?,
+        sub: root,
+        permissions: permissions::ALL.iter().map(|p| p.to_string()).collect(),
+        scope: Some(Scope::All),
+        iat,
+        exp: iat + ttl_secs.clamp(1, MAX_TOKEN_LIFETIME_SECS),
+        parent: None,
+        lineage: Vec::new(),
+        issuer: None,
+    };
+    Ok(vec![KernelEvent::TokenIssued(issued)])
+}
+
+/// A delegation from the token `claims` of `issuer`: the grant narrowed by the rule of
+/// [`attenuate`] (permissions a subset, scope inside, expiry no later, lineage bounded).
+fn delegate(
+    state: &WorldState,
+    root: EntityId,
+    claims: &Claims,
+    issuer: EntityId,
+    grant: &TokenGrant,
+    ctx: &Context,
+) -> Result<IssuedToken, KernelError> {
+    let iat = ctx.now.as_unix_secs();
+    let exp = match grant.ttl_secs {
+        Some(ttl) => iat.saturating_add(ttl),
+        None => claims.exp.min(iat + MAX_TOKEN_LIFETIME_SECS),
+    };
+    let child = ChildGrant {
+        sub: grant.sub,
+        jti: fresh_jti(state, root, ctx)?,
+        iat,
+        exp,
+        permissions: grant.permissions.clone(),
+        scope: grant.scope,
+    };
+    let child =
+        attenuate(claims, child, |d, a| state.is_within(d, a)).map_err(KernelError::Delegation)?;
+    Ok(IssuedToken {
+        jti: child.jti,
+        sub: child.sub,
+        permissions: child.permissions,
+        scope: child.scope,
+        iat: child.iat,
+        exp: child.exp,
+        parent: child.parent,
+        lineage: child.lineage,
+        issuer: Some(issuer),
+    })
+}
+
+/// The `jti` of the token issued by the event at `ctx.seq`, derived like entity ids.
+fn fresh_jti(state: &WorldState, root: EntityId, ctx: &Context) -> Result<String, KernelError> {
+    let id = derive_id(root, ctx.seq);
+    let jti = id.to_string();
+    if state.tokens.contains_key(&jti) {
+        return Err(KernelError::IdCollision(id));
+    }
+    Ok(jti)
 }
 
 fn check_position(state: &WorldState, ctx: &Context) -> Result<(), KernelError> {

@@ -10,7 +10,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use toka_types::{EntityId, TaskOutcome, TaskState};
+use toka_types::{EntityId, Scope, TaskOutcome, TaskState};
 
 use crate::state::{AgentStatus, WorldState};
 
@@ -123,7 +123,7 @@ impl WorldState {
     /// The digest of this state's canonical encoding.
     pub fn digest(&self) -> StateDigest {
         let mut e = Encoder(blake3::Hasher::new());
-        e.0.update(b"toka.state.v1");
+        e.0.update(b"toka.state.v2");
         e.u64(self.applied);
         e.opt_id(self.root);
 
@@ -166,6 +166,28 @@ impl WorldState {
         let revoked = self.revoked();
         e.len(revoked.len());
         revoked.iter().for_each(|j| e.bytes(j.as_bytes()));
+
+        let tokens = self.issued_sorted();
+        e.len(tokens.len());
+        for t in tokens {
+            e.bytes(t.jti.as_bytes());
+            e.id(t.sub);
+            e.len(t.permissions.len());
+            t.permissions.iter().for_each(|p| e.bytes(p.as_bytes()));
+            match t.scope {
+                None => e.u8(0),
+                Some(Scope::All) => e.u8(1),
+                Some(Scope::Subtree(top)) => {
+                    e.u8(2);
+                    e.id(top);
+                }
+            }
+            e.u64(t.iat);
+            e.u64(t.exp);
+            e.len(t.lineage.len());
+            t.lineage.iter().for_each(|j| e.bytes(j.as_bytes()));
+            e.opt_id(t.issuer);
+        }
 
         e.len(self.extensions.len());
         for (family, entries) in &self.extensions {

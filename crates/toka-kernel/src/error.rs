@@ -86,6 +86,33 @@ pub enum KernelError {
     /// The root agent cannot be terminated.
     #[error("the root agent cannot be terminated")]
     CannotTerminateRoot,
+    /// A delegation (token issuance) would be wider than the issuer's own token.
+    #[error("delegation refused: {0}")]
+    Delegation(AuthError),
+    /// The token to revoke belongs to an agent outside the sender's scope.
+    #[error("token {jti:?} belongs to agent {subject}, outside the sender's scope ({scope})")]
+    RevokeOutOfScope {
+        /// The `jti`.
+        jti: String,
+        /// The agent it was issued to.
+        subject: EntityId,
+        /// The sender's scope.
+        scope: String,
+    },
+    /// A token may not revoke one of its own ancestors (nor, through it, everything
+    /// derived from that ancestor).
+    #[error("token {jti:?} is an ancestor of the sender's token and cannot be revoked with it")]
+    CannotRevokeAncestor {
+        /// The `jti`.
+        jti: String,
+    },
+    /// The log never issued this `jti`, so its subject is unknown: only a token with
+    /// scope `*` may revoke it.
+    #[error("token {jti:?} was never issued in this log; revoking it needs scope \"*\"")]
+    UnknownTokenNeedsGlobalScope {
+        /// The `jti`.
+        jti: String,
+    },
     /// The token is already revoked.
     #[error("token {jti:?} is already revoked")]
     AlreadyRevoked {
@@ -137,6 +164,44 @@ pub enum KernelError {
     /// A derived id is taken (astronomically unlikely; refused rather than overwritten).
     #[error("derived id {0} is already in use")]
     IdCollision(EntityId),
+}
+
+impl KernelError {
+    /// A short stable name for the rule that refused, for metrics and API error codes.
+    pub fn code(&self) -> &'static str {
+        use KernelError as K;
+        match self {
+            K::Invalid(_) => "invalid",
+            K::Unauthenticated(_) => "unauthenticated",
+            K::OriginMismatch { .. } => "origin_mismatch",
+            K::PermissionDenied { .. } => "permission_denied",
+            K::OutOfScope { .. } => "out_of_scope",
+            K::UnknownAgent(_) => "unknown_agent",
+            K::AgentTerminated(_) => "agent_terminated",
+            K::UnknownTask(_) => "unknown_task",
+            K::TaskOfAnotherAgent { .. } => "task_of_another_agent",
+            K::WrongTaskState { .. } => "wrong_task_state",
+            K::QueueFull { .. } => "queue_full",
+            K::TreeTooDeep { .. } => "tree_too_deep",
+            K::CannotTerminateRoot => "cannot_terminate_root",
+            K::Delegation(AuthError::PermissionEscalation { .. }) => "permission_escalation",
+            K::Delegation(AuthError::ScopeWidening { .. }) => "scope_widening",
+            K::Delegation(AuthError::ExpiryExtension { .. }) => "expiry_extension",
+            K::Delegation(_) => "delegation_refused",
+            K::RevokeOutOfScope { .. } => "revoke_out_of_scope",
+            K::CannotRevokeAncestor { .. } => "cannot_revoke_ancestor",
+            K::UnknownTokenNeedsGlobalScope { .. } => "unknown_token",
+            K::AlreadyRevoked { .. } => "already_revoked",
+            K::UnknownExtension { .. } => "unknown_extension",
+            K::ExtensionRefused { .. } => "extension_refused",
+            K::DuplicateExtension { .. } => "duplicate_extension",
+            K::SeqOutOfOrder { .. } => "seq_out_of_order",
+            K::ClockWentBack { .. } => "clock_went_back",
+            K::NotInitialised => "not_initialised",
+            K::AlreadyInitialised => "already_initialised",
+            K::IdCollision(_) => "id_collision",
+        }
+    }
 }
 
 /// A broken state invariant: the state is not one that `apply` can produce from a log.

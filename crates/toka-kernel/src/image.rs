@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use toka_types::{AgentSpec, EntityId, TaskOutcome, TaskSpec, TaskState};
+use toka_types::{AgentSpec, EntityId, IssuedToken, TaskOutcome, TaskSpec, TaskState};
 
 use crate::error::InvariantViolation;
 use crate::state::{AgentRecord, AgentStatus, TaskRecord, WorldState};
@@ -67,12 +67,14 @@ pub struct StateImage {
     pub tasks: Vec<TaskImage>,
     /// Revoked `jti`s, sorted.
     pub revoked: Vec<String>,
+    /// Issued tokens, by `jti`.
+    pub tokens: Vec<IssuedToken>,
     /// Extension state per family: (key, value) pairs in key order.
     pub extensions: BTreeMap<String, ExtensionEntries>,
 }
 
 /// The image format this build writes and reads.
-pub const IMAGE_VERSION: u32 = 1;
+pub const IMAGE_VERSION: u32 = 2;
 
 impl WorldState {
     /// This state as an image.
@@ -106,6 +108,7 @@ impl WorldState {
                 })
                 .collect(),
             revoked: self.revoked().into_iter().map(str::to_string).collect(),
+            tokens: self.issued_sorted().into_iter().cloned().collect(),
             extensions: self
                 .extensions
                 .iter()
@@ -200,6 +203,11 @@ impl WorldState {
             );
         }
         state.revoked = image.revoked.into_iter().collect();
+        state.tokens = image
+            .tokens
+            .into_iter()
+            .map(|t| (t.jti.clone(), t))
+            .collect();
         state.extensions = image
             .extensions
             .into_iter()

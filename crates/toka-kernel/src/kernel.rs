@@ -7,7 +7,7 @@ use toka_types::{AgentSpec, KernelEvent, Message, Timestamp};
 
 use crate::apply::apply;
 use crate::context::Context;
-use crate::decide::{decide, decide_genesis};
+use crate::decide::{decide, decide_genesis, decide_root_token};
 use crate::error::KernelError;
 use crate::opcode::{OpcodeHandler, OpcodeRegistry};
 use crate::state::WorldState;
@@ -86,6 +86,20 @@ impl Kernel {
     ) -> Result<Vec<KernelEvent>, KernelError> {
         self.check_clock(ctx)?;
         let events = decide_genesis(&self.state, root, ctx)?;
+        self.apply_all(&events);
+        self.last_now = ctx.now;
+        Ok(events)
+    }
+
+    /// Issues a root token (every permission, scope `*`) valid `ttl_secs`, and applies
+    /// it. For the holder of the node's signing key only: no message authorises it.
+    pub fn issue_root_token(
+        &mut self,
+        ttl_secs: u64,
+        ctx: &Context,
+    ) -> Result<Vec<KernelEvent>, KernelError> {
+        self.check_clock(ctx)?;
+        let events = decide_root_token(&self.state, ttl_secs, ctx)?;
         self.apply_all(&events);
         self.last_now = ctx.now;
         Ok(events)

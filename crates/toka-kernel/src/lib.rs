@@ -24,10 +24,20 @@
 //!
 //! Each operation needs one permission from [`toka_auth::permissions`]:
 //! `task:schedule`, `task:claim`, `task:complete`, `agent:spawn`, `agent:terminate`,
-//! `observation:emit`, `token:revoke`, and `ext:<family>` for extension calls. An
+//! `observation:emit`, `token:issue`, `token:revoke`, and `ext:<family>` for extension
+//! calls. An
 //! operation acts on one agent (the task queue's owner, the parent of a spawn, the
 //! observer, the agent to terminate); that agent must lie inside the token's scope,
 //! which by default is the token subject and its descendants.
+//!
+//! # Delegation and revocation
+//!
+//! Issuing a token is an operation like any other (`IssueToken`): the subject must be
+//! a live agent inside the issuer's scope, and the grant may only narrow the issuer's
+//! permissions, scope and lifetime (the rule of [`toka_auth::attenuate`]). The event
+//! `token.issued` records the claims; its `jti` is derived from the log position. A
+//! token may revoke (with `token:revoke`) a token issued to an agent inside its scope,
+//! never one of its own ancestors; a `jti` the log never issued needs scope `*`.
 //!
 //! # State invariants
 //!
@@ -42,6 +52,8 @@
 //!    at most 10 000 tasks are queued per agent; each task is listed under one agent.
 //! 5. A terminated agent has no open (queued or claimed) task.
 //! 6. A task has an outcome exactly when it is done (a success) or failed (a failure).
+//! 7. Every issued token is for a known agent, its `parent` is the last entry of its
+//!    `lineage`, and it expires after it was issued.
 //!
 //! ```
 //! use toka_auth::{Claims, KeySet, SigningKey, mint, permissions};
@@ -78,7 +90,7 @@ mod state;
 
 pub use apply::apply;
 pub use context::Context;
-pub use decide::{decide, decide_genesis};
+pub use decide::{decide, decide_genesis, decide_root_token};
 pub use digest::{ParseDigestError, StateDigest};
 pub use error::{InvariantViolation, KernelError};
 pub use image::{AgentImage, ExtensionEntries, IMAGE_VERSION, StateImage, TaskImage};

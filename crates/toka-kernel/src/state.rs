@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use rustc_hash::{FxHashMap, FxHashSet};
 use toka_auth::RevocationList;
 use toka_types::limits::MAX_QUEUED_TASKS_PER_AGENT;
-use toka_types::{AgentSpec, EntityId, TaskOutcome, TaskSpec, TaskState};
+use toka_types::{AgentSpec, EntityId, IssuedToken, TaskOutcome, TaskSpec, TaskState};
 
 use crate::error::InvariantViolation;
 
@@ -80,6 +80,8 @@ pub struct WorldState {
     pub(crate) agents: FxHashMap<EntityId, AgentRecord>,
     pub(crate) tasks: FxHashMap<EntityId, TaskRecord>,
     pub(crate) revoked: FxHashSet<String>,
+    /// Every token the log issued, by `jti`.
+    pub(crate) tokens: FxHashMap<String, IssuedToken>,
     pub(crate) extensions: BTreeMap<String, ExtensionState>,
 }
 
@@ -156,6 +158,23 @@ impl WorldState {
         let mut all: Vec<_> = self.revoked.iter().map(String::as_str).collect();
         all.sort_unstable();
         all
+    }
+
+    /// The issuance of token `jti`, if this log issued it.
+    pub fn issued_token(&self, jti: &str) -> Option<&IssuedToken> {
+        self.tokens.get(jti)
+    }
+
+    /// Every issued token, in `jti` order.
+    pub fn issued_sorted(&self) -> Vec<&IssuedToken> {
+        let mut all: Vec<_> = self.tokens.values().collect();
+        all.sort_unstable_by(|a, b| a.jti.cmp(&b.jti));
+        all
+    }
+
+    /// How many tokens the log issued.
+    pub fn issued_count(&self) -> usize {
+        self.tokens.len()
     }
 
     /// The state of extension `family` (empty if it has none).
@@ -284,6 +303,19 @@ impl WorldState {
                 4,
                 format!("{} tasks, {listed} listed under agents", self.tasks.len()),
             );
+        }
+        for (jti, token) in &self.tokens {
+            // 7. Every issued token is for a known agent and names its parent last in
+            //    its lineage; a child's parent was issued before it (or is unknown).
+            if *jti != token.jti || !self.agents.contains_key(&token.sub) {
+                return fail(7, format!("token {jti} is for unknown agent {}", token.sub));
+            }
+            if token.parent.as_ref() != token.lineage.last() || token.exp <= token.iat {
+                return fail(
+                    7,
+                    format!("token {jti} has an inconsistent lineage or window"),
+                );
+            }
         }
         for task in self.tasks.values() {
             // 6. A task's outcome is there exactly when it finished, and matches.

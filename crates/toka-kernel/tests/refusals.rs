@@ -430,7 +430,9 @@ fn revocation_is_an_event_and_takes_effect() {
     let a = w.spawn(w.root, "a");
     let a_token = w.token(a, permissions::ALL, None);
     let root = w.root;
-    let root_token = w.root_token.clone();
+    // Minted outside the log, so its subject is unknown to the kernel: revoking it
+    // needs scope `*`.
+    let root_token = w.token(root, permissions::ALL, Some(Scope::All));
     let jti = "jti-2".to_string(); // the second token minted by the world
     let events = w
         .submit(

@@ -18,7 +18,7 @@ use toka_auth::{Scope, permissions};
 use toka_kernel::{ExtensionRefusal, ExtensionState, Kernel, OpcodeHandler, WorldState, apply};
 use toka_types::{
     AgentSpec, EntityId, ExtensionCall, KernelEvent, Observation, Operation, TaskOutcome, TaskSpec,
-    TaskState,
+    TaskState, TokenGrant,
 };
 
 /// A test extension: opcode 1 adds the payload's first byte to a counter keyed by the
@@ -172,14 +172,30 @@ fn run(actions: Vec<Action>) -> Result<(), TestCaseError> {
                 },
             },
             5 => Operation::TerminateAgent { agent: target },
+            6 if a.text_len % 2 == 0 => {
+                // Delegate: the origin issues a token for the target through the kernel.
+                Operation::IssueToken(TokenGrant {
+                    sub: target,
+                    permissions: vec![permissions::TASK_SCHEDULE.into()],
+                    scope: None,
+                    ttl_secs: None,
+                })
+            }
             6 => {
-                // Revoke a fresh token of the origin, and remember it to try it later.
-                let victim = w.token(origin, permissions::ALL, None);
-                let claims = jsonwebtoken::dangerous::insecure_decode::<toka_auth::Claims>(&victim)
-                    .unwrap()
-                    .claims;
-                revoked_token = Some((origin, victim));
-                Operation::RevokeToken { jti: claims.jti }
+                // Revoke the newest issued token (it may be out of scope: then refused).
+                let jti = w
+                    .kernel
+                    .state()
+                    .issued_sorted()
+                    .last()
+                    .map(|t| t.jti.clone())
+                    .unwrap_or_else(|| "never-issued".into());
+                if let Some(issued) = w.kernel.state().issued_token(&jti) {
+                    let token =
+                        toka_auth::mint(&w.keys, &toka_auth::Claims::of_issued(issued)).unwrap();
+                    revoked_token = Some((issued.sub, token));
+                }
+                Operation::RevokeToken { jti }
             }
             7 => Operation::Extension(
                 ExtensionCall::new("counter", 1, vec![(a.text_len % 3) as u8; a.text_len % 2])
@@ -274,11 +290,26 @@ fn a_long_run_exercises_every_outcome() {
         Operation::Extension(ExtensionCall::new("counter", 1, vec![5]).unwrap()),
     )
     .unwrap();
+    let issued = w
+        .submit(
+            a,
+            &token,
+            Operation::IssueToken(TokenGrant {
+                sub: b,
+                permissions: vec![permissions::TASK_SCHEDULE.into()],
+                scope: None,
+                ttl_secs: None,
+            }),
+        )
+        .unwrap();
+    let KernelEvent::TokenIssued(issued) = &issued[0] else {
+        panic!("{issued:?}")
+    };
     w.submit(
         a,
         &token,
         Operation::RevokeToken {
-            jti: "someone".into(),
+            jti: issued.jti.clone(),
         },
     )
     .unwrap();
@@ -293,7 +324,7 @@ fn a_long_run_exercises_every_outcome() {
         TaskState::Cancelled
     );
     let kinds: std::collections::BTreeSet<_> = w.log.iter().map(|e| e.kind()).collect();
-    assert_eq!(kinds.len(), 8, "{kinds:?}");
+    assert_eq!(kinds.len(), 9, "{kinds:?}");
 
     let mut replayed = Kernel::new(w.keys.clone());
     replayed.register(Arc::new(Counter)).unwrap();

@@ -5,7 +5,9 @@
 //! * [`Runtime`]: the commit pipeline (one writer owns the kernel; submitters queue;
 //!   group commit; nobody hears "ok" before the events are durable), recovery by
 //!   snapshot + replay at start, snapshots, per-origin rate limits, subscriptions from
-//!   any `seq`, token minting, clean shutdown.
+//!   any `seq`, clean shutdown.
+//! * The token service ([`Runtime::issue_token`], [`Runtime::issue_root_token`]): every
+//!   token the runtime signs is a `token.issued` event the kernel decided first.
 //! * [`host`]: user-space agents running inside the runtime under a supervisor.
 //!
 //! What it is not: the HTTP server (`toka-api`) or the command line (`toka-cli`).
@@ -20,8 +22,8 @@
 //! let keys = KeySet::new(SigningKey::hs256("k1", &[7u8; 32])?);
 //! let runtime = Runtime::with_store(Arc::new(MemoryStore::new()), keys, RuntimeOptions::default()).await?;
 //! let root = runtime.root().unwrap();
-//! let token = runtime.mint_admin_token(root)?;
-//! # let _ = token;
+//! let admin = runtime.issue_root_token().await?;
+//! assert_eq!(admin.claims.sub, root);
 //! runtime.shutdown().await;
 //! # Ok(()) }
 //! ```
@@ -41,6 +43,7 @@ mod runtime;
 mod shared;
 mod store;
 mod subscription;
+mod tokens;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::Config;
@@ -50,3 +53,4 @@ pub use runtime::{Runtime, RuntimeOptions};
 pub use shared::{BATCH_BUCKETS, LATENCY_BUCKETS_MS, Metrics, MetricsSnapshot};
 pub use store::{compiled_drivers, open_store};
 pub use subscription::Subscription;
+pub use tokens::{IssueError, SignedToken};

@@ -48,8 +48,10 @@ pub async fn run(
     let submitters = submitters.max(1);
     let root = rt.root().ok_or_else(|| LoadError("no root agent".into()))?;
     let admin = rt
-        .mint_admin_token(root)
-        .map_err(|e| LoadError(e.to_string()))?;
+        .issue_root_token()
+        .await
+        .map_err(|e| LoadError(e.to_string()))?
+        .token;
     let mut agents = Vec::with_capacity(submitters);
     for i in 0..submitters {
         let op = Operation::SpawnSubAgent {
@@ -63,11 +65,17 @@ pub async fn run(
         let Some(KernelEvent::AgentSpawned { agent, .. }) = c.events.first() else {
             return Err(LoadError("spawn produced no agent".into()));
         };
-        let perms = vec!["task:schedule".into(), "task:claim".into()];
-        let (token, _) = rt
-            .mint_child_token(&admin, *agent, perms, None)
+        let grant = toka_types::TokenGrant {
+            sub: *agent,
+            permissions: vec!["task:schedule".into(), "task:claim".into()],
+            scope: None,
+            ttl_secs: None,
+        };
+        let signed = rt
+            .issue_token(root, &admin, grant)
+            .await
             .map_err(|e| LoadError(e.to_string()))?;
-        agents.push((*agent, token));
+        agents.push((*agent, signed.token));
     }
     let commits_before = rt.metrics().snapshot().batches;
     let acked = Arc::new(AtomicU64::new(0));

@@ -59,15 +59,28 @@ impl Committed {
     }
 }
 
-/// The answer to a submission: its events, or why not, with the message handed back.
-pub(crate) type Reply = oneshot::Sender<Result<Committed, (SubmitError, Message)>>;
+/// What a submitter asks the writer to decide.
+#[derive(Debug)]
+pub(crate) enum Request {
+    /// A message, authorised by its capability token.
+    Message(Message),
+    /// A root token, for the holder of the node's signing key (no message can ask for
+    /// one: the runtime's own API is the only way in).
+    RootToken {
+        /// Its lifetime.
+        ttl_secs: u64,
+    },
+}
+
+/// The answer to a submission: its events, or why not, with the request handed back.
+pub(crate) type Reply = oneshot::Sender<Result<Committed, (SubmitError, Request)>>;
 
 /// How often a batch is re-decided after losing the race for the head of a shared log.
 pub const MAX_CONFLICT_RETRIES: usize = 256;
 
 pub(crate) enum Command {
     Submit {
-        message: Message,
+        request: Request,
         reply: Reply,
     },
     /// Another node appended: read and apply its events.
@@ -124,7 +137,7 @@ impl Writer {
             let mut snapshot_requests = Vec::new();
             for c in commands {
                 match c {
-                    Command::Submit { message, reply } => submissions.push((message, reply)),
+                    Command::Submit { request, reply } => submissions.push((request, reply)),
                     Command::Snapshot { reply } => snapshot_requests.push(reply),
                     Command::CatchUp => {}
                     Command::Shutdown { reply } => {
@@ -135,8 +148,8 @@ impl Writer {
                 }
             }
             if stopped {
-                for (message, reply) in submissions {
-                    let _ = reply.send(Err((SubmitError::Stopped, message)));
+                for (request, reply) in submissions {
+                    let _ = reply.send(Err((SubmitError::Stopped, request)));
                 }
                 for reply in snapshot_requests {
                     let _ = reply.send(Err("the writer stopped after a storage failure".into()));
@@ -180,26 +193,34 @@ impl Writer {
     /// the events to append and how many messages were accepted.
     fn decide_batch(
         &mut self,
-        submissions: &[(Message, Reply)],
+        submissions: &[(Request, Reply)],
     ) -> (Vec<Outcome>, Vec<toka_store_core::NewEvent>, usize) {
         let mut outcomes = Vec::with_capacity(submissions.len());
         let mut new_events = Vec::new();
         let mut accepted = 0usize;
-        for (message, _) in submissions {
+        for (request, _) in submissions {
             let now = self.clock.now().max(self.last_now);
             self.last_now = now;
             let seq = self.kernel.state().next_seq();
             let ctx = Context::new(now, seq);
-            let decided = self.kernel.authenticate(message, now).and_then(|claims| {
-                self.kernel
-                    .submit_verified(message, &claims, &ctx)
-                    .map(|e| (claims, e))
-            });
+            let decided = match request {
+                Request::Message(message) => {
+                    self.kernel.authenticate(message, now).and_then(|claims| {
+                        self.kernel
+                            .submit_verified(message, &claims, &ctx)
+                            .map(|e| ((message.origin, Some(claims.jti.clone())), e))
+                    })
+                }
+                Request::RootToken { ttl_secs } => self
+                    .kernel
+                    .issue_root_token(*ttl_secs, &ctx)
+                    .map(|e| ((self.namespace, None), e)),
+            };
             match decided {
-                Ok((claims, events)) => {
+                Ok(((origin, jti), events)) => {
                     let who = Provenance {
-                        origin: message.origin,
-                        jti: Some(claims.jti.clone()),
+                        origin,
+                        jti,
                         timestamp: now,
                     };
                     new_events.extend(codec::encode(self.namespace, seq, &events, &who));
@@ -210,7 +231,7 @@ impl Writer {
                     });
                 }
                 Err(e) => {
-                    tracing::debug!(origin = %message.origin, op = message.operation.name(), reason = %e, "message rejected");
+                    tracing::debug!(?request, reason = %e, "request rejected");
                     outcomes.push(Outcome::Rejected(SubmitError::Rejected(e)));
                 }
             }
@@ -219,7 +240,7 @@ impl Writer {
     }
 
     /// Decides and commits one batch. Returns false if the writer must stop.
-    async fn commit(&mut self, submissions: Vec<(Message, Reply)>) -> bool {
+    async fn commit(&mut self, submissions: Vec<(Request, Reply)>) -> bool {
         let shared_log = self.shared.store.is_shared();
         let mut attempt = 0;
         loop {
@@ -234,12 +255,12 @@ impl Writer {
             if new_events.is_empty() {
                 for outcome in &outcomes {
                     if let Outcome::Rejected(SubmitError::Rejected(e)) = outcome {
-                        self.shared.metrics.reject(reason_name(e));
+                        self.shared.metrics.reject(e.code());
                     }
                 }
-                for ((message, reply), outcome) in submissions.into_iter().zip(outcomes) {
+                for ((request, reply), outcome) in submissions.into_iter().zip(outcomes) {
                     if let Outcome::Rejected(e) = outcome {
-                        let _ = reply.send(Err((e, message)));
+                        let _ = reply.send(Err((e, request)));
                     }
                 }
                 return true;
@@ -259,7 +280,7 @@ impl Writer {
                         .fetch_add(records.len() as u64, Ordering::Relaxed);
                     for outcome in &outcomes {
                         if let Outcome::Rejected(SubmitError::Rejected(e)) = outcome {
-                            metrics.reject(reason_name(e));
+                            metrics.reject(e.code());
                         }
                     }
                     self.head = new_head;
@@ -279,12 +300,12 @@ impl Writer {
                     for record in records {
                         self.shared.bus.publish(Arc::new(record));
                     }
-                    for ((message, reply), outcome) in submissions.into_iter().zip(outcomes) {
+                    for ((request, reply), outcome) in submissions.into_iter().zip(outcomes) {
                         let answer = match outcome {
                             Outcome::Accepted { first_seq, events } => {
                                 Ok(Committed { first_seq, events })
                             }
-                            Outcome::Rejected(e) => Err((e, message)),
+                            Outcome::Rejected(e) => Err((e, request)),
                         };
                         let _ = reply.send(answer);
                     }
@@ -323,9 +344,9 @@ impl Writer {
     }
 
     /// Answers every submitter of a batch with a storage error and rebuilds the state.
-    async fn fail_batch(&mut self, submissions: Vec<(Message, Reply)>, message: String) -> bool {
-        for (m, reply) in submissions {
-            let _ = reply.send(Err((SubmitError::Storage(message.clone()), m)));
+    async fn fail_batch(&mut self, submissions: Vec<(Request, Reply)>, message: String) -> bool {
+        for (request, reply) in submissions {
+            let _ = reply.send(Err((SubmitError::Storage(message.clone()), request)));
         }
         self.rebuild().await
     }
@@ -429,29 +450,5 @@ impl Writer {
             "snapshot taken"
         );
         Ok(snapshot.seq)
-    }
-}
-
-/// A short stable name for a rejection, for metrics.
-pub(crate) fn reason_name(e: &toka_kernel::KernelError) -> &'static str {
-    use toka_kernel::KernelError as K;
-    match e {
-        K::Invalid(_) => "invalid",
-        K::Unauthenticated(_) => "unauthenticated",
-        K::OriginMismatch { .. } => "origin_mismatch",
-        K::PermissionDenied { .. } => "permission_denied",
-        K::OutOfScope { .. } => "out_of_scope",
-        K::UnknownAgent(_) => "unknown_agent",
-        K::AgentTerminated(_) => "agent_terminated",
-        K::UnknownTask(_) => "unknown_task",
-        K::TaskOfAnotherAgent { .. } => "task_of_another_agent",
-        K::WrongTaskState { .. } => "wrong_task_state",
-        K::QueueFull { .. } => "queue_full",
-        K::TreeTooDeep { .. } => "tree_too_deep",
-        K::CannotTerminateRoot => "cannot_terminate_root",
-        K::AlreadyRevoked { .. } => "already_revoked",
-        K::UnknownExtension { .. } => "unknown_extension",
-        K::ExtensionRefused { .. } => "extension_refused",
-        _ => "other",
     }
 }

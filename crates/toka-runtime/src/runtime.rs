@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
-use toka_auth::{ChildGrant, Claims, KeySet, Scope, attenuate, mint};
+use toka_auth::KeySet;
 use toka_bus_core::BroadcastBus;
 use toka_kernel::{OpcodeRegistry, WorldState};
 use toka_store_core::{Head, StorageBackend, seal};
@@ -18,8 +18,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::codec::{self, Provenance};
 use crate::config::{Config, PipelineConfig, RateLimitConfig, SnapshotConfig};
 use crate::error::{Refused, RuntimeError, SubmitError};
-use crate::keys::random_id;
-use crate::pipeline::{Command, Committed, Writer};
+use crate::pipeline::{Command, Committed, Request, Writer};
 use crate::recovery::{self, Recovered};
 use crate::shared::{BUS_CAPACITY, Metrics, Shared};
 use crate::subscription::{self, Subscription};
@@ -208,35 +207,45 @@ impl Runtime {
     /// A refusal hands the message back.
     pub async fn submit(&self, message: Message) -> Result<Committed, Refused> {
         let metrics = &self.inner.shared.metrics;
-        metrics.submitted.fetch_add(1, Ordering::Relaxed);
-        let refuse = |error, message| {
-            Err(Refused {
-                error,
-                message: Some(Box::new(message)),
-            })
-        };
         if let Some(limiter) = &self.inner.limiter
             && let Err(not_until) = limiter.check_key(&message.origin)
         {
+            metrics.submitted.fetch_add(1, Ordering::Relaxed);
             metrics.rate_limited.fetch_add(1, Ordering::Relaxed);
             let wait = not_until.wait_time_from(governor::clock::Clock::now(
                 &governor::clock::DefaultClock::default(),
             ));
             let origin = message.origin;
-            return refuse(
-                SubmitError::RateLimited {
+            return Err(Refused {
+                error: SubmitError::RateLimited {
                     origin,
                     retry_after_ms: wait.as_millis() as u64,
                 },
-                message,
-            );
+                message: Some(Box::new(message)),
+            });
         }
+        self.submit_request(Request::Message(message)).await
+    }
+
+    /// Queues `request` for the writer and waits for its answer.
+    pub(crate) async fn submit_request(&self, request: Request) -> Result<Committed, Refused> {
+        let metrics = &self.inner.shared.metrics;
+        metrics.submitted.fetch_add(1, Ordering::Relaxed);
+        let refuse = |error, request: Request| {
+            Err(Refused {
+                error,
+                message: match request {
+                    Request::Message(m) => Some(Box::new(m)),
+                    Request::RootToken { .. } => None,
+                },
+            })
+        };
         let (reply, answer) = oneshot::channel();
         let timeout = Duration::from_millis(self.inner.options.pipeline.busy_timeout_ms);
         if let Err(e) = self
             .inner
             .tx
-            .send_timeout(Command::Submit { message, reply }, timeout)
+            .send_timeout(Command::Submit { request, reply }, timeout)
             .await
         {
             let (error, command) = match e {
@@ -247,7 +256,7 @@ impl Runtime {
                 mpsc::error::SendTimeoutError::Closed(c) => (SubmitError::Stopped, c),
             };
             return match command {
-                Command::Submit { message, .. } => refuse(error, message),
+                Command::Submit { request, .. } => refuse(error, request),
                 // We sent a Submit; nothing else can come back.
                 _ => Err(Refused {
                     error,
@@ -257,7 +266,7 @@ impl Runtime {
         }
         match answer.await {
             Ok(Ok(committed)) => Ok(committed),
-            Ok(Err((error, message))) => refuse(error, message),
+            Ok(Err((error, request))) => refuse(error, request),
             // The writer dropped the reply without answering: it is gone.
             Err(_) => Err(Refused {
                 error: SubmitError::Stopped,
@@ -324,53 +333,9 @@ impl Runtime {
         &self.inner.keys
     }
 
-    fn now_secs(&self) -> u64 {
-        self.inner.options.clock.now().as_unix_secs()
-    }
-
-    /// Mints a token for `sub` with every built-in permission and scope `*`: the
-    /// administrator's token. For `toka init` and tests; guard it like the key.
-    pub fn mint_admin_token(&self, sub: EntityId) -> Result<String, toka_auth::AuthError> {
-        let now = self.now_secs();
-        let jti = random_id()
-            .map_err(|e| toka_auth::AuthError::Signing {
-                reason: e.to_string(),
-            })?
-            .to_string();
-        let claims = Claims::new(sub, jti, now, now + self.inner.options.token_ttl_secs)
-            .with_permissions(toka_auth::permissions::ALL.iter().copied())
-            .with_scope(Scope::All);
-        mint(&self.inner.keys, &claims)
-    }
-
-    /// Mints a token for `sub` attenuated from `parent_token` (which must be valid
-    /// now): a subset of its permissions, within its scope, expiring no later (and no
-    /// later than the runtime's token lifetime from now).
-    pub fn mint_child_token(
-        &self,
-        parent_token: &str,
-        sub: EntityId,
-        permissions: Vec<String>,
-        scope: Option<Scope>,
-    ) -> Result<(String, Claims), toka_auth::AuthError> {
-        let now = self.now_secs();
-        let state = self.inner.shared.read_state();
-        let parent = toka_auth::validate(parent_token, now, &*state, &self.inner.keys)?;
-        let jti = random_id()
-            .map_err(|e| toka_auth::AuthError::Signing {
-                reason: e.to_string(),
-            })?
-            .to_string();
-        let grant = ChildGrant {
-            sub,
-            jti,
-            iat: now,
-            exp: parent.exp.min(now + self.inner.options.token_ttl_secs),
-            permissions,
-            scope,
-        };
-        let claims = attenuate(&parent, grant, |d, a| state.is_within(d, a))?;
-        Ok((mint(&self.inner.keys, &claims)?, claims))
+    /// The lifetime of root tokens this runtime issues.
+    pub(crate) fn token_ttl_secs(&self) -> u64 {
+        self.inner.options.token_ttl_secs
     }
 
     /// Stops taking messages, lets the writer commit everything already queued, takes

@@ -142,7 +142,7 @@ async fn child(dir: &Path) {
     let rt = Runtime::with_store(store, common::keys(), options)
         .await
         .unwrap();
-    let (root, token) = common::admin(&rt);
+    let (root, token) = common::admin(&rt).await;
     let out = Arc::new(Mutex::new(std::io::stdout()));
     let run = std::process::id();
     let mut tasks = Vec::new();

@@ -60,7 +60,7 @@ async fn run(mode: Mode) {
         hook,
     });
     let rt = start(store.clone(), options()).await;
-    let (root, token) = admin(&rt);
+    let (root, token) = admin(&rt).await;
     let mut live = rt.subscribe(rt.head().seq + 1);
     let mut acked = Vec::new();
     let mut failed = Vec::new();

@@ -93,7 +93,7 @@ impl Agent for Parent {
 async fn a_crashing_agent_is_restarted_and_finishes_its_tasks_while_a_failing_one_is_given_up() {
     let store: Arc<dyn StorageBackend> = Arc::new(MemoryStore::new());
     let rt = start(store, options()).await;
-    let (root, admin_token) = admin(&rt);
+    let (root, admin_token) = admin(&rt).await;
     let worker = spawn(&rt, root, "worker").await;
     let flaky = spawn(&rt, root, "flaky").await;
     for n in 0..5 {
@@ -101,17 +101,11 @@ async fn a_crashing_agent_is_restarted_and_finishes_its_tasks_while_a_failing_on
             .await
             .unwrap();
     }
-    let perms = vec![
-        "task:claim".into(),
-        "task:complete".into(),
-        "observation:emit".into(),
-    ];
-    let (worker_token, _) = rt
-        .mint_child_token(&admin_token, worker, perms, None)
+    let perms = ["task:claim", "task:complete", "observation:emit"];
+    let worker_token = delegate(&rt, root, &admin_token, worker, &perms)
+        .await
         .unwrap();
-    let (flaky_token, _) = rt
-        .mint_child_token(&admin_token, flaky, vec![], None)
-        .unwrap();
+    let flaky_token = delegate(&rt, root, &admin_token, flaky, &[]).await.unwrap();
 
     let failing = host(&rt, flaky, flaky_token, Arc::new(AlwaysFails), 2);
     let handle = host(
@@ -164,11 +158,11 @@ async fn a_crashing_agent_is_restarted_and_finishes_its_tasks_while_a_failing_on
 async fn children_get_attenuated_tokens() {
     let store: Arc<dyn StorageBackend> = Arc::new(MemoryStore::new());
     let rt = start(store, options()).await;
-    let (root, admin_token) = admin(&rt);
+    let (root, admin_token) = admin(&rt).await;
     let parent = spawn(&rt, root, "parent").await;
-    let perms = vec!["agent:spawn".into(), "observation:emit".into()];
-    let (token, _) = rt
-        .mint_child_token(&admin_token, parent, perms, None)
+    let perms = ["agent:spawn", "observation:emit", "token:issue"];
+    let token = delegate(&rt, root, &admin_token, parent, &perms)
+        .await
         .unwrap();
     let status = tokio::time::timeout(
         Duration::from_secs(20),
@@ -183,12 +177,27 @@ async fn children_get_attenuated_tokens() {
     });
     assert_eq!(child_obs, 1);
     // A child token can never be wider than its parent's.
-    let (narrow, _) = rt
-        .mint_child_token(&admin_token, parent, vec!["observation:emit".into()], None)
-        .unwrap();
-    let wider = rt.mint_child_token(&narrow, parent, vec!["agent:spawn".into()], None);
-    assert!(matches!(
-        wider,
-        Err(toka_auth::AuthError::PermissionEscalation { .. })
-    ));
+    let narrow = delegate(
+        &rt,
+        root,
+        &admin_token,
+        parent,
+        &["observation:emit", "token:issue"],
+    )
+    .await
+    .unwrap();
+    let head = rt.head();
+    let wider = delegate(&rt, parent, &narrow, parent, &["agent:spawn"]).await;
+    assert!(
+        matches!(
+            wider,
+            Err(toka_runtime::IssueError::Refused(
+                toka_runtime::SubmitError::Rejected(toka_kernel::KernelError::Delegation(
+                    toka_auth::AuthError::PermissionEscalation { .. }
+                ))
+            ))
+        ),
+        "{wider:?}"
+    );
+    assert_eq!(rt.head(), head, "a refused delegation writes nothing");
 }

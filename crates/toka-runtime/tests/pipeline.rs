@@ -24,9 +24,7 @@ async fn thirty_two_submitters_on_sqlite_keep_order_and_survive_restart() {
     let mut agents = Vec::new();
     for i in 0..32 {
         let agent = spawn(&rt, root, &format!("submitter-{i}")).await;
-        let (token, _) = rt
-            .mint_child_token(&admin(&rt).1, agent, vec!["task:schedule".into()], None)
-            .unwrap();
+        let token = child_token(&rt, agent, &["task:schedule"]).await;
         agents.push((agent, token));
     }
     let mut tasks = Vec::new();
@@ -100,9 +98,7 @@ async fn rejected_messages_write_nothing_and_hand_the_message_back() {
     let root = rt.root().unwrap();
     let worker = spawn(&rt, root, "w").await;
     let head = rt.head();
-    let (token, _) = rt
-        .mint_child_token(&admin(&rt).1, worker, vec!["observation:emit".into()], None)
-        .unwrap();
+    let token = child_token(&rt, worker, &["observation:emit"]).await;
     let refused = rt
         .submit(schedule(worker, &token, worker, "not allowed"))
         .await
@@ -126,7 +122,7 @@ async fn rate_limit_refuses_and_writes_nothing() {
     o.rate_limit.per_second = 1;
     o.rate_limit.burst = 5;
     let rt = start(store.clone(), o).await;
-    let (root, token) = admin(&rt);
+    let (root, token) = admin(&rt).await;
     let mut limited = 0;
     for n in 0..10 {
         match rt
@@ -152,7 +148,7 @@ async fn rate_limit_refuses_and_writes_nothing() {
 async fn subscription_from_one_sees_every_event_once_in_order_while_writers_run() {
     let store: Arc<dyn StorageBackend> = Arc::new(MemoryStore::new());
     let rt = start(store.clone(), options()).await;
-    let (root, token) = admin(&rt);
+    let (root, token) = admin(&rt).await;
     // Some history before the subscription starts.
     for n in 0..300 {
         rt.submit(schedule(root, &token, root, &format!("before {n}")))
@@ -201,7 +197,7 @@ async fn a_full_queue_answers_busy() {
     o.pipeline.max_batch = 1;
     o.pipeline.busy_timeout_ms = 50;
     let rt = start(store, o).await;
-    let (root, token) = admin(&rt);
+    let (root, token) = admin(&rt).await;
     let first = tokio::spawn({
         let (rt, token) = (rt.clone(), token.clone());
         async move {
@@ -243,7 +239,7 @@ async fn snapshots_speed_up_recovery_and_agree_with_full_replay() {
     let digest = {
         let store: Arc<dyn StorageBackend> = Arc::new(SqliteStore::open(&path).await.unwrap());
         let rt = start(store.clone(), o.clone()).await;
-        let (root, token) = admin(&rt);
+        let (root, token) = admin(&rt).await;
         for n in 0..550 {
             rt.submit(schedule(root, &token, root, &format!("t{n}")))
                 .await
@@ -274,7 +270,7 @@ async fn a_damaged_log_refuses_to_start_naming_the_seq() {
     {
         let store: Arc<dyn StorageBackend> = Arc::new(SqliteStore::open(&path).await.unwrap());
         let rt = start(store, options()).await;
-        let (root, token) = admin(&rt);
+        let (root, token) = admin(&rt).await;
         for n in 0..20 {
             rt.submit(schedule(root, &token, root, &format!("t{n}")))
                 .await
@@ -304,7 +300,7 @@ async fn a_damaged_log_refuses_to_start_naming_the_seq() {
 async fn shutdown_commits_what_is_queued_then_refuses() {
     let store: Arc<dyn StorageBackend> = Arc::new(MemoryStore::new());
     let rt = start(store.clone(), options()).await;
-    let (root, token) = admin(&rt);
+    let (root, token) = admin(&rt).await;
     let mut pending = Vec::new();
     for n in 0..200 {
         let (rt, token) = (rt.clone(), token.clone());

@@ -23,6 +23,28 @@ pub enum ValidationError {
         /// Which field.
         field: &'static str,
     },
+    /// A list holds more entries than its limit.
+    #[error("{field} has {actual} entries, limit {limit}")]
+    TooMany {
+        /// Which field.
+        field: &'static str,
+        /// How many it has.
+        actual: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// A number is outside its allowed range.
+    #[error("{field} is {actual}, must be {min} to {max}")]
+    OutOfRange {
+        /// Which field.
+        field: &'static str,
+        /// The value.
+        actual: u64,
+        /// The smallest allowed.
+        min: u64,
+        /// The largest allowed.
+        max: u64,
+    },
     /// A field holds a character it may not (e.g. a control character in a name).
     #[error("{field} contains a forbidden character ({reason})")]
     BadCharacter {

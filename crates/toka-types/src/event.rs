@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::id::EntityId;
 use crate::spec::{AgentSpec, ExtensionCall, Observation, TaskOutcome, TaskSpec};
+use crate::token::IssuedToken;
 
 /// A fact the kernel decided. Applying the events of a log in order to an empty state
 /// rebuilds the state exactly; nothing else changes it.
@@ -63,6 +64,8 @@ pub enum KernelEvent {
         /// Its tasks that were queued or claimed, in id order.
         cancelled_tasks: Vec<EntityId>,
     },
+    /// A token was issued (a delegation): its claims, never the token itself.
+    TokenIssued(IssuedToken),
     /// The token with this `jti` (and every token derived from it) is revoked.
     TokenRevoked {
         /// The token id.
@@ -82,6 +85,7 @@ impl KernelEvent {
             Self::TaskCompleted { .. } => "task.completed",
             Self::ObservationEmitted { .. } => "observation.emitted",
             Self::AgentTerminated { .. } => "agent.terminated",
+            Self::TokenIssued(_) => "token.issued",
             Self::TokenRevoked { .. } => "token.revoked",
             Self::Extension(_) => "extension",
         }

@@ -31,6 +31,7 @@ mod message;
 mod operation;
 mod spec;
 mod time;
+mod token;
 
 pub use error::ValidationError;
 pub use event::{KernelEvent, TaskState};
@@ -39,3 +40,4 @@ pub use message::Message;
 pub use operation::Operation;
 pub use spec::{AgentSpec, ExtensionCall, Observation, TaskOutcome, TaskSpec};
 pub use time::Timestamp;
+pub use token::{IssuedToken, Scope, TokenGrant};

@@ -27,6 +27,11 @@ const _: () = assert!(MAX_TASK_RESULT_BYTES >= MAX_TASK_DESCRIPTION_BYTES);
 const _: () = assert!(MAX_OBSERVATION_BYTES >= MAX_TASK_RESULT_BYTES);
 const _: () = assert!(MAX_EXTENSION_PAYLOAD_BYTES <= MAX_OBSERVATION_BYTES);
 
+/// Longest permission name, in bytes.
+pub const MAX_PERMISSION_BYTES: usize = 128;
+/// Most bytes of permission names one issued token may carry in all: with a full
+/// lineage, the signed token stays under [`MAX_TOKEN_BYTES`].
+pub const MAX_GRANT_PERMISSION_BYTES: usize = 4 * 1024;
 /// Most permissions one capability token may carry.
 pub const MAX_PERMISSIONS: usize = 100;
 /// Longest lifetime (`exp - iat`) of a capability token, in seconds: 24 hours.

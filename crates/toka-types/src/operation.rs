@@ -6,6 +6,7 @@ use crate::error::{ValidationError, check_text};
 use crate::id::EntityId;
 use crate::limits::MAX_JTI_BYTES;
 use crate::spec::{AgentSpec, ExtensionCall, Observation, TaskOutcome, TaskSpec};
+use crate::token::TokenGrant;
 
 /// One thing an agent asks the kernel to do. In JSON, the variant is the `op` field:
 /// `{"op":"schedule_agent_task","agent":"…","task":{"description":"…"}}`.
@@ -54,8 +55,12 @@ pub enum Operation {
         /// The agent to stop.
         agent: EntityId,
     },
+    /// Delegate: issue a token for `grant.sub`, attenuated from the sender's own
+    /// (needs `token:issue`). The event records the grant; the runtime signs it.
+    IssueToken(TokenGrant),
     /// Revoke the capability token with this `jti`, and with it every token derived
-    /// from it.
+    /// from it. Only a token whose subject is in the sender's scope (or any, with scope
+    /// `*` for a `jti` the log never issued), and never one of the sender's ancestors.
     RevokeToken {
         /// The token id.
         jti: String,
@@ -74,6 +79,7 @@ impl Operation {
             Self::ClaimTask { .. } => "task.claim",
             Self::CompleteTask { .. } => "task.complete",
             Self::TerminateAgent { .. } => "agent.terminate",
+            Self::IssueToken(_) => "token.issue",
             Self::RevokeToken { .. } => "token.revoke",
             Self::Extension(_) => "extension",
         }
@@ -85,6 +91,7 @@ impl Operation {
         match self {
             Self::CompleteTask { outcome, .. } => outcome.validate(),
             Self::RevokeToken { jti } => check_text("jti", jti, MAX_JTI_BYTES),
+            Self::IssueToken(grant) => grant.validate(),
             Self::ScheduleAgentTask { .. }
             | Self::SpawnSubAgent { .. }
             | Self::EmitObservation { .. }

@@ -117,6 +117,9 @@ pub enum TokenCmd {
         /// `*` or an agent id.
         #[arg(long)]
         scope: Option<String>,
+        /// Lifetime in seconds (default: as long as your own token).
+        #[arg(long = "ttl", value_parser = clap::value_parser!(u64).range(1..=86400))]
+        ttl_secs: Option<u64>,
     },
     /// Show a token's claims (without verifying it).
     Inspect {
@@ -371,12 +374,13 @@ pub async fn token(cmd: TokenCmd, out: Out) -> Result<ExitCode> {
             sub,
             permissions,
             scope,
+            ttl_secs,
         } => {
             let client = Client::new(&remote)?;
             let r: TokenResponse = client
                 .post(
                     "/v1/tokens",
-                    &json!({"sub": sub, "permissions": permissions, "scope": scope}),
+                    &json!({"sub": sub, "permissions": permissions, "scope": scope, "ttl_secs": ttl_secs}),
                 )
                 .await?;
             out.emit(&r, || {
@@ -403,27 +407,18 @@ pub async fn token(cmd: TokenCmd, out: Out) -> Result<ExitCode> {
             out.emit(&r, || out.say(format!("revoked {jti}")));
         }
         TokenCmd::Root { local } => {
+            // The issuance goes through the kernel and into the log like any other, so
+            // this opens the data folder (refused while a server holds it).
             let config = crate::setup::load_config(&local.config)?;
-            let store = toka_runtime::open_store(&config).await?;
-            let recovered =
-                toka_runtime::recovery::recover(store.as_ref(), &Default::default(), |_| {})
-                    .await?;
-            let root = recovered
-                .state
-                .root()
-                .context("the log has no root agent; run `toka init`")?;
-            let keys = crate::setup::keys(&config)?;
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)?
-                .as_secs();
-            let jti = toka_runtime::keys::random_id()?.to_string();
-            let claims = toka_auth::Claims::new(root, jti, now, now + config.auth.token_ttl_secs)
-                .with_permissions(toka_auth::permissions::ALL.iter().copied())
-                .with_scope(toka_auth::Scope::All);
-            let token = toka_auth::mint(&keys, &claims)?;
-            out.emit(&json!({"root": root.to_string(), "token": token}), || {
-                out.say(&token)
-            });
+            let runtime = toka_runtime::Runtime::start(&config).await?;
+            let issued = runtime.issue_root_token().await;
+            runtime.shutdown().await;
+            let issued = issued?;
+            let root = issued.claims.sub.to_string();
+            out.emit(
+                &json!({"root": root, "token": issued.token, "jti": issued.claims.jti, "exp": issued.claims.exp, "seq": issued.seq}),
+                || out.say(&issued.token),
+            );
         }
     }
     Ok(ExitCode::SUCCESS)

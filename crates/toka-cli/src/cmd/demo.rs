@@ -1,19 +1,21 @@
 //! `toka demo`: the tour. On an embedded SQLite store in a fresh folder, a root agent
 //! spawns a planner and two workers with attenuated tokens; tasks are scheduled,
 //! claimed and completed with observations; a worker tries what its token does not
-//! allow and is refused; then the agent tree, the tasks and the last events are shown,
+//! allow and is refused, the planner tries to mint for the root and to revoke the
+//! root's token and is refused; then the agent tree, the tasks and the last events are shown,
 //! the chain is verified and a replay reaches the same digest.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{Result, bail};
+use anyhow::{Context as _, Result, bail};
 use serde_json::json;
 use toka_auth::permissions as p;
-use toka_runtime::{Runtime, SubmitError};
+use toka_runtime::{Runtime, SignedToken, SubmitError};
 use toka_store_core::{EventPages, Hash32, Verdict, verify};
 use toka_types::{
     AgentSpec, EntityId, KernelEvent, Message, Observation, Operation, TaskOutcome, TaskSpec,
+    TokenGrant,
 };
 
 use crate::cmd::init::{Alg, initialise};
@@ -29,6 +31,23 @@ async fn send(
         .await
         .map(|c| c.events)
         .map_err(|r| r.error)
+}
+
+/// A token for `sub`, delegated by `issuer` (the issuance is a `token.issued` event).
+async fn issue(
+    rt: &Runtime,
+    issuer: EntityId,
+    issuer_token: &str,
+    sub: EntityId,
+    permissions: &[&str],
+) -> Result<SignedToken> {
+    let grant = TokenGrant {
+        sub,
+        permissions: permissions.iter().map(|p| p.to_string()).collect(),
+        scope: None,
+        ttl_secs: None,
+    };
+    Ok(rt.issue_token(issuer, issuer_token, grant).await?)
 }
 
 fn new_id(events: &[KernelEvent]) -> Result<EntityId> {
@@ -66,18 +85,22 @@ pub async fn run(dir: Option<PathBuf>, out: Out) -> Result<ExitCode> {
         )
         .await?,
     )?;
-    let (planner_token, _) = rt.mint_child_token(
+    let planner_token = issue(
+        &rt,
+        root,
         &admin,
         planner,
-        vec![
-            p::AGENT_SPAWN.into(),
-            p::TASK_SCHEDULE.into(),
-            p::OBSERVATION_EMIT.into(),
-            p::TOKEN_ISSUE.into(),
+        &[
+            p::AGENT_SPAWN,
+            p::TASK_SCHEDULE,
+            p::OBSERVATION_EMIT,
+            p::TOKEN_ISSUE,
+            p::TOKEN_REVOKE,
         ],
-        None,
-    )?;
-    out.say(format!("1. root spawned planner {planner}\n   its token (attenuated from root's) allows agent:spawn, task:schedule, observation:emit, token:issue"));
+    )
+    .await?
+    .token;
+    out.say(format!("1. root spawned planner {planner}\n   its token (issued by root, recorded as token.issued) allows agent:spawn, task:schedule, observation:emit, token:issue, token:revoke"));
 
     let mut workers = Vec::new();
     for name in ["worker-1", "worker-2"] {
@@ -94,16 +117,15 @@ pub async fn run(dir: Option<PathBuf>, out: Out) -> Result<ExitCode> {
             .await?,
         )?;
         // Workers act on their own queues: the root grants them claim/complete.
-        let (token, _) = rt.mint_child_token(
+        let token = issue(
+            &rt,
+            root,
             &admin,
             id,
-            vec![
-                p::TASK_CLAIM.into(),
-                p::TASK_COMPLETE.into(),
-                p::OBSERVATION_EMIT.into(),
-            ],
-            None,
-        )?;
+            &[p::TASK_CLAIM, p::TASK_COMPLETE, p::OBSERVATION_EMIT],
+        )
+        .await?
+        .token;
         workers.push((name, id, token));
     }
     out.say("2. planner spawned worker-1 and worker-2; their tokens allow task:claim, task:complete, observation:emit");
@@ -206,6 +228,36 @@ pub async fn run(dir: Option<PathBuf>, out: Out) -> Result<ExitCode> {
         Ok(_) => bail!("worker-2 acted outside its scope"),
         Err(e) => out.say(format!(
             "   and to push work onto worker-1, refused too:\n   {e}"
+        )),
+    }
+
+    // Delegation is scoped: the planner may not mint for the root, nor revoke the
+    // root's token, though it holds token:issue and token:revoke.
+    let admin_jti = rt
+        .read(|s| {
+            s.issued_sorted()
+                .iter()
+                .find(|t| t.issuer.is_none())
+                .map(|t| t.jti.clone())
+        })
+        .context("the root token's issuance is not in the log")?;
+    match issue(&rt, planner, &planner_token, root, &[p::TASK_SCHEDULE]).await {
+        Ok(_) => bail!("the planner minted a token for the root"),
+        Err(e) => out.say(format!(
+            "6. the planner tried to mint a token for the root, refused:\n   {e}"
+        )),
+    }
+    match send(
+        &rt,
+        planner,
+        &planner_token,
+        Operation::RevokeToken { jti: admin_jti },
+    )
+    .await
+    {
+        Ok(_) => bail!("the planner revoked its own ancestor token"),
+        Err(e) => out.say(format!(
+            "   and to revoke the root's token, refused:\n   {e}"
         )),
     }
 

@@ -34,9 +34,9 @@ pub async fn initialise(dir: &Path, force: bool, alg: Alg) -> Result<(Config, St
     let config = write_files(dir, force, alg)?;
     let runtime = Runtime::start(&config).await?;
     let root = runtime.root().context("the new log has no root agent")?;
-    let token = runtime.mint_admin_token(root)?;
+    let admin = runtime.issue_root_token().await;
     runtime.shutdown().await;
-    Ok((config, root.to_string(), token))
+    Ok((config, root.to_string(), admin?.token))
 }
 
 /// Writes the configuration and the key, and clears an old log if `force`.

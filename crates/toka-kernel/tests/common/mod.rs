@@ -4,7 +4,9 @@
 
 use toka_auth::{Claims, KeySet, Scope, SigningKey, mint, permissions};
 use toka_kernel::{Context, Kernel, KernelError};
-use toka_types::{AgentSpec, EntityId, KernelEvent, Message, Operation, TaskSpec, Timestamp};
+use toka_types::{
+    AgentSpec, EntityId, KernelEvent, Message, Operation, TaskSpec, Timestamp, TokenGrant,
+};
 
 pub const T0: u64 = 1_800_000_000;
 
@@ -48,6 +50,36 @@ impl World {
             .with_permissions(perms.iter().copied());
         claims.scope = scope;
         mint(&self.keys, &claims).unwrap()
+    }
+
+    /// A root token issued through the kernel (a `token.issued` event), signed.
+    pub fn issue_root(&mut self) -> (String, String) {
+        let ctx = self.ctx();
+        let events = self.kernel.issue_root_token(3600, &ctx).unwrap();
+        self.log.extend(events.iter().cloned());
+        self.sign(&events)
+    }
+
+    /// Issues a token through the kernel: `issuer` delegates `grant` with
+    /// `issuer_token`. Returns (token, jti).
+    pub fn issue(
+        &mut self,
+        issuer: EntityId,
+        issuer_token: &str,
+        grant: TokenGrant,
+    ) -> Result<(String, String), KernelError> {
+        let events = self.submit(issuer, issuer_token, Operation::IssueToken(grant))?;
+        Ok(self.sign(&events))
+    }
+
+    fn sign(&self, events: &[KernelEvent]) -> (String, String) {
+        match &events[0] {
+            KernelEvent::TokenIssued(issued) => (
+                mint(&self.keys, &Claims::of_issued(issued)).unwrap(),
+                issued.jti.clone(),
+            ),
+            other => panic!("unexpected {other:?}"),
+        }
     }
 
     pub fn ctx(&self) -> Context {

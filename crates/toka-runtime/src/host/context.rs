@@ -170,10 +170,23 @@ impl AgentContext {
         let Some(KernelEvent::AgentSpawned { agent: child, .. }) = events.first() else {
             return Err(AgentError("spawn produced no agent".into()));
         };
-        let permissions = permissions.iter().map(|p| p.to_string()).collect();
-        let (token, _) = self
+        let grant = toka_types::TokenGrant {
+            sub: *child,
+            permissions: permissions.iter().map(|p| p.to_string()).collect(),
+            scope: None,
+            ttl_secs: None,
+        };
+        let signed = self
             .runtime
-            .mint_child_token(&self.token, *child, permissions, None)?;
-        Ok(host(&self.runtime, *child, token, agent, self.max_restarts))
+            .issue_token(self.id, &self.token, grant)
+            .await
+            .map_err(|e| AgentError(e.to_string()))?;
+        Ok(host(
+            &self.runtime,
+            *child,
+            signed.token,
+            agent,
+            self.max_restarts,
+        ))
     }
 }

@@ -24,13 +24,36 @@ pub async fn start(store: Arc<dyn StorageBackend>, options: RuntimeOptions) -> R
     Runtime::with_store(store, keys(), options).await.unwrap()
 }
 
-pub fn admin(rt: &Runtime) -> (EntityId, String) {
+pub async fn admin(rt: &Runtime) -> (EntityId, String) {
     let root = rt.root().unwrap();
-    (root, rt.mint_admin_token(root).unwrap())
+    (root, rt.issue_root_token().await.unwrap().token)
+}
+
+/// A token for `sub` delegated by the root's admin token.
+pub async fn child_token(rt: &Runtime, sub: EntityId, permissions: &[&str]) -> String {
+    let (root, admin) = admin(rt).await;
+    delegate(rt, root, &admin, sub, permissions).await.unwrap()
+}
+
+/// A token for `sub` delegated by `issuer` with `issuer_token`.
+pub async fn delegate(
+    rt: &Runtime,
+    issuer: EntityId,
+    issuer_token: &str,
+    sub: EntityId,
+    permissions: &[&str],
+) -> Result<String, toka_runtime::IssueError> {
+    let grant = toka_types::TokenGrant {
+        sub,
+        permissions: permissions.iter().map(|p| p.to_string()).collect(),
+        scope: None,
+        ttl_secs: None,
+    };
+    Ok(rt.issue_token(issuer, issuer_token, grant).await?.token)
 }
 
 pub async fn spawn(rt: &Runtime, parent: EntityId, name: &str) -> EntityId {
-    let (root, token) = admin(rt);
+    let (root, token) = admin(rt).await;
     let op = Operation::SpawnSubAgent {
         parent,
         spec: AgentSpec::new(name).unwrap(),

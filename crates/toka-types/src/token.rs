@@ -1,0 +1,202 @@
+//! Capability grants as data: [`Scope`], what an issuer asks for ([`TokenGrant`]) and
+//! what the kernel decided to issue ([`IssuedToken`]).
+//!
+//! A token's *claims* and its signature live in `toka-auth`; here is only what the log
+//! records about a delegation, so replay and audit see every grant without ever seeing
+//! a token.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::error::{ValidationError, check_text};
+use crate::id::{EntityId, ParseIdError};
+use crate::limits::{
+    MAX_GRANT_PERMISSION_BYTES, MAX_JTI_BYTES, MAX_PERMISSION_BYTES, MAX_PERMISSIONS,
+    MAX_TOKEN_LIFETIME_SECS,
+};
+
+/// Which agents a token may act on.
+///
+/// In JSON: `"*"` for [`Scope::All`], an agent id for [`Scope::Subtree`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Scope {
+    /// Every agent.
+    All,
+    /// This agent and its descendants.
+    Subtree(EntityId),
+}
+
+impl fmt::Display for Scope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::All => f.write_str("*"),
+            Self::Subtree(id) => id.fmt(f),
+        }
+    }
+}
+
+impl FromStr for Scope {
+    type Err = ParseIdError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s == "*" {
+            Ok(Self::All)
+        } else {
+            s.parse().map(Self::Subtree)
+        }
+    }
+}
+
+impl Serialize for Scope {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Scope {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// What an issuer asks the kernel to delegate: a token for `sub` with at most the
+/// issuer's permissions, scope and lifetime.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenGrant {
+    /// The agent the new token is for.
+    pub sub: EntityId,
+    /// What it allows (a subset of the issuer's permissions).
+    #[serde(default)]
+    pub permissions: Vec<String>,
+    /// Which agents it acts on; `None` means the subject's own subtree.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<Scope>,
+    /// Its lifetime in seconds from the decision. `None`: as long as the issuer's own
+    /// token (at most 24 hours). An explicit lifetime past the issuer's expiry is
+    /// refused, never shortened silently.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl_secs: Option<u64>,
+}
+
+impl TokenGrant {
+    /// Checks the bounds: at most [`MAX_PERMISSIONS`] permissions of at most
+    /// [`MAX_PERMISSION_BYTES`] each, a lifetime of 1 s to 24 h.
+    pub fn validate(&self) -> Result<(), ValidationError> {
+        if self.permissions.len() > MAX_PERMISSIONS {
+            return Err(ValidationError::TooMany {
+                field: "permissions",
+                actual: self.permissions.len(),
+                limit: MAX_PERMISSIONS,
+            });
+        }
+        for p in &self.permissions {
+            check_text("permission", p, MAX_PERMISSION_BYTES)?;
+        }
+        let total: usize = self.permissions.iter().map(String::len).sum();
+        if total > MAX_GRANT_PERMISSION_BYTES {
+            return Err(ValidationError::TooLarge {
+                field: "permissions (all names together)",
+                actual: total,
+                limit: MAX_GRANT_PERMISSION_BYTES,
+            });
+        }
+        if let Some(ttl) = self.ttl_secs
+            && !(1..=MAX_TOKEN_LIFETIME_SECS).contains(&ttl)
+        {
+            return Err(ValidationError::OutOfRange {
+                field: "ttl_secs",
+                actual: ttl,
+                min: 1,
+                max: MAX_TOKEN_LIFETIME_SECS,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// A delegation the kernel accepted, as the log records it: everything a token's
+/// claims say except the signature. The runtime signs exactly these claims.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IssuedToken {
+    /// The token's id, derived from the log position (never random).
+    pub jti: String,
+    /// The agent that may use it.
+    pub sub: EntityId,
+    /// What it allows.
+    pub permissions: Vec<String>,
+    /// Which agents it acts on; `None` means the subject's own subtree.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<Scope>,
+    /// Issued at (seconds since the epoch; the decision's time).
+    pub iat: u64,
+    /// Expires at (seconds since the epoch).
+    pub exp: u64,
+    /// The `jti` of the issuer's token; `None` for a root token (issued by the holder
+    /// of the node's signing key).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<String>,
+    /// Every ancestor's `jti`, root first; its last entry is `parent`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lineage: Vec<String>,
+    /// The agent whose token issued it; `None` for a root token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<EntityId>,
+}
+
+impl IssuedToken {
+    /// The scope in force: the explicit one, or the subject's subtree.
+    pub fn effective_scope(&self) -> Scope {
+        self.scope.unwrap_or(Scope::Subtree(self.sub))
+    }
+
+    /// Checks the bounds of a recorded issuance (as read back from a log).
+    pub fn validate(&self) -> Result<(), ValidationError> {
+        check_text("jti", &self.jti, MAX_JTI_BYTES)?;
+        if self.permissions.len() > MAX_PERMISSIONS {
+            return Err(ValidationError::TooMany {
+                field: "permissions",
+                actual: self.permissions.len(),
+                limit: MAX_PERMISSIONS,
+            });
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scope_round_trips() {
+        for text in ["\"*\"", "\"00000000-0000-0000-0000-000000000007\""] {
+            let scope: Scope = serde_json::from_str(text).unwrap();
+            assert_eq!(serde_json::to_string(&scope).unwrap(), text);
+        }
+        assert!(serde_json::from_str::<Scope>("\"root\"").is_err());
+    }
+
+    #[test]
+    fn grant_bounds() {
+        let mut grant = TokenGrant {
+            sub: EntityId::from_u128(1),
+            permissions: vec!["task:claim".into()],
+            scope: None,
+            ttl_secs: Some(60),
+        };
+        assert!(grant.validate().is_ok());
+        grant.ttl_secs = Some(0);
+        assert!(grant.validate().is_err());
+        grant.ttl_secs = Some(MAX_TOKEN_LIFETIME_SECS + 1);
+        assert!(grant.validate().is_err());
+        grant.ttl_secs = None;
+        grant.permissions = vec!["p".into(); MAX_PERMISSIONS + 1];
+        assert!(grant.validate().is_err());
+        grant.permissions = vec!["p".repeat(MAX_PERMISSION_BYTES + 1)];
+        assert!(grant.validate().is_err());
+    }
+}
