@@ -137,14 +137,19 @@ pub fn write_new_key(
         path: path.display().to_string(),
         reason: e.to_string(),
     })?;
+    write_private(path, &json).map_err(io)?;
+    Ok(kid)
+}
+
+/// Writes `bytes` to `path`, readable only by its owner (mode 0600 on Unix), synced.
+pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut out = options.open(path).map_err(io)?;
-    out.write_all(&json).map_err(io)?;
-    out.sync_all().map_err(io)?;
-    Ok(kid)
+    let mut out = options.open(path)?;
+    out.write_all(bytes)?;
+    out.sync_all()
 }
 
 /// Loads the key file at `path` as a key set with that key active.

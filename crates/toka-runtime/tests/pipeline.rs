@@ -97,8 +97,8 @@ async fn rejected_messages_write_nothing_and_hand_the_message_back() {
     let rt = start(store.clone(), options()).await;
     let root = rt.root().unwrap();
     let worker = spawn(&rt, root, "w").await;
-    let head = rt.head();
     let token = child_token(&rt, worker, &["observation:emit"]).await;
+    let head = rt.head();
     let refused = rt
         .submit(schedule(worker, &token, worker, "not allowed"))
         .await
@@ -141,7 +141,7 @@ async fn rate_limit_refuses_and_writes_nothing() {
         }
     }
     assert!(limited >= 4, "{limited} limited");
-    assert_eq!(rt.head().seq, 1 + (10 - limited) as u64);
+    assert_eq!(rt.head().seq, 2 + (10 - limited) as u64);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -169,7 +169,7 @@ async fn subscription_from_one_sees_every_event_once_in_order_while_writers_run(
     }
     // A slow consumer at first, so the bus laps it and it must go back to the store.
     let mut expected = 1;
-    let final_head = 1 + 300 + 8 * 500;
+    let final_head = 2 + 300 + 8 * 500;
     while expected <= final_head {
         let record = sub.next().await.unwrap().unwrap();
         assert_eq!(record.header.seq, expected, "gap or duplicate");
@@ -191,7 +191,7 @@ async fn a_full_queue_answers_busy() {
         inner: MemoryStore::new(),
         hook: Gate(gate.clone()),
     });
-    gate.add_permits(1); // the genesis
+    gate.add_permits(2); // the genesis and the admin token's issuance
     let mut o = options();
     o.pipeline.queue_capacity = 1;
     o.pipeline.max_batch = 1;
@@ -280,7 +280,7 @@ async fn a_damaged_log_refuses_to_start_naming_the_seq() {
     }
     let conn = rusqlite::Connection::open(&path).unwrap();
     conn.execute(
-        "UPDATE payloads SET body = replace(body, 't7', 'tX') WHERE id = (SELECT payload_id FROM events WHERE seq = 9)",
+        "UPDATE payloads SET body = replace(body, 't7', 'tX') WHERE id = (SELECT payload_id FROM events WHERE seq = 10)",
         [],
     )
     .unwrap();
@@ -290,10 +290,10 @@ async fn a_damaged_log_refuses_to_start_naming_the_seq() {
         .await
         .unwrap_err();
     assert!(
-        matches!(err, RuntimeError::Corrupt { seq: 9, .. }),
+        matches!(err, RuntimeError::Corrupt { seq: 10, .. }),
         "{err:?}"
     );
-    assert!(err.to_string().contains("seq 9"), "{err}");
+    assert!(err.to_string().contains("seq 10"), "{err}");
 }
 
 #[tokio::test]
@@ -319,8 +319,8 @@ async fn shutdown_commits_what_is_queued_then_refuses() {
     }
     assert_eq!(
         log(store.as_ref()).await.len(),
-        1 + acked,
-        "every ack is in the log and nothing else"
+        2 + acked,
+        "every ack is in the log and nothing else (after genesis and the admin token)"
     );
     let late = rt
         .submit(schedule(root, &token, root, "late"))
