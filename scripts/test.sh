@@ -6,10 +6,18 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# PyJWT: the independent JWT implementation our tokens are checked against.
+# PyJWT: the independent JWT implementation our tokens are checked against; the
+# `cryptography` package also checks signed checkpoints independently.
 if ! python3 -c 'import jwt, cryptography' 2>/dev/null; then
     echo "test.sh: installing PyJWT for the token interoperability test" >&2
     python3 -m pip install --quiet --disable-pip-version-check 'pyjwt>=2.8' cryptography
+fi
+
+# The sqlite3 command-line tool: the tamper tests edit the data as an attacker would.
+if ! command -v sqlite3 >/dev/null 2>&1; then
+    echo "test.sh: installing the sqlite3 command-line tool for the tamper tests" >&2
+    if [ "$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq sqlite3 >/dev/null;
+    else sudo apt-get update -qq && sudo apt-get install -y -qq sqlite3 >/dev/null; fi
 fi
 
 cargo test --workspace --locked "$@"

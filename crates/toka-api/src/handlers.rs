@@ -307,6 +307,30 @@ pub async fn mint_token(
     }))
 }
 
+/// The newest checkpoint this node signed (Ed25519 over the documented bytes), with the
+/// public key to check it. 404 before the first one.
+#[utoipa::path(get, path = "/v1/checkpoints/latest", tag = "state",
+    responses((status = 200, body = CheckpointView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn latest_checkpoint(
+    State(app): State<AppState>,
+    _caller: Caller,
+) -> Result<Json<CheckpointView>, ApiError> {
+    let public_key = app
+        .runtime
+        .checkpoint_verifier()
+        .map(|v| v.public_hex())
+        .ok_or_else(|| ApiError::not_found("this node signs no checkpoints"))?;
+    let signed = app
+        .runtime
+        .latest_checkpoint()
+        .ok_or_else(|| ApiError::not_found("no checkpoint signed yet"))?;
+    Ok(Json(CheckpointView {
+        checkpoint: serde_json::to_value(&signed).unwrap_or_default(),
+        public_key,
+    }))
+}
+
 /// Liveness: the process answers.
 #[utoipa::path(get, path = "/healthz", tag = "health", responses((status = 200, description = "ok")))]
 pub async fn healthz() -> &'static str {

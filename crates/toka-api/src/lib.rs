@@ -10,7 +10,8 @@
 //! | `GET /v1/agents`, `/v1/agents/{id}` | the agent tree, one agent |
 //! | `GET /v1/tasks?agent&state` | tasks |
 //! | `GET /v1/state` | head `seq`, chain and state digests |
-//! | `POST /v1/tokens` | mint a token attenuated from the bearer's |
+//! | `POST /v1/tokens` | issue a token attenuated from the bearer's (a `token.issued` event) |
+//! | `GET /v1/checkpoints/latest` | the newest signed checkpoint and the public key |
 //! | `/healthz`, `/readyz`, `/metrics`, `/openapi.json` | operations |
 //!
 //! Reads only return what the token's scope covers. Errors are JSON:
@@ -52,6 +53,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(handlers::tasks))
         .routes(routes!(handlers::state))
         .routes(routes!(handlers::mint_token))
+        .routes(routes!(handlers::latest_checkpoint))
         .routes(routes!(handlers::healthz))
         .routes(routes!(handlers::readyz))
         .routes(routes!(handlers::metrics))

@@ -271,3 +271,14 @@ pub struct TokenResponse {
     /// The `seq` of the `token.issued` event that records it.
     pub seq: u64,
 }
+
+/// A signed checkpoint and the key that signed it.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct CheckpointView {
+    /// `seq`, `chain_digest`, `state_digest`, `time` (µs), `key_id`, `signature`
+    /// (base64 Ed25519 over the documented bytes).
+    #[schema(value_type = Object)]
+    pub checkpoint: serde_json::Value,
+    /// The node's Ed25519 public key, 64 hex digits.
+    pub public_key: String,
+}

@@ -91,7 +91,18 @@ pub enum Command {
     Verify {
         #[command(flatten)]
         local: Local,
+        /// Check against the signed checkpoints in this file (default: the configured
+        /// checkpoints.file).
+        #[arg(long)]
+        checkpoint: Option<PathBuf>,
+        /// The node's checkpoint public key, 64 hex digits (default: from the
+        /// configured checkpoints.key_file). An auditor passes the key they were given.
+        #[arg(long)]
+        public_key: Option<String>,
     },
+    /// Signed checkpoints: the newest one, the node's public key.
+    #[command(subcommand)]
+    Checkpoint(cmd::checkpoint::CheckpointCmd),
     /// The state as it was at a `seq` (offline).
     Replay {
         #[command(flatten)]

@@ -144,6 +144,7 @@ async fn submit_read_errors_metrics_and_openapi() {
         "/readyz",
         "/v1/agents",
         "/v1/agents/{id}",
+        "/v1/checkpoints/latest",
         "/v1/events",
         "/v1/events/stream",
         "/v1/messages",

@@ -178,7 +178,16 @@ impl CheckpointKey {
             }
             crate::keys::write_private(path, &json).map_err(io)?;
         }
-        let text = std::fs::read(path).map_err(io)?;
+        Self::load(path)
+    }
+
+    /// Loads the key at `path`.
+    pub fn load(path: &Path) -> Result<Self, CheckpointError> {
+        let display = path.display().to_string();
+        let text = std::fs::read(path).map_err(|source| CheckpointError::Io {
+            path: display.clone(),
+            source,
+        })?;
         let bad = |reason: String| CheckpointError::BadKey {
             path: display.clone(),
             reason,
@@ -217,6 +226,18 @@ pub struct CheckpointVerifier {
 }
 
 impl CheckpointVerifier {
+    /// A verifier for a public key given as 64 hex digits.
+    pub fn from_hex(text: &str) -> Result<Self, String> {
+        let text = text.trim();
+        if text.len() != 64 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err("an Ed25519 public key is 64 hex digits".into());
+        }
+        let bytes: Vec<u8> = (0..32)
+            .map(|i| u8::from_str_radix(&text[2 * i..2 * i + 2], 16).unwrap_or(0))
+            .collect();
+        Self::from_public(&bytes)
+    }
+
     /// A verifier for a 32-byte Ed25519 public key.
     pub fn from_public(public: &[u8]) -> Result<Self, String> {
         if public.len() != 32 {
@@ -317,6 +338,78 @@ pub fn read_file(
 /// The checkpoint with the highest `seq` (the newest among equals).
 pub fn newest(checkpoints: &[SignedCheckpoint]) -> Option<&SignedCheckpoint> {
     checkpoints.iter().rev().max_by_key(|c| c.checkpoint.seq)
+}
+
+/// When and where a runtime signs checkpoints.
+#[derive(Clone)]
+pub struct CheckpointSettings {
+    /// The node's key.
+    pub key: std::sync::Arc<CheckpointKey>,
+    /// The file they are appended to.
+    pub file: std::path::PathBuf,
+    /// Events between checkpoints (0: only at snapshots and shutdown).
+    pub every_events: u64,
+    /// Seconds between checkpoints while the log grows (0: never by time).
+    pub every_secs: u64,
+}
+
+impl std::fmt::Debug for CheckpointSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CheckpointSettings")
+            .field("file", &self.file)
+            .field("every_events", &self.every_events)
+            .field("every_secs", &self.every_secs)
+            .finish_non_exhaustive()
+    }
+}
+
+impl CheckpointSettings {
+    /// The settings of `config`, loading (or creating) its key.
+    pub fn from_config(config: &crate::Config) -> Result<Self, CheckpointError> {
+        let c = &config.checkpoints;
+        Ok(Self {
+            key: std::sync::Arc::new(CheckpointKey::load_or_create(&config.resolve(&c.key_file))?),
+            file: config.resolve(&c.file),
+            every_events: c.every_events,
+            every_secs: c.every_secs,
+        })
+    }
+
+    /// The checkpoints in the file, each verified with the key.
+    pub fn read(&self) -> Result<Vec<SignedCheckpoint>, CheckpointError> {
+        read_file(&self.file, self.key.verifier())
+    }
+}
+
+/// The writer's record of when it last signed.
+pub(crate) struct Checkpointer {
+    pub(crate) settings: CheckpointSettings,
+    pub(crate) last_seq: u64,
+    pub(crate) last_time: Timestamp,
+}
+
+impl Checkpointer {
+    /// Whether a checkpoint is due at `head_seq` and `now` (only once the log grew).
+    pub(crate) fn due(&self, head_seq: u64, now: Timestamp) -> bool {
+        let s = &self.settings;
+        let grown = head_seq.saturating_sub(self.last_seq);
+        let secs = now.as_micros().saturating_sub(self.last_time.as_micros()) / 1_000_000;
+        grown > 0
+            && ((s.every_events > 0 && grown >= s.every_events)
+                || (s.every_secs > 0 && secs >= s.every_secs))
+    }
+
+    /// Signs `checkpoint` and appends it to the file.
+    pub(crate) fn sign(
+        &mut self,
+        checkpoint: Checkpoint,
+    ) -> Result<SignedCheckpoint, CheckpointError> {
+        let signed = self.settings.key.sign(checkpoint);
+        append_to_file(&self.settings.file, &signed)?;
+        self.last_seq = checkpoint.seq;
+        self.last_time = checkpoint.time;
+        Ok(signed)
+    }
 }
 
 #[cfg(test)]

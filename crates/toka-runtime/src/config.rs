@@ -93,6 +93,30 @@ pub const FIELDS: &[Field] = &[
         doc: "Take a snapshot when shutting down cleanly.",
     },
     Field {
+        section: "checkpoints",
+        key: "every_events",
+        default: "10000",
+        doc: "Sign a checkpoint after this many events (0: only at snapshots and shutdown).",
+    },
+    Field {
+        section: "checkpoints",
+        key: "every_secs",
+        default: "60",
+        doc: "Sign a checkpoint when this many seconds passed and the log grew (0: never by time).",
+    },
+    Field {
+        section: "checkpoints",
+        key: "file",
+        default: "\"checkpoints/checkpoints.jsonl\"",
+        doc: "The file signed checkpoints are appended to, outside the store (copy it off the host for audits).",
+    },
+    Field {
+        section: "checkpoints",
+        key: "key_file",
+        default: "\"keys/checkpoint.json\"",
+        doc: "The node's Ed25519 checkpoint key (created when missing, mode 0600); `toka checkpoint key` prints its public half.",
+    },
+    Field {
         section: "rate_limit",
         key: "per_second",
         default: "0",
@@ -206,6 +230,20 @@ pub struct SnapshotConfig {
     pub on_shutdown: bool,
 }
 
+/// `[checkpoints]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckpointConfig {
+    /// Events between checkpoints (0: only at snapshots and shutdown).
+    pub every_events: u64,
+    /// Seconds between checkpoints while the log grows (0: never by time).
+    pub every_secs: u64,
+    /// The checkpoint file.
+    pub file: PathBuf,
+    /// The checkpoint key file.
+    pub key_file: PathBuf,
+}
+
 /// `[rate_limit]`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -254,6 +292,8 @@ pub struct Config {
     pub pipeline: PipelineConfig,
     /// `[snapshots]`.
     pub snapshots: SnapshotConfig,
+    /// `[checkpoints]`.
+    pub checkpoints: CheckpointConfig,
     /// `[rate_limit]`.
     pub rate_limit: RateLimitConfig,
     /// `[auth]`.
@@ -327,6 +367,12 @@ impl Default for Config {
                 every_events: 100_000,
                 keep: 3,
                 on_shutdown: true,
+            },
+            checkpoints: CheckpointConfig {
+                every_events: 10_000,
+                every_secs: 60,
+                file: "checkpoints/checkpoints.jsonl".into(),
+                key_file: "keys/checkpoint.json".into(),
             },
             rate_limit: RateLimitConfig {
                 per_second: 0,

@@ -75,6 +75,29 @@ pub enum RuntimeError {
         /// Why.
         reason: String,
     },
+    /// The log ends before a signed checkpoint's `seq`: events were removed.
+    #[error(
+        "the log ends at seq {last}, but this node signed a checkpoint at seq {checkpoint}: events after {last} were removed; restore from a backup"
+    )]
+    BehindCheckpoint {
+        /// The last `seq` in the log.
+        last: u64,
+        /// The checkpoint's `seq`.
+        checkpoint: u64,
+    },
+    /// The log disagrees with a signed checkpoint at `seq`.
+    #[error(
+        "the log disagrees with this node's signed checkpoint at seq {seq} ({what} differs): the log was rewritten; restore from a backup"
+    )]
+    CheckpointMismatch {
+        /// The checkpoint's `seq`.
+        seq: u64,
+        /// What differs.
+        what: &'static str,
+    },
+    /// The checkpoint key or file could not be used.
+    #[error(transparent)]
+    Checkpoint(#[from] crate::checkpoint::CheckpointError),
     /// The state rebuilt from the log breaks an invariant.
     #[error("state rebuilt up to seq {seq} is invalid: {violation}")]
     Invariant {

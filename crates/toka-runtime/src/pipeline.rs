@@ -85,6 +85,8 @@ pub(crate) enum Command {
     },
     /// Another node appended: read and apply its events.
     CatchUp,
+    /// Time passed: sign a checkpoint if one is due.
+    Tick,
     Snapshot {
         reply: oneshot::Sender<Result<u64, String>>,
     },
@@ -107,6 +109,8 @@ pub(crate) struct Writer {
     pub(crate) since_snapshot: u64,
     /// Records other nodes appended that this writer caught up with (a shared log).
     pub(crate) foreign_seen: u64,
+    /// Signs checkpoints, if configured.
+    pub(crate) checkpointer: Option<crate::checkpoint::Checkpointer>,
 }
 
 enum Outcome {
@@ -139,7 +143,7 @@ impl Writer {
                 match c {
                     Command::Submit { request, reply } => submissions.push((request, reply)),
                     Command::Snapshot { reply } => snapshot_requests.push(reply),
-                    Command::CatchUp => {}
+                    Command::CatchUp | Command::Tick => {}
                     Command::Shutdown { reply } => {
                         // Nothing new gets in; what is queued is still committed.
                         rx.close();
@@ -173,6 +177,15 @@ impl Writer {
                 for reply in snapshot_requests {
                     let _ = reply.send(result.clone());
                 }
+            } else {
+                let now = self.clock.now().max(self.last_now);
+                if self
+                    .checkpointer
+                    .as_ref()
+                    .is_some_and(|c| c.due(self.head.seq, now))
+                {
+                    self.checkpoint();
+                }
             }
         }
         // The queue is closed and drained: a clean shutdown.
@@ -182,6 +195,14 @@ impl Writer {
             && let Err(e) = self.take_snapshot().await
         {
             tracing::error!(error = %e, "final snapshot failed");
+        }
+        if !stopped
+            && self
+                .checkpointer
+                .as_ref()
+                .is_some_and(|c| c.last_seq < self.head.seq)
+        {
+            self.checkpoint();
         }
         tracing::info!(head = self.head.seq, "writer stopped");
         for reply in shutdown_replies {
@@ -407,7 +428,14 @@ impl Writer {
 
     /// Throws away the writer's (possibly uncommitted) state and replays the log.
     async fn rebuild(&mut self) -> bool {
-        match recovery::recover(self.shared.store.as_ref(), &self.handlers, |_| {}).await {
+        let trusted: Vec<_> = self
+            .shared
+            .latest_checkpoint
+            .read()
+            .map(|c| c.iter().cloned().collect())
+            .unwrap_or_default();
+        let store = self.shared.store.as_ref();
+        match recovery::recover_with(store, &self.handlers, &trusted, true, |_| {}).await {
             Ok(recovered) => {
                 let keys = self.kernel.verifier().keys().clone();
                 self.kernel = recovery::kernel_for(recovered.state.clone(), keys, &self.handlers);
@@ -449,6 +477,40 @@ impl Writer {
             bytes = snapshot.state.len(),
             "snapshot taken"
         );
+        // A snapshot is only trusted at start when a checkpoint covers it.
+        self.sign_checkpoint(snapshot.state_digest)
+            .map_err(|e| format!("snapshot taken, but its checkpoint failed: {e}"))?;
         Ok(snapshot.seq)
+    }
+
+    /// Signs a checkpoint at the head now, if checkpoints are configured. Only called
+    /// right after a commit or a catch-up: the kernel's state is the committed state.
+    fn checkpoint(&mut self) {
+        let digest = Hash32(*self.kernel.state().digest().as_bytes());
+        if let Err(e) = self.sign_checkpoint(digest) {
+            tracing::error!(error = %e, "checkpoint failed");
+        }
+    }
+
+    fn sign_checkpoint(&mut self, state_digest: Hash32) -> Result<(), String> {
+        let now = self.clock.now().max(self.last_now);
+        let Some(checkpointer) = self.checkpointer.as_mut() else {
+            return Ok(());
+        };
+        let signed = checkpointer
+            .sign(crate::checkpoint::Checkpoint {
+                seq: self.head.seq,
+                chain_digest: self.head.digest,
+                state_digest,
+                time: now,
+            })
+            .map_err(|e| e.to_string())?;
+        tracing::info!(seq = signed.checkpoint.seq, "checkpoint signed");
+        *self
+            .shared
+            .latest_checkpoint
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = Some(signed);
+        Ok(())
     }
 }

@@ -2,11 +2,17 @@
 //!
 //! 1. Load the newest snapshot, if any: its state must load (invariants hold), hash to
 //!    its recorded state digest, and its chain digest must be the digest the log has at
-//!    its `seq` (so it belongs to this log).
+//!    its `seq` (so it belongs to this log). A snapshot is only a short cut if a signed
+//!    checkpoint covers it (same `seq`, chain and state digests): a snapshot's digest is
+//!    its own claim, and anyone with write access to the store can write one. An
+//!    uncovered snapshot is checked instead: replay starts at seq 1 and must reach the
+//!    snapshot's digest at its `seq`.
 //! 2. Replay every later record: its `seq` follows, its payload hashes to its payload
 //!    hash, its digest chains from the previous one, it decodes to a kernel event; then
 //!    apply it. Never `decide` again.
-//! 3. Check the invariants of the result.
+//! 3. Check the invariants of the result, and the log against every signed checkpoint:
+//!    a log that ends before a checkpoint's `seq` lost events; one whose digest differs
+//!    at that `seq` was rewritten; the state at the newest one must hash to its digest.
 //!
 //! Any failure refuses the start with the first bad `seq`; nothing is repaired.
 
@@ -14,6 +20,7 @@ use toka_kernel::{Kernel, OpcodeRegistry, StateImage, WorldState};
 use toka_store_core::{Corruption, EventPages, Hash32, Head, StorageBackend, chain_digest};
 use toka_types::KernelEvent;
 
+use crate::checkpoint::SignedCheckpoint;
 use crate::codec::decode;
 use crate::error::RuntimeError;
 
@@ -40,17 +47,41 @@ pub fn decode_image(seq: u64, bytes: &[u8]) -> Result<WorldState, RuntimeError> 
     })
 }
 
-/// Rebuilds the state of `store`'s log, calling `progress(seq)` after each page.
+/// Rebuilds the state of `store`'s log, calling `progress(seq)` after each page. With
+/// no checkpoints to trust, a snapshot is checked by a full replay, not used.
 pub async fn recover(
     store: &dyn StorageBackend,
     handlers: &OpcodeRegistry,
+    progress: impl FnMut(u64),
+) -> Result<Recovered, RuntimeError> {
+    recover_with(store, handlers, &[], true, progress).await
+}
+
+/// [`recover`], checking the log against `checkpoints` (already verified as signed by
+/// this node's key). With `use_snapshot` false, replay always starts at seq 1 (what
+/// `toka verify` does), and a snapshot is checked against it.
+pub async fn recover_with(
+    store: &dyn StorageBackend,
+    handlers: &OpcodeRegistry,
+    checkpoints: &[SignedCheckpoint],
+    use_snapshot: bool,
     mut progress: impl FnMut(u64),
 ) -> Result<Recovered, RuntimeError> {
     let mut state = WorldState::new();
     let mut prev = Hash32::ZERO;
     let mut from_snapshot = None;
+    // A snapshot not covered by a checkpoint, to compare with the replay at its seq.
+    let mut to_check: Option<(u64, Hash32)> = None;
     if let Some(snapshot) = store.latest_snapshot().await? {
         let seq = snapshot.seq;
+        let head = store.head().await?;
+        if seq > head.seq {
+            // The snapshot saw events the log no longer has: its tail was cut.
+            return Err(RuntimeError::Corrupt {
+                seq: head.seq + 1,
+                corruption: Corruption::Truncated { last: head.seq },
+            });
+        }
         let loaded = decode_image(seq, &snapshot.state)?;
         if loaded.digest().as_bytes() != snapshot.state_digest.as_bytes() {
             return Err(RuntimeError::BadSnapshot {
@@ -74,10 +105,27 @@ pub async fn recover(
                 });
             }
         }
-        state = loaded;
-        prev = snapshot.chain_digest;
-        from_snapshot = Some(seq);
+        let covered = checkpoints.iter().any(|c| {
+            let c = &c.checkpoint;
+            c.seq == seq
+                && c.chain_digest == snapshot.chain_digest
+                && c.state_digest == snapshot.state_digest
+        });
+        if covered && use_snapshot {
+            state = loaded;
+            prev = snapshot.chain_digest;
+            from_snapshot = Some(seq);
+        } else {
+            if use_snapshot {
+                tracing::warn!(
+                    seq,
+                    "no signed checkpoint covers the snapshot; checking it by a full replay"
+                );
+            }
+            to_check = Some((seq, snapshot.state_digest));
+        }
     }
+    let newest = crate::checkpoint::newest(checkpoints).map(|c| c.checkpoint);
     let mut expected = state.applied() + 1;
     let mut pages = EventPages::new(store, expected);
     loop {
@@ -111,19 +159,63 @@ pub async fn recover(
             }
             toka_kernel::apply(&mut state, &event, handlers);
             prev = h.digest;
+            for c in checkpoints.iter().filter(|c| c.checkpoint.seq == h.seq) {
+                if c.checkpoint.chain_digest != h.digest {
+                    return Err(RuntimeError::CheckpointMismatch {
+                        seq: h.seq,
+                        what: "chain digest",
+                    });
+                }
+            }
+            if newest.is_some_and(|c| c.seq == h.seq)
+                && newest.map(|c| c.state_digest) != Some(Hash32(*state.digest().as_bytes()))
+            {
+                return Err(RuntimeError::CheckpointMismatch {
+                    seq: h.seq,
+                    what: "state digest",
+                });
+            }
+            if let Some((seq, digest)) = to_check
+                && seq == h.seq
+                && Hash32(*state.digest().as_bytes()) != digest
+            {
+                return Err(RuntimeError::BadSnapshot {
+                    seq,
+                    reason: "its state differs from a replay of the log".into(),
+                });
+            }
             expected += 1;
         }
         progress(expected - 1);
     }
+    let last = expected - 1;
+    if let Some(c) = newest.filter(|c| c.seq > last) {
+        return Err(RuntimeError::BehindCheckpoint {
+            last,
+            checkpoint: c.seq,
+        });
+    }
+    // Checkpoints at or before a trusted snapshot: the log must still agree there.
+    if let Some(start) = from_snapshot {
+        for c in checkpoints.iter().filter(|c| c.checkpoint.seq <= start) {
+            let at = store.read_range(c.checkpoint.seq, 1).await?;
+            if at.first().map(|r| r.header.digest) != Some(c.checkpoint.chain_digest) {
+                return Err(RuntimeError::CheckpointMismatch {
+                    seq: c.checkpoint.seq,
+                    what: "chain digest",
+                });
+            }
+        }
+    }
     state
         .check_invariants()
         .map_err(|violation| RuntimeError::Invariant {
-            seq: expected - 1,
+            seq: last,
             violation,
         })?;
     Ok(Recovered {
         head: Head {
-            seq: expected - 1,
+            seq: last,
             digest: prev,
         },
         state,

@@ -14,6 +14,7 @@ use toka_types::{AgentSpec, EntityId, Message};
 use tokio::sync::{Mutex, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
+use crate::checkpoint::{CheckpointSettings, SignedCheckpoint};
 use crate::clock::{Clock, SystemClock};
 use crate::codec::{self, Provenance};
 use crate::config::{Config, PipelineConfig, RateLimitConfig, SnapshotConfig};
@@ -40,6 +41,9 @@ pub struct RuntimeOptions {
     pub handlers: OpcodeRegistry,
     /// The root agent's name, used if the log is new.
     pub root_name: String,
+    /// Signed checkpoints (none: the runtime signs none and trusts no snapshot
+    /// without a full replay).
+    pub checkpoints: Option<CheckpointSettings>,
 }
 
 impl RuntimeOptions {
@@ -53,6 +57,7 @@ impl RuntimeOptions {
             clock: Arc::new(SystemClock),
             handlers: OpcodeRegistry::new(),
             root_name: "root".into(),
+            checkpoints: None,
         }
     }
 }
@@ -91,8 +96,10 @@ impl Runtime {
     /// Opens the configured store and keys, recovers, and starts the writer.
     pub async fn start(config: &Config) -> Result<Self, RuntimeError> {
         let keys = crate::keys::load_keys(&config.resolve(&config.auth.key_file))?;
+        let mut options = RuntimeOptions::from_config(config);
+        options.checkpoints = Some(CheckpointSettings::from_config(config)?);
         let store = crate::store::open_store(config).await?;
-        Self::with_store(store, keys, RuntimeOptions::from_config(config)).await
+        Self::with_store(store, keys, options).await
     }
 
     /// Recovers `store` (writing the genesis if it is empty) and starts the writer.
@@ -101,11 +108,22 @@ impl Runtime {
         keys: KeySet,
         options: RuntimeOptions,
     ) -> Result<Self, RuntimeError> {
+        let latest_checkpoint;
         let Recovered {
             mut state,
             mut head,
             from_snapshot,
-        } = recovery::recover(store.as_ref(), &options.handlers, |_| {}).await?;
+        } = {
+            let trusted = match &options.checkpoints {
+                Some(c) => c.read()?,
+                None => Vec::new(),
+            };
+            let recovered =
+                recovery::recover_with(store.as_ref(), &options.handlers, &trusted, true, |_| {})
+                    .await?;
+            latest_checkpoint = crate::checkpoint::newest(&trusted).cloned();
+            recovered
+        };
         tracing::info!(
             head = head.seq,
             from_snapshot,
@@ -150,6 +168,7 @@ impl Runtime {
             bus: BroadcastBus::new(BUS_CAPACITY),
             store,
             metrics: Metrics::default(),
+            latest_checkpoint: std::sync::RwLock::new(latest_checkpoint.clone()),
         });
         let (tx, rx) = mpsc::channel(options.pipeline.queue_capacity);
         let writer = Writer {
@@ -164,8 +183,39 @@ impl Runtime {
             snapshots: options.snapshots.clone(),
             since_snapshot: 0,
             foreign_seen: 0,
+            checkpointer: options.checkpoints.clone().map(|settings| {
+                let (last_seq, last_time) = latest_checkpoint
+                    .as_ref()
+                    .map(|c| (c.checkpoint.seq, c.checkpoint.time))
+                    .unwrap_or((0, last_now));
+                crate::checkpoint::Checkpointer {
+                    settings,
+                    last_seq,
+                    last_time,
+                }
+            }),
         };
         let handle = tokio::spawn(writer.run(rx));
+        // Checkpoints by time need a tick while the writer is idle.
+        if let Some(secs) = options
+            .checkpoints
+            .as_ref()
+            .map(|c| c.every_secs)
+            .filter(|s| *s > 0)
+        {
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let mut every = tokio::time::interval(Duration::from_secs(secs));
+                every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+                loop {
+                    every.tick().await;
+                    if tx.is_closed() {
+                        break;
+                    }
+                    let _ = tx.try_send(Command::Tick);
+                }
+            });
+        }
         // On a shared log, wake the writer when another node moves the head, so this
         // node's readers and subscribers see those events without waiting for a submit.
         if let Some(mut watch) = shared.store.watch_head() {
@@ -326,6 +376,25 @@ impl Runtime {
         answer
             .await
             .map_err(|_| "the runtime stopped".to_string())?
+    }
+
+    /// The newest signed checkpoint (read from the file at start, or signed since).
+    pub fn latest_checkpoint(&self) -> Option<SignedCheckpoint> {
+        self.inner
+            .shared
+            .latest_checkpoint
+            .read()
+            .map(|c| c.clone())
+            .unwrap_or_else(|e| e.into_inner().clone())
+    }
+
+    /// The checkpoint key's public half, if this runtime signs checkpoints.
+    pub fn checkpoint_verifier(&self) -> Option<&crate::checkpoint::CheckpointVerifier> {
+        self.inner
+            .options
+            .checkpoints
+            .as_ref()
+            .map(|c| c.key.verifier())
     }
 
     /// The signing keys.

@@ -124,6 +124,7 @@ pub(crate) struct Shared {
     pub(crate) bus: BroadcastBus<Arc<EventRecord>>,
     pub(crate) store: Arc<dyn StorageBackend>,
     pub(crate) metrics: Metrics,
+    pub(crate) latest_checkpoint: RwLock<Option<crate::checkpoint::SignedCheckpoint>>,
 }
 
 impl Shared {

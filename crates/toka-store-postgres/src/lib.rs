@@ -53,6 +53,10 @@ pub use schema::SCHEMA_VERSION;
 
 pub(crate) const DRIVER: &str = "postgres";
 const POOL_SIZE: usize = 16;
+/// How long to wait for a pooled connection, to open one, or to check one.
+const POOL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+const LISTEN_BACKOFF_MIN: std::time::Duration = std::time::Duration::from_millis(100);
+const LISTEN_BACKOFF_MAX: std::time::Duration = std::time::Duration::from_secs(5);
 
 pub(crate) fn backend(e: impl std::fmt::Display) -> StoreError {
     StoreError::backend(DRIVER, e)
@@ -130,6 +134,10 @@ impl PostgresStore {
         };
         let pool = Pool::builder(manager)
             .max_size(POOL_SIZE)
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            .wait_timeout(Some(POOL_TIMEOUT))
+            .create_timeout(Some(POOL_TIMEOUT))
+            .recycle_timeout(Some(POOL_TIMEOUT))
             .build()
             .map_err(backend)?;
         let (head_tx, head) = watch::channel(0);
@@ -144,38 +152,81 @@ impl PostgresStore {
     }
 
     /// Listens on the schema's channel on a dedicated connection, forwarding heads.
+    /// The first LISTEN must succeed; after that, a lost connection (a database
+    /// restart) is re-opened with bounded backoff, and the head is read again on each
+    /// reconnect so notifications missed while it was down are not missed by readers.
     async fn listen(
         &self,
         pg: &tokio_postgres::Config,
         tls: Option<&tokio_postgres_rustls::MakeRustlsConnect>,
         head_tx: watch::Sender<u64>,
     ) -> Result<(), StoreError> {
-        let (client, mut rx) = tls::connect_listening(pg, tls).await?;
-        client
-            .batch_execute(&format!("LISTEN \"{}\"", channel(&self.schema)))
-            .await
-            .map_err(backend)?;
+        let first = Self::subscribe(pg, tls, &self.schema).await?;
+        // Only the pool and the name: a clone of the store would hold a receiver of
+        // the watch, and the task would never see it close.
+        let (pg, tls, pool, schema) = (
+            pg.clone(),
+            tls.cloned(),
+            self.pool.clone(),
+            self.schema.clone(),
+        );
         tokio::spawn(async move {
-            // Keeps the client (and so the LISTEN) alive as long as the watch has readers.
-            let _client = client;
-            while let Some(message) = rx.next().await {
-                if let tokio_postgres::AsyncMessage::Notification(n) = message
-                    && let Ok(seq) = n.payload().parse::<u64>()
-                {
-                    head_tx.send_if_modified(|h| {
-                        let newer = seq > *h;
-                        if newer {
-                            *h = seq;
+            let mut connection = Some(first);
+            let mut backoff = LISTEN_BACKOFF_MIN;
+            loop {
+                if let Some((client, mut rx)) = connection.take() {
+                    backoff = LISTEN_BACKOFF_MIN;
+                    // Keeps the client (and so the LISTEN) alive while it forwards.
+                    let _client = client;
+                    if let Ok(head) = head_in(&pool).await {
+                        forward(&head_tx, head.seq);
+                    }
+                    while let Some(message) = rx.next().await {
+                        if let tokio_postgres::AsyncMessage::Notification(n) = message
+                            && let Ok(seq) = n.payload().parse::<u64>()
+                        {
+                            forward(&head_tx, seq);
                         }
-                        newer
-                    });
+                        if head_tx.is_closed() {
+                            return;
+                        }
+                    }
+                    tracing::warn!(%schema, "LISTEN connection lost; reconnecting");
                 }
                 if head_tx.is_closed() {
-                    break;
+                    return;
+                }
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(LISTEN_BACKOFF_MAX);
+                match Self::subscribe(&pg, tls.as_ref(), &schema).await {
+                    Ok(c) => {
+                        tracing::info!(%schema, "LISTEN connection re-opened");
+                        connection = Some(c);
+                    }
+                    Err(e) => tracing::debug!(error = %e, "LISTEN reconnect failed"),
                 }
             }
         });
         Ok(())
+    }
+
+    async fn subscribe(
+        pg: &tokio_postgres::Config,
+        tls: Option<&tokio_postgres_rustls::MakeRustlsConnect>,
+        schema: &str,
+    ) -> Result<
+        (
+            tokio_postgres::Client,
+            futures::channel::mpsc::UnboundedReceiver<tokio_postgres::AsyncMessage>,
+        ),
+        StoreError,
+    > {
+        let (client, rx) = tls::connect_listening(pg, tls).await?;
+        client
+            .batch_execute(&format!("LISTEN \"{}\"", channel(schema)))
+            .await
+            .map_err(backend)?;
+        Ok((client, rx))
     }
 
     async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
@@ -186,12 +237,7 @@ impl PostgresStore {
     }
 
     async fn head_now(&self) -> Result<Head, StoreError> {
-        let client = self.client().await?;
-        let row = client
-            .query_one("SELECT seq, digest FROM head", &[])
-            .await
-            .map_err(backend)?;
-        head_of(&row)
+        head_in(&self.pool).await
     }
 
     /// The schema this store lives in.
@@ -210,6 +256,29 @@ impl PostgresStore {
             .await
             .map_err(backend)
     }
+}
+
+async fn head_in(pool: &Pool) -> Result<Head, StoreError> {
+    let client = pool
+        .get()
+        .await
+        .map_err(|e| backend(format!("no connection: {e}")))?;
+    let row = client
+        .query_one("SELECT seq, digest FROM head", &[])
+        .await
+        .map_err(backend)?;
+    head_of(&row)
+}
+
+/// Moves the watched head forward (never back).
+fn forward(head_tx: &watch::Sender<u64>, seq: u64) {
+    head_tx.send_if_modified(|h| {
+        let newer = seq > *h;
+        if newer {
+            *h = seq;
+        }
+        newer
+    });
 }
 
 fn head_of(row: &Row) -> Result<Head, StoreError> {
@@ -286,7 +355,6 @@ impl StorageBackend for PostgresStore {
         }
         let mut hashes = Vec::with_capacity(batch.len());
         let mut bodies = Vec::with_capacity(batch.len());
-        let mut jsons = Vec::with_capacity(batch.len());
         let (
             mut seqs,
             mut ids,
@@ -314,12 +382,6 @@ impl StorageBackend for PostgresStore {
             let h = &r.header;
             hashes.push(h.payload_hash.as_bytes().to_vec());
             bodies.push(r.payload.clone());
-            jsons.push(
-                std::str::from_utf8(&r.payload)
-                    .ok()
-                    .filter(|t| serde_json::from_str::<serde_json::Value>(t).is_ok())
-                    .map(str::to_string),
-            );
             seqs.push(h.seq as i64);
             ids.push(h.id.to_string());
             kinds.push(h.kind.clone());
@@ -332,10 +394,11 @@ impl StorageBackend for PostgresStore {
             digests.push(h.digest.as_bytes().to_vec());
         }
         tx.execute(
-            "INSERT INTO payloads (hash, body, body_json)
-             SELECT h, b, j::jsonb FROM UNNEST($1::bytea[], $2::bytea[], $3::text[]) AS t(h, b, j)
+            // body_json is generated from body by the database (migration 2).
+            "INSERT INTO payloads (hash, body)
+             SELECT h, b FROM UNNEST($1::bytea[], $2::bytea[]) AS t(h, b)
              ON CONFLICT (hash) DO NOTHING",
-            &[&hashes, &bodies, &jsons],
+            &[&hashes, &bodies],
         )
         .await
         .map_err(backend)?;

@@ -9,7 +9,8 @@ use crate::{DRIVER, backend};
 /// Migrations, oldest first; index + 1 is the version each brings the schema to.
 const MIGRATIONS: &[&str] = &[
     // 1: the log. Payload bytes are kept exactly as hashed (`body`); `body_json` holds
-    // the same payload as jsonb when it is JSON, so people can query it with psql.
+    // the same payload as jsonb when it is JSON, so people can query it with psql
+    // (generated from `body` since migration 2).
     "CREATE TABLE payloads (
         hash BYTEA PRIMARY KEY,
         body BYTEA NOT NULL,
@@ -39,6 +40,19 @@ const MIGRATIONS: &[&str] = &[
         state_digest BYTEA NOT NULL,
         state BYTEA NOT NULL
     );",
+    // 2: body_json is generated from body by the database, so what a psql user reads
+    // can never disagree with the bytes the chain covers (an UPDATE of body_json is
+    // refused; an UPDATE of body changes both and breaks the payload hash).
+    "CREATE FUNCTION toka_json_of(body BYTEA) RETURNS JSONB
+        LANGUAGE plpgsql IMMUTABLE STRICT AS $fn$
+     BEGIN
+        RETURN convert_from(body, 'UTF8')::jsonb;
+     EXCEPTION WHEN others THEN
+        RETURN NULL;
+     END
+     $fn$;
+     ALTER TABLE payloads DROP COLUMN body_json;
+     ALTER TABLE payloads ADD COLUMN body_json JSONB GENERATED ALWAYS AS (toka_json_of(body)) STORED;",
 ];
 
 /// The newest schema version this build knows.

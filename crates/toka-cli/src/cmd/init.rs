@@ -54,10 +54,12 @@ fn write_files(dir: &Path, force: bool, alg: Alg) -> Result<Config> {
     let config = setup::load_config(&config_path)?;
     if force {
         let db = config.resolve(&config.store.path);
+        // The old log's checkpoints would refuse the new, shorter log.
         for stale in [
             db.clone(),
             db.with_extension("db-wal"),
             db.with_extension("db-shm"),
+            config.resolve(&config.checkpoints.file),
         ] {
             let _ = std::fs::remove_file(stale);
         }

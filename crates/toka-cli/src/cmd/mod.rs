@@ -1,6 +1,7 @@
 //! One module per command family.
 
 pub mod bench;
+pub mod checkpoint;
 pub mod client;
 pub mod demo;
 pub mod init;
@@ -31,7 +32,20 @@ pub async fn run(command: Command, out: Out) -> Result<ExitCode> {
         Command::Token(c) => client::token(c, out).await,
         Command::Events(a) => client::events(a, out).await,
         Command::State { remote } => client::state(remote, out).await,
-        Command::Verify { local } => offline::verify(&local.config, out).await,
+        Command::Verify {
+            local,
+            checkpoint,
+            public_key,
+        } => {
+            offline::verify(
+                &local.config,
+                checkpoint.as_deref(),
+                public_key.as_deref(),
+                out,
+            )
+            .await
+        }
+        Command::Checkpoint(c) => checkpoint::run(c, out).await,
         Command::Replay { local, to } => offline::replay(&local.config, to, out).await,
         Command::Snapshot(c) => offline::snapshot(c, out).await,
         Command::Export { local, out: file } => {

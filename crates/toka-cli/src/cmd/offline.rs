@@ -71,8 +71,16 @@ async fn replay_to(
     Ok(state)
 }
 
-pub async fn verify(config_path: &Path, out: Out) -> Result<ExitCode> {
-    let store = open(config_path).await?;
+/// Verifies the chain (naming the first bad seq), then replays from seq 1 checking
+/// the newest snapshot and every signed checkpoint.
+pub async fn verify(
+    config_path: &Path,
+    checkpoint_file: Option<&Path>,
+    public_key: Option<&str>,
+    out: Out,
+) -> Result<ExitCode> {
+    let config = setup::load_config(config_path)?;
+    let store = toka_runtime::open_store(&config).await?;
     let head = store.head().await?;
     let progress = bar(head.seq, "verify");
     let verdict = verify_chain(store.as_ref(), 1, Hash32::ZERO, None, |seq| {
@@ -80,36 +88,59 @@ pub async fn verify(config_path: &Path, out: Out) -> Result<ExitCode> {
     })
     .await?;
     progress.finish_and_clear();
+    let refuse = |seq: u64, reason: String| {
+        out.emit(&json!({"ok": false, "seq": seq, "reason": reason}), || {
+            crate::output::warn(format!("log broken at seq {seq}: {reason}"));
+        });
+        Ok(ExitCode::from(1))
+    };
     if let Verdict::Broken { seq, corruption } = verdict {
-        out.emit(
-            &json!({"ok": false, "seq": seq, "reason": corruption.to_string()}),
-            || {
-                crate::output::warn(format!("log broken at seq {seq}: {corruption}"));
-            },
-        );
-        return Ok(ExitCode::from(1));
+        return refuse(seq, corruption.to_string());
     }
-    // Replay from genesis and compare with the newest snapshot's recorded digest.
+    let checkpoints = crate::cmd::checkpoint::load(&config, checkpoint_file, public_key)?;
     let progress = bar(head.seq, "replay");
-    let state = replay_to(store.as_ref(), head.seq, &progress).await?;
+    let recovered = toka_runtime::recovery::recover_with(
+        store.as_ref(),
+        &OpcodeRegistry::new(),
+        &checkpoints,
+        false,
+        |seq| progress.set_position(seq),
+    )
+    .await;
     progress.finish_and_clear();
-    state
-        .check_invariants()
-        .map_err(|v| anyhow::anyhow!("replayed state is invalid: {v}"))?;
-    let mut snapshot_check = "no snapshot".to_string();
-    if let Some(snapshot) = store.latest_snapshot().await? {
-        let at = replay_to(store.as_ref(), snapshot.seq, &ProgressBar::hidden()).await?;
-        if at.digest().as_bytes() != snapshot.state_digest.as_bytes() {
-            out.emit(&json!({"ok": false, "seq": snapshot.seq, "reason": "snapshot digest differs from replay"}), || {
-                crate::output::warn(format!("snapshot at seq {} does not match a replay of the log", snapshot.seq));
-            });
-            return Ok(ExitCode::from(1));
+    use toka_runtime::RuntimeError as R;
+    let recovered = match recovered {
+        Ok(r) => r,
+        Err(R::BehindCheckpoint { last, checkpoint }) => {
+            return refuse(
+                last + 1,
+                format!(
+                    "log truncated: it ends at seq {last}, but a signed checkpoint covers seq {checkpoint}"
+                ),
+            );
         }
-        snapshot_check = format!("snapshot at seq {} matches replay", snapshot.seq);
-    }
-    let digest = state.digest().to_string();
-    out.emit(&json!({"ok": true, "events": head.seq, "chain_digest": head.digest.to_string(), "state_digest": digest}), || {
+        Err(e @ R::CheckpointMismatch { seq, .. })
+        | Err(e @ R::BadSnapshot { seq, .. })
+        | Err(e @ R::Corrupt { seq, .. })
+        | Err(e @ R::Invariant { seq, .. }) => return refuse(seq, e.to_string()),
+        Err(e) => return Err(e.into()),
+    };
+    let snapshot_check = match store.latest_snapshot().await? {
+        Some(s) => format!("snapshot at seq {} matches replay", s.seq),
+        None => "no snapshot".to_string(),
+    };
+    let newest = toka_runtime::checkpoint::newest(&checkpoints).map(|c| c.checkpoint.seq);
+    let checkpoint_check = match newest {
+        Some(seq) => format!(
+            "{} signed checkpoints agree (newest at seq {seq})",
+            checkpoints.len()
+        ),
+        None => "no signed checkpoint to check against".to_string(),
+    };
+    let digest = recovered.state.digest().to_string();
+    out.emit(&json!({"ok": true, "events": head.seq, "chain_digest": head.digest.to_string(), "state_digest": digest, "checkpoints": checkpoints.len(), "newest_checkpoint": newest}), || {
         out.say(format!("ok: {} events, chain intact, {snapshot_check}", head.seq));
+        out.say(format!("    {checkpoint_check}"));
         out.say(format!("chain digest  {}", head.digest));
         out.say(format!("state digest  {digest}"));
     });
