@@ -35,6 +35,8 @@ pub struct ApiError {
     pub code: &'static str,
     /// The message.
     pub message: String,
+    /// Seconds after which a retry may succeed (sent as `Retry-After`).
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -44,7 +46,14 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            retry_after: None,
         }
+    }
+
+    /// The same error, telling the client when to retry.
+    pub fn retry_after_ms(mut self, ms: u64) -> Self {
+        self.retry_after = Some(ms.div_ceil(1000).max(1));
+        self
     }
 
     /// 401: no or bad bearer token.
@@ -76,7 +85,15 @@ impl IntoResponse for ApiError {
                 message: self.message,
             },
         };
-        (self.status, Json(body)).into_response()
+        let mut response = (self.status, Json(body)).into_response();
+        if let Some(secs) = self.retry_after
+            && let Ok(value) = axum::http::HeaderValue::from_str(&secs.to_string())
+        {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, value);
+        }
+        response
     }
 }
 
@@ -119,18 +136,27 @@ impl From<KernelError> for ApiError {
 
 impl From<SubmitError> for ApiError {
     fn from(e: SubmitError) -> Self {
+        let unavailable = StatusCode::SERVICE_UNAVAILABLE;
         match e {
             SubmitError::Rejected(k) => k.into(),
-            SubmitError::RateLimited { .. } => {
+            SubmitError::RateLimited { retry_after_ms, .. } => {
                 Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", e.to_string())
+                    .retry_after_ms(retry_after_ms)
             }
-            SubmitError::Busy => Self::new(StatusCode::SERVICE_UNAVAILABLE, "busy", e.to_string()),
-            SubmitError::Stopped => {
-                Self::new(StatusCode::SERVICE_UNAVAILABLE, "stopped", e.to_string())
+            SubmitError::Busy => Self::new(unavailable, "busy", e.to_string()).retry_after_ms(1000),
+            SubmitError::Stopped => Self::new(unavailable, "stopped", e.to_string()),
+            SubmitError::Unavailable { retry_after_ms, .. } => {
+                Self::new(unavailable, "unavailable", e.to_string()).retry_after_ms(retry_after_ms)
+            }
+            SubmitError::Storage(_) => {
+                Self::new(unavailable, "storage", e.to_string()).retry_after_ms(1000)
+            }
+            SubmitError::CommitUnknown(_) => {
+                Self::new(unavailable, "commit_unknown", e.to_string()).retry_after_ms(1000)
             }
             other => Self::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
-                "storage",
+                "internal",
                 other.to_string(),
             ),
         }

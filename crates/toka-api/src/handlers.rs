@@ -337,9 +337,18 @@ pub async fn healthz() -> &'static str {
     "ok\n"
 }
 
-/// Readiness: the store answers.
+/// Readiness: the runtime can commit (its store answers). 503 with the reason while the
+/// store is down; the runtime retries it and becomes ready again by itself.
 #[utoipa::path(get, path = "/readyz", tag = "health", responses((status = 200, description = "ready"), (status = 503, body = ErrorBody)))]
 pub async fn readyz(State(app): State<AppState>) -> Result<&'static str, ApiError> {
+    if let Some(reason) = app.runtime.unavailable() {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not_ready",
+            format!("cannot commit: {reason}"),
+        )
+        .retry_after_ms(1000));
+    }
     app.runtime
         .store()
         .head()

@@ -22,11 +22,26 @@ pub enum SubmitError {
         /// When a retry may succeed.
         retry_after_ms: u64,
     },
-    /// The batch holding it could not be stored; nothing of it was written or published.
-    #[error("commit failed, nothing was written: {0}")]
+    /// The batch holding it could not be stored; the log was read back and nothing of
+    /// it was written or published. Safe to retry.
+    #[error("commit failed, nothing was written: {0}; retry")]
     Storage(String),
-    /// The runtime is shutting down (or stopped after a storage failure).
-    #[error("the runtime is not accepting messages (shutting down or stopped)")]
+    /// The append failed and the log could not be read back: the message may or may not
+    /// be in the log. Check (by its idempotency key, or the events) before retrying.
+    #[error("commit outcome unknown: {0}")]
+    CommitUnknown(String),
+    /// The store is unavailable (the runtime is retrying it); nothing was written.
+    #[error(
+        "the store is unavailable ({reason}); nothing was written; retry in {retry_after_ms} ms"
+    )]
+    Unavailable {
+        /// Why.
+        reason: String,
+        /// When a retry may succeed.
+        retry_after_ms: u64,
+    },
+    /// The runtime is shutting down.
+    #[error("the runtime is not accepting messages (shutting down)")]
     Stopped,
 }
 

@@ -169,6 +169,7 @@ impl Runtime {
             store,
             metrics: Metrics::default(),
             latest_checkpoint: std::sync::RwLock::new(latest_checkpoint.clone()),
+            unavailable: std::sync::RwLock::new(None),
         });
         let (tx, rx) = mpsc::channel(options.pipeline.queue_capacity);
         let writer = Writer {
@@ -183,6 +184,7 @@ impl Runtime {
             snapshots: options.snapshots.clone(),
             since_snapshot: 0,
             foreign_seen: 0,
+            outage: None,
             checkpointer: options.checkpoints.clone().map(|settings| {
                 let (last_seq, last_time) = latest_checkpoint
                     .as_ref()
@@ -376,6 +378,17 @@ impl Runtime {
         answer
             .await
             .map_err(|_| "the runtime stopped".to_string())?
+    }
+
+    /// Why the runtime cannot commit right now (the store failed and it is retrying),
+    /// or `None` when it can.
+    pub fn unavailable(&self) -> Option<String> {
+        self.inner
+            .shared
+            .unavailable
+            .read()
+            .map(|u| u.clone())
+            .unwrap_or_else(|e| e.into_inner().clone())
     }
 
     /// The newest signed checkpoint (read from the file at start, or signed since).

@@ -125,6 +125,8 @@ pub(crate) struct Shared {
     pub(crate) store: Arc<dyn StorageBackend>,
     pub(crate) metrics: Metrics,
     pub(crate) latest_checkpoint: RwLock<Option<crate::checkpoint::SignedCheckpoint>>,
+    /// Why the writer cannot commit, while it cannot.
+    pub(crate) unavailable: RwLock<Option<String>>,
 }
 
 impl Shared {

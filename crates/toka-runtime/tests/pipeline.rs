@@ -236,6 +236,16 @@ async fn snapshots_speed_up_recovery_and_agree_with_full_replay() {
     let mut o = options();
     o.snapshots.every_events = 100;
     o.snapshots.keep = 2;
+    let settings = toka_runtime::checkpoint::CheckpointSettings {
+        key: Arc::new(
+            toka_runtime::checkpoint::CheckpointKey::load_or_create(&dir.path().join("ck.json"))
+                .unwrap(),
+        ),
+        file: dir.path().join("checkpoints.jsonl"),
+        every_events: 0,
+        every_secs: 0,
+    };
+    o.checkpoints = Some(settings.clone());
     let digest = {
         let store: Arc<dyn StorageBackend> = Arc::new(SqliteStore::open(&path).await.unwrap());
         let rt = start(store.clone(), o.clone()).await;
@@ -255,11 +265,26 @@ async fn snapshots_speed_up_recovery_and_agree_with_full_replay() {
         d
     };
     let store: Arc<dyn StorageBackend> = Arc::new(SqliteStore::open(&path).await.unwrap());
-    let recovered = toka_runtime::recovery::recover(store.as_ref(), &Default::default(), |_| {})
-        .await
-        .unwrap();
+    // With the signed checkpoints (one per snapshot), the newest snapshot is a short cut.
+    let trusted = settings.read().unwrap();
+    assert!(trusted.len() >= 5, "{} checkpoints", trusted.len());
+    let recovered = toka_runtime::recovery::recover_with(
+        store.as_ref(),
+        &Default::default(),
+        &trusted,
+        true,
+        |_| {},
+    )
+    .await
+    .unwrap();
     assert!(recovered.from_snapshot.is_some_and(|s| s >= 500));
     assert_eq!(recovered.state.digest(), digest);
+    // Without them the snapshot is only checked against a full replay, never trusted.
+    let unchecked = toka_runtime::recovery::recover(store.as_ref(), &Default::default(), |_| {})
+        .await
+        .unwrap();
+    assert_eq!(unchecked.from_snapshot, None);
+    assert_eq!(unchecked.state.digest(), digest);
     assert_eq!(replay(store.as_ref()).await.digest(), digest);
 }
 

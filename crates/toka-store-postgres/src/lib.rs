@@ -58,8 +58,19 @@ const POOL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 const LISTEN_BACKOFF_MIN: std::time::Duration = std::time::Duration::from_millis(100);
 const LISTEN_BACKOFF_MAX: std::time::Duration = std::time::Duration::from_secs(5);
 
-pub(crate) fn backend(e: impl std::fmt::Display) -> StoreError {
-    StoreError::backend(DRIVER, e)
+/// A driver error with its whole cause chain: tokio-postgres says only "db error" and
+/// keeps the server's message (and its code) in the source.
+pub(crate) fn backend(e: impl std::error::Error) -> StoreError {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let more = cause.to_string();
+        if !text.contains(&more) {
+            text = format!("{text}: {more}");
+        }
+        source = cause.source();
+    }
+    StoreError::backend(DRIVER, text)
 }
 
 /// An event log in one PostgreSQL schema. Clones share the pool and the listener.
@@ -233,7 +244,7 @@ impl PostgresStore {
         self.pool
             .get()
             .await
-            .map_err(|e| backend(format!("no connection: {e}")))
+            .map_err(|e| StoreError::backend(DRIVER, format!("no connection: {e}")))
     }
 
     async fn head_now(&self) -> Result<Head, StoreError> {
@@ -262,7 +273,7 @@ async fn head_in(pool: &Pool) -> Result<Head, StoreError> {
     let client = pool
         .get()
         .await
-        .map_err(|e| backend(format!("no connection: {e}")))?;
+        .map_err(|e| StoreError::backend(DRIVER, format!("no connection: {e}")))?;
     let row = client
         .query_one("SELECT seq, digest FROM head", &[])
         .await

@@ -49,9 +49,11 @@ pub(crate) fn connector(
 }
 
 fn unreachable(e: tokio_postgres::Error) -> StoreError {
-    backend(format!(
-        "cannot connect to PostgreSQL ({e}); is the server up and the URL right?"
-    ))
+    let cause = backend(e);
+    StoreError::backend(
+        crate::DRIVER,
+        format!("cannot connect to PostgreSQL ({cause}); is the server up and the URL right?"),
+    )
 }
 
 /// A client whose connection is driven by a background task.

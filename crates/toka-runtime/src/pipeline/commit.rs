@@ -1,0 +1,327 @@
+//! Deciding and committing a batch (rules 2 to 5), and catching up with other nodes.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use toka_bus_core::EventBus as _;
+use toka_kernel::Context;
+use toka_store_core::{AppendError, EventRecord, Hash32, Head, seal};
+use toka_types::KernelEvent;
+
+use super::{Committed, MAX_CONFLICT_RETRIES, Reply, Request, Writer};
+use crate::codec::{self, Provenance};
+use crate::error::SubmitError;
+
+pub(super) enum Outcome {
+    Accepted {
+        first_seq: u64,
+        events: Vec<KernelEvent>,
+    },
+    Rejected(SubmitError),
+}
+
+impl Writer {
+    /// Decides every submission in order on the writer's kernel; returns the outcomes,
+    /// the events to append and how many messages were accepted.
+    pub(super) fn decide_batch(
+        &mut self,
+        submissions: &[(Request, Reply)],
+    ) -> (Vec<Outcome>, Vec<toka_store_core::NewEvent>, usize) {
+        let mut outcomes = Vec::with_capacity(submissions.len());
+        let mut new_events = Vec::new();
+        let mut accepted = 0usize;
+        for (request, _) in submissions {
+            let now = self.clock.now().max(self.last_now);
+            self.last_now = now;
+            let seq = self.kernel.state().next_seq();
+            let ctx = Context::new(now, seq);
+            let decided = match request {
+                Request::Message(message) => {
+                    self.kernel.authenticate(message, now).and_then(|claims| {
+                        self.kernel
+                            .submit_verified(message, &claims, &ctx)
+                            .map(|e| ((message.origin, Some(claims.jti.clone())), e))
+                    })
+                }
+                Request::RootToken { ttl_secs } => self
+                    .kernel
+                    .issue_root_token(*ttl_secs, &ctx)
+                    .map(|e| ((self.namespace, None), e)),
+            };
+            match decided {
+                Ok(((origin, jti), events)) => {
+                    let who = Provenance {
+                        origin,
+                        jti,
+                        timestamp: now,
+                    };
+                    new_events.extend(codec::encode(self.namespace, seq, &events, &who));
+                    accepted += 1;
+                    outcomes.push(Outcome::Accepted {
+                        first_seq: seq,
+                        events,
+                    });
+                }
+                Err(e) => {
+                    tracing::debug!(?request, reason = %e, "request rejected");
+                    outcomes.push(Outcome::Rejected(SubmitError::Rejected(e)));
+                }
+            }
+        }
+        (outcomes, new_events, accepted)
+    }
+
+    /// Decides and commits one batch; a storage failure leaves the writer rebuilt or in
+    /// an outage (rule 5).
+    pub(super) async fn commit(&mut self, submissions: Vec<(Request, Reply)>) {
+        let shared_log = self.shared.store.is_shared();
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let foreign_before = self.foreign_seen;
+            if shared_log && !self.catch_up().await {
+                // Nothing was decided or written yet: the batch may simply be retried.
+                let reason = "cannot read other nodes' events";
+                self.rebuild_or_enter_outage(reason).await;
+                let retry_after_ms = self.retry_after_ms();
+                for (request, reply) in submissions {
+                    let error = SubmitError::Unavailable {
+                        reason: reason.into(),
+                        retry_after_ms,
+                    };
+                    let _ = reply.send(Err((error, request)));
+                }
+                return;
+            }
+            let (outcomes, new_events, accepted) = self.decide_batch(&submissions);
+            if new_events.is_empty() {
+                for outcome in &outcomes {
+                    if let Outcome::Rejected(SubmitError::Rejected(e)) = outcome {
+                        self.shared.metrics.reject(e.code());
+                    }
+                }
+                for ((request, reply), outcome) in submissions.into_iter().zip(outcomes) {
+                    if let Outcome::Rejected(e) = outcome {
+                        let _ = reply.send(Err((e, request)));
+                    }
+                }
+                return;
+            }
+            let records = seal(self.head, new_events);
+            let started = Instant::now();
+            match self.shared.store.append(self.head.seq, &records).await {
+                Ok(new_head) => {
+                    self.committed(new_head, records, submissions, outcomes, accepted, started);
+                    if shared_log && (attempt > 1 || self.foreign_seen > foreign_before) {
+                        // Other nodes are appending too. The winner of the head lock is
+                        // the node that decides fastest, and could win every round while
+                        // the others keep catching up: step aside for a moment, at
+                        // random, so every node gets its turn.
+                        let pause = u64::from(crate::keys::random_u16()) % 1500;
+                        tokio::time::sleep(std::time::Duration::from_micros(pause)).await;
+                    }
+                    return;
+                }
+                Err(AppendError::Conflict { actual, .. })
+                    if shared_log && attempt < MAX_CONFLICT_RETRIES =>
+                {
+                    // Another node appended first: forget this attempt, catch up, decide again.
+                    tracing::debug!(
+                        ours = self.head.seq,
+                        actual,
+                        attempt,
+                        "append conflict; catching up and retrying"
+                    );
+                    self.reset_to_committed();
+                }
+                Err(e) => {
+                    self.shared
+                        .metrics
+                        .commit_failures
+                        .fetch_add(1, Ordering::Relaxed);
+                    tracing::error!(error = %e, batch = submissions.len(), "append failed; reading the log back to learn its outcome");
+                    self.after_failed_append(
+                        e.to_string(),
+                        records,
+                        submissions,
+                        outcomes,
+                        accepted,
+                        started,
+                    )
+                    .await;
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Step 4: the batch is durable. Update committed state and head, publish, answer.
+    pub(super) fn committed(
+        &mut self,
+        new_head: Head,
+        records: Vec<EventRecord>,
+        submissions: Vec<(Request, Reply)>,
+        outcomes: Vec<Outcome>,
+        accepted: usize,
+        started: Instant,
+    ) {
+        let metrics = &self.shared.metrics;
+        metrics.observe_commit(started.elapsed().as_micros() as u64, submissions.len());
+        metrics.batches.fetch_add(1, Ordering::Relaxed);
+        metrics
+            .committed_messages
+            .fetch_add(accepted as u64, Ordering::Relaxed);
+        metrics
+            .committed_events
+            .fetch_add(records.len() as u64, Ordering::Relaxed);
+        for outcome in &outcomes {
+            if let Outcome::Rejected(SubmitError::Rejected(e)) = outcome {
+                metrics.reject(e.code());
+            }
+        }
+        // After a rebuild that found the batch in the log, the shared state already
+        // holds it; otherwise apply it now.
+        if self.shared.read_state().applied() < new_head.seq {
+            let mut state = self.shared.state.write().unwrap_or_else(|e| e.into_inner());
+            for outcome in &outcomes {
+                if let Outcome::Accepted { events, .. } = outcome {
+                    for event in events {
+                        toka_kernel::apply(&mut state, event, &self.handlers);
+                    }
+                }
+            }
+        }
+        self.head = new_head;
+        self.since_snapshot += records.len() as u64;
+        self.shared.head.send_replace(new_head);
+        for record in records {
+            self.shared.bus.publish(Arc::new(record));
+        }
+        for ((request, reply), outcome) in submissions.into_iter().zip(outcomes) {
+            let answer = match outcome {
+                Outcome::Accepted { first_seq, events } => Ok(Committed { first_seq, events }),
+                Outcome::Rejected(e) => Err((e, request)),
+            };
+            let _ = reply.send(answer);
+        }
+    }
+
+    /// Rule 5: learn what a failed append did by reading the log back.
+    pub(super) async fn after_failed_append(
+        &mut self,
+        error: String,
+        records: Vec<EventRecord>,
+        submissions: Vec<(Request, Reply)>,
+        outcomes: Vec<Outcome>,
+        accepted: usize,
+        started: Instant,
+    ) {
+        let Err(reason) = self.rebuild().await else {
+            if self.log_holds(&records).await {
+                tracing::warn!(error, "the failed append was written after all: committed");
+                let head = toka_store_core::head_after(self.head, &records);
+                self.committed(head, records, submissions, outcomes, accepted, started);
+            } else {
+                for ((request, reply), outcome) in submissions.into_iter().zip(outcomes) {
+                    let error = match outcome {
+                        Outcome::Accepted { .. } => SubmitError::Storage(error.clone()),
+                        Outcome::Rejected(e) => e,
+                    };
+                    let _ = reply.send(Err((error, request)));
+                }
+            }
+            return;
+        };
+        self.enter_outage(&reason);
+        for ((request, reply), outcome) in submissions.into_iter().zip(outcomes) {
+            let error = match outcome {
+                Outcome::Accepted { .. } => SubmitError::CommitUnknown(format!(
+                    "{error}; then the log could not be read back ({reason})"
+                )),
+                Outcome::Rejected(e) => e,
+            };
+            let _ = reply.send(Err((error, request)));
+        }
+    }
+
+    /// Whether the (rebuilt) log holds exactly these records.
+    pub(super) async fn log_holds(&self, records: &[EventRecord]) -> bool {
+        let (Some(first), Some(last)) = (records.first(), records.last()) else {
+            return false;
+        };
+        if self.head.seq < last.header.seq {
+            return false;
+        }
+        let mut stored = Vec::with_capacity(records.len());
+        let mut pages =
+            toka_store_core::EventPages::new(self.shared.store.as_ref(), first.header.seq)
+                .until(last.header.seq);
+        loop {
+            match pages.next_page().await {
+                Ok(page) if page.is_empty() => break,
+                Ok(page) => stored.extend(page.into_iter().map(|r| r.header.digest)),
+                Err(_) => return false,
+            }
+        }
+        stored.len() == records.len()
+            && stored
+                .iter()
+                .zip(records)
+                .all(|(d, r)| *d == r.header.digest)
+    }
+
+    /// Throws away what the kernel decided since the last commit: it goes back to the
+    /// committed state (which readers share and which only commits change).
+    pub(super) fn reset_to_committed(&mut self) {
+        let committed = self.shared.read_state().clone();
+        self.kernel.replace_state(committed);
+    }
+
+    /// Reads, verifies, applies and publishes records other nodes appended after our
+    /// head. Returns false if the log cannot be read or does not chain.
+    pub(super) async fn catch_up(&mut self) -> bool {
+        loop {
+            let page = match self.shared.store.read_range(self.head.seq + 1, 1024).await {
+                Ok(page) => page,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot read the shared log");
+                    return false;
+                }
+            };
+            if page.is_empty() {
+                return true;
+            }
+            for record in page {
+                let h = &record.header;
+                if h.seq != self.head.seq + 1
+                    || Hash32::of(&record.payload) != h.payload_hash
+                    || toka_store_core::chain_digest(&self.head.digest, h) != h.digest
+                {
+                    tracing::error!(seq = h.seq, "record from another node does not chain");
+                    return false;
+                }
+                let event = match codec::decode(&record) {
+                    Ok(e) => e,
+                    Err(e) => {
+                        tracing::error!(error = %e, "record from another node is not a kernel event");
+                        return false;
+                    }
+                };
+                self.kernel.apply(&event);
+                toka_kernel::apply(
+                    &mut self.shared.state.write().unwrap_or_else(|e| e.into_inner()),
+                    &event,
+                    &self.handlers,
+                );
+                self.head = Head {
+                    seq: h.seq,
+                    digest: h.digest,
+                };
+                self.since_snapshot += 1;
+                self.shared.head.send_replace(self.head);
+                self.shared.bus.publish(Arc::new(record));
+            }
+        }
+    }
+}

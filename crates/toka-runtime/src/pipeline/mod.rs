@@ -1,0 +1,254 @@
+//! The commit pipeline: one writer task owns the kernel.
+//!
+//! Rules, in the order the writer follows them for each batch:
+//!
+//! 1. Take up to `max_batch` queued commands (waiting only for the first).
+//! 2. For each message, in queue order: authenticate, decide and apply on the writer's
+//!    kernel, so each message sees the effects of those before it. A rejection
+//!    produces no event.
+//! 3. Seal the batch's events after the head and append them in **one** storage call.
+//! 4. Only if the append returned `Ok`: update the committed state and head, publish
+//!    the records on the bus, then answer every submitter (events and `seq`s, or its
+//!    rejection).
+//! 5. If the append failed, its outcome is unknown (the write may have happened and
+//!    only the reply been lost): rebuild the kernel from the log and look. If the
+//!    batch is there, it is committed: step 4. If it is not, answer every submitter
+//!    `Storage` (nothing was written; retry). If the log cannot be read, answer
+//!    `CommitUnknown` and go into an outage.
+//! 6. In an outage (the store cannot be read or written), every submission is
+//!    answered `Unavailable` with a retry delay at once, `/readyz` says why, and the
+//!    writer retries the rebuild with bounded backoff ([`OUTAGE_BACKOFF_MAX`]) until
+//!    it succeeds; then it serves again by itself. It never stops for good.
+//!
+//! Readers only ever see state and records of step 4.
+//!
+//! On a shared log (several nodes appending to one PostgreSQL log), the writer first
+//! catches up with what other nodes appended (verified, applied, published), and an
+//! append refused with `Conflict` means another node got there first: the writer
+//! resets its kernel to the committed state, catches up, decides the same messages
+//! again on the new state and retries, up to [`MAX_CONFLICT_RETRIES`] times.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use toka_kernel::{Kernel, OpcodeRegistry};
+use toka_store_core::Head;
+use toka_types::{EntityId, KernelEvent, Message, Timestamp};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::clock::Clock;
+use crate::config::{PipelineConfig, SnapshotConfig};
+use crate::error::SubmitError;
+use crate::shared::Shared;
+
+mod commit;
+mod outage;
+mod snapshot;
+
+/// What a committed message produced: its events, the first at `first_seq`, the rest
+/// following.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Committed {
+    /// The `seq` of the first event.
+    pub first_seq: u64,
+    /// The events, in log order.
+    pub events: Vec<KernelEvent>,
+}
+
+impl Committed {
+    /// `(seq, event)` pairs.
+    pub fn numbered(&self) -> impl Iterator<Item = (u64, &KernelEvent)> {
+        self.events
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (self.first_seq + i as u64, e))
+    }
+}
+
+/// What a submitter asks the writer to decide.
+#[derive(Debug)]
+pub(crate) enum Request {
+    /// A message, authorised by its capability token.
+    Message(Message),
+    /// A root token, for the holder of the node's signing key (no message can ask for
+    /// one: the runtime's own API is the only way in).
+    RootToken {
+        /// Its lifetime.
+        ttl_secs: u64,
+    },
+}
+
+/// The answer to a submission: its events, or why not, with the request handed back.
+pub(crate) type Reply = oneshot::Sender<Result<Committed, (SubmitError, Request)>>;
+
+/// How often a batch is re-decided after losing the race for the head of a shared log.
+pub const MAX_CONFLICT_RETRIES: usize = 256;
+/// First wait before retrying the store after it failed.
+pub const OUTAGE_BACKOFF_MIN: Duration = Duration::from_millis(100);
+/// Longest wait between retries of a failed store.
+pub const OUTAGE_BACKOFF_MAX: Duration = Duration::from_secs(5);
+
+/// The store failed and the writer cannot commit until a rebuild succeeds.
+pub(crate) struct Outage {
+    reason: String,
+    retry_at: Instant,
+    backoff: Duration,
+}
+
+pub(crate) enum Command {
+    Submit {
+        request: Request,
+        reply: Reply,
+    },
+    /// Another node appended: read and apply its events.
+    CatchUp,
+    /// Time passed: sign a checkpoint if one is due.
+    Tick,
+    Snapshot {
+        reply: oneshot::Sender<Result<u64, String>>,
+    },
+    /// Stop taking commands, commit what is queued, snapshot if configured, answer.
+    Shutdown {
+        reply: oneshot::Sender<()>,
+    },
+}
+
+pub(crate) struct Writer {
+    pub(crate) kernel: Kernel,
+    pub(crate) head: Head,
+    pub(crate) namespace: EntityId,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) last_now: Timestamp,
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) handlers: OpcodeRegistry,
+    pub(crate) pipeline: PipelineConfig,
+    pub(crate) snapshots: SnapshotConfig,
+    pub(crate) since_snapshot: u64,
+    /// Records other nodes appended that this writer caught up with (a shared log).
+    pub(crate) foreign_seen: u64,
+    /// Signs checkpoints, if configured.
+    pub(crate) checkpointer: Option<crate::checkpoint::Checkpointer>,
+    /// Set while the store cannot be used.
+    pub(crate) outage: Option<Outage>,
+}
+
+impl Writer {
+    pub(crate) async fn run(mut self, mut rx: mpsc::Receiver<Command>) {
+        let mut shutdown_replies = Vec::new();
+        loop {
+            let next = match self.outage.as_ref().map(|o| o.retry_at) {
+                Some(at) => tokio::select! {
+                    c = rx.recv() => c,
+                    () = tokio::time::sleep_until(at.into()) => {
+                        self.try_to_recover().await;
+                        continue;
+                    }
+                },
+                None => rx.recv().await,
+            };
+            let Some(first) = next else { break };
+            let mut commands = vec![first];
+            while commands.len() < self.pipeline.max_batch {
+                match rx.try_recv() {
+                    Ok(c) => commands.push(c),
+                    Err(_) => break,
+                }
+            }
+            self.shared
+                .metrics
+                .queue_depth
+                .store(rx.len() as u64, Ordering::Relaxed);
+            let mut submissions = Vec::with_capacity(commands.len());
+            let mut snapshot_requests = Vec::new();
+            for c in commands {
+                match c {
+                    Command::Submit { request, reply } => submissions.push((request, reply)),
+                    Command::Snapshot { reply } => snapshot_requests.push(reply),
+                    Command::CatchUp | Command::Tick => {}
+                    Command::Shutdown { reply } => {
+                        // Nothing new gets in; what is queued is still committed.
+                        rx.close();
+                        shutdown_replies.push(reply);
+                    }
+                }
+            }
+            if self
+                .outage
+                .as_ref()
+                .is_some_and(|o| Instant::now() >= o.retry_at)
+            {
+                self.try_to_recover().await;
+            }
+            if let Some(outage) = &self.outage {
+                let retry_after_ms = outage
+                    .retry_at
+                    .saturating_duration_since(Instant::now())
+                    .as_millis()
+                    .max(1) as u64;
+                for (request, reply) in submissions {
+                    let error = SubmitError::Unavailable {
+                        reason: outage.reason.clone(),
+                        retry_after_ms,
+                    };
+                    let _ = reply.send(Err((error, request)));
+                }
+                for reply in snapshot_requests {
+                    let _ = reply.send(Err(format!("the store is unavailable: {}", outage.reason)));
+                }
+                continue;
+            }
+            if self.shared.store.is_shared() && submissions.is_empty() && !self.catch_up().await {
+                self.rebuild_or_enter_outage("cannot read other nodes' events")
+                    .await;
+            }
+            if !submissions.is_empty() {
+                self.commit(submissions).await;
+            }
+            if self.outage.is_some() {
+                continue;
+            }
+            let due = self.snapshots.every_events > 0
+                && self.since_snapshot >= self.snapshots.every_events;
+            if due || !snapshot_requests.is_empty() {
+                let result = self.take_snapshot().await;
+                if let Err(e) = &result {
+                    tracing::error!(error = %e, "snapshot failed");
+                }
+                for reply in snapshot_requests {
+                    let _ = reply.send(result.clone());
+                }
+            } else {
+                let now = self.clock.now().max(self.last_now);
+                if self
+                    .checkpointer
+                    .as_ref()
+                    .is_some_and(|c| c.due(self.head.seq, now))
+                {
+                    self.checkpoint();
+                }
+            }
+        }
+        // The queue is closed and drained: a clean shutdown.
+        let healthy = self.outage.is_none();
+        if healthy
+            && self.snapshots.on_shutdown
+            && self.head.seq > 0
+            && let Err(e) = self.take_snapshot().await
+        {
+            tracing::error!(error = %e, "final snapshot failed");
+        }
+        if healthy
+            && self
+                .checkpointer
+                .as_ref()
+                .is_some_and(|c| c.last_seq < self.head.seq)
+        {
+            self.checkpoint();
+        }
+        tracing::info!(head = self.head.seq, "writer stopped");
+        for reply in shutdown_replies {
+            let _ = reply.send(());
+        }
+    }
+}

@@ -1,0 +1,95 @@
+//! Outages (rule 6): rebuilding from the log, and retrying a failed store with bounded
+//! backoff until it is back.
+
+use std::time::Instant;
+
+use super::{OUTAGE_BACKOFF_MAX, OUTAGE_BACKOFF_MIN, Outage, Writer};
+use crate::recovery;
+
+impl Writer {
+    /// Rebuilds; on failure goes into an outage.
+    pub(super) async fn rebuild_or_enter_outage(&mut self, why: &str) {
+        if let Err(reason) = self.rebuild().await {
+            self.enter_outage(&format!("{why}: {reason}"));
+        }
+    }
+
+    pub(super) fn enter_outage(&mut self, reason: &str) {
+        let backoff = self
+            .outage
+            .as_ref()
+            .map(|o| (o.backoff * 2).min(OUTAGE_BACKOFF_MAX))
+            .unwrap_or(OUTAGE_BACKOFF_MIN);
+        if self.outage.is_none() {
+            tracing::error!(
+                reason,
+                "the store is unavailable; retrying until it is back"
+            );
+        }
+        self.outage = Some(Outage {
+            reason: reason.to_string(),
+            retry_at: Instant::now() + backoff,
+            backoff,
+        });
+        *self
+            .shared
+            .unavailable
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = Some(reason.to_string());
+    }
+
+    /// In an outage: try the rebuild again; leave the outage if it works.
+    pub(super) async fn try_to_recover(&mut self) {
+        match self.rebuild().await {
+            Ok(()) => {
+                tracing::info!(head = self.head.seq, "the store is back; serving again");
+                self.outage = None;
+                *self
+                    .shared
+                    .unavailable
+                    .write()
+                    .unwrap_or_else(|e| e.into_inner()) = None;
+            }
+            Err(reason) => self.enter_outage(&reason),
+        }
+    }
+
+    /// How long a refused submitter should wait before trying again.
+    pub(super) fn retry_after_ms(&self) -> u64 {
+        self.outage
+            .as_ref()
+            .map(|o| {
+                o.retry_at
+                    .saturating_duration_since(Instant::now())
+                    .as_millis() as u64
+            })
+            .unwrap_or(0)
+            .max(100)
+    }
+
+    /// Throws away the writer's (possibly uncommitted) state and replays the log.
+    pub(super) async fn rebuild(&mut self) -> Result<(), String> {
+        let trusted: Vec<_> = self
+            .shared
+            .latest_checkpoint
+            .read()
+            .map(|c| c.iter().cloned().collect())
+            .unwrap_or_default();
+        let store = self.shared.store.as_ref();
+        match recovery::recover_with(store, &self.handlers, &trusted, true, |_| {}).await {
+            Ok(recovered) => {
+                let keys = self.kernel.verifier().keys().clone();
+                self.kernel = recovery::kernel_for(recovered.state.clone(), keys, &self.handlers);
+                self.head = recovered.head;
+                *self.shared.state.write().unwrap_or_else(|e| e.into_inner()) = recovered.state;
+                self.shared.head.send_replace(recovered.head);
+                tracing::info!(head = recovered.head.seq, "state rebuilt from the log");
+                Ok(())
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot rebuild state from the log");
+                Err(e.to_string())
+            }
+        }
+    }
+}

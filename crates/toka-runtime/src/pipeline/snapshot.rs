@@ -1,0 +1,69 @@
+//! Snapshots and signed checkpoints taken by the writer.
+
+use toka_store_core::{Hash32, Snapshot};
+
+use super::Writer;
+
+impl Writer {
+    pub(super) async fn take_snapshot(&mut self) -> Result<u64, String> {
+        let state = self.kernel.state();
+        let image = serde_json::to_vec(&state.image()).map_err(|e| e.to_string())?;
+        let snapshot = Snapshot {
+            seq: self.head.seq,
+            chain_digest: self.head.digest,
+            state_digest: Hash32(*state.digest().as_bytes()),
+            state: image,
+        };
+        self.shared
+            .store
+            .put_snapshot(&snapshot)
+            .await
+            .map_err(|e| e.to_string())?;
+        self.shared
+            .store
+            .prune_snapshots(self.snapshots.keep.max(1))
+            .await
+            .map_err(|e| e.to_string())?;
+        self.since_snapshot = 0;
+        tracing::info!(
+            seq = snapshot.seq,
+            bytes = snapshot.state.len(),
+            "snapshot taken"
+        );
+        // A snapshot is only trusted at start when a checkpoint covers it.
+        self.sign_checkpoint(snapshot.state_digest)
+            .map_err(|e| format!("snapshot taken, but its checkpoint failed: {e}"))?;
+        Ok(snapshot.seq)
+    }
+
+    /// Signs a checkpoint at the head now, if checkpoints are configured. Only called
+    /// right after a commit or a catch-up: the kernel's state is the committed state.
+    pub(super) fn checkpoint(&mut self) {
+        let digest = Hash32(*self.kernel.state().digest().as_bytes());
+        if let Err(e) = self.sign_checkpoint(digest) {
+            tracing::error!(error = %e, "checkpoint failed");
+        }
+    }
+
+    pub(super) fn sign_checkpoint(&mut self, state_digest: Hash32) -> Result<(), String> {
+        let now = self.clock.now().max(self.last_now);
+        let Some(checkpointer) = self.checkpointer.as_mut() else {
+            return Ok(());
+        };
+        let signed = checkpointer
+            .sign(crate::checkpoint::Checkpoint {
+                seq: self.head.seq,
+                chain_digest: self.head.digest,
+                state_digest,
+                time: now,
+            })
+            .map_err(|e| e.to_string())?;
+        tracing::info!(seq = signed.checkpoint.seq, "checkpoint signed");
+        *self
+            .shared
+            .latest_checkpoint
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = Some(signed);
+        Ok(())
+    }
+}
