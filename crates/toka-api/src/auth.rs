@@ -47,6 +47,25 @@ impl Caller {
     }
 }
 
+impl Caller {
+    /// Why the token may no longer be used (expired, revoked, its subject terminated,
+    /// its key retired), or `None` while it may. Long-lived requests (event streams)
+    /// ask again as they go.
+    pub fn lapsed(&self, app: &AppState) -> Option<String> {
+        let now = app.now_secs();
+        app.runtime.read(|state| {
+            if let Err(e) = toka_auth::validate(&self.token, now, state, app.runtime.keys()) {
+                return Some(format!("token refused: {e}"));
+            }
+            match state.agent(self.claims.sub).map(|a| a.status) {
+                Some(toka_kernel::AgentStatus::Active) => None,
+                Some(_) => Some(format!("agent {} was terminated", self.claims.sub)),
+                None => Some(format!("agent {} does not exist", self.claims.sub)),
+            }
+        })
+    }
+}
+
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 

@@ -2,6 +2,7 @@
 //! token for what it reads or does.
 
 use std::convert::Infallible;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Json;
@@ -65,15 +66,19 @@ pub async fn submit(
 
 /// Read committed events by range (only those the token's scope covers).
 #[utoipa::path(get, path = "/v1/events", tag = "events", params(EventQuery),
-    responses((status = 200, body = EventPage), (status = 401, body = ErrorBody)), security(("bearer" = [])))]
+    responses((status = 200, body = EventPage), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+              (status = 500, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn events(
     State(app): State<AppState>,
     caller: Caller,
     query: Result<Query<EventQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<EventPage>, ApiError> {
     let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
-    let from = q.from.unwrap_or(1).max(1);
-    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
+    let from = match q.from {
+        Some(0) => return Err(ApiError::bad_request("from is 0; seqs start at 1")),
+        f => f.unwrap_or(1),
+    };
+    let limit = page_size(q.limit)?;
     let records = app
         .runtime
         .store()
@@ -112,9 +117,14 @@ fn visible(
 
 /// Live stream of committed events (Server-Sent Events): history from `from` (or the
 /// `Last-Event-ID` header + 1), then live, with no gap and no duplicate. Each event's
-/// SSE id is its `seq`.
-#[utoipa::path(get, path = "/v1/events/stream", tag = "events", params(StreamQuery),
-    responses((status = 200, description = "text/event-stream of EventView"), (status = 401, body = ErrorBody)),
+/// SSE id is its `seq`. The token is checked again every second and with every event:
+/// once it expires or is revoked, or its subject is terminated, or the server shuts
+/// down, the stream ends with a final `closed` event saying why. At most
+/// `server.max_streams` streams are served at once (503 with `Retry-After` beyond).
+#[utoipa::path(get, path = "/v1/events/stream", tag = "events", params(StreamQuery,
+        ("Last-Event-ID" = Option<u64>, Header, description = "resume after this seq")),
+    responses((status = 200, description = "text/event-stream of EventView, ending with a `closed` event"),
+              (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 503, body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn stream(
     State(app): State<AppState>,
@@ -123,19 +133,75 @@ pub async fn stream(
     query: Result<Query<StreamQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
-    let resume = headers
-        .get("last-event-id")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .map(|last| last + 1);
+    let resume = match headers.get("last-event-id") {
+        None => None,
+        Some(value) => {
+            let last: u64 = value
+                .to_str()
+                .ok()
+                .and_then(|v| v.trim().parse().ok())
+                .ok_or_else(|| {
+                    ApiError::bad_request("Last-Event-ID must be a seq (a whole number)")
+                })?;
+            Some(last.checked_add(1).ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "Last-Event-ID {last} is the largest seq there can be"
+                ))
+            })?)
+        }
+    };
+    let permit = Arc::clone(&app.streams).try_acquire_owned().map_err(|_| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too_many_streams",
+            "the server serves as many event streams as it may (server.max_streams); retry later",
+        )
+        .retry_after_ms(5000)
+    })?;
     let from = resume
         .or(q.from)
-        .unwrap_or_else(|| app.runtime.head().seq + 1);
+        .unwrap_or_else(|| app.runtime.head().seq + 1)
+        .max(1);
     let mut subscription = app.runtime.subscribe(from);
-    let runtime = app.runtime.clone();
     let stream = async_stream(move |yield_tx| async move {
-        while let Some(Ok(record)) = subscription.next().await {
-            if !runtime.read(|state| visible(&caller, state, &record)) {
+        let _permit = permit;
+        let mut shutdown = app.shutdown.clone();
+        let mut recheck = tokio::time::interval(Duration::from_secs(1));
+        let closed = |reason: String| {
+            Event::default()
+                .event("closed")
+                .data(serde_json::json!({"reason": reason}).to_string())
+        };
+        loop {
+            let record = tokio::select! {
+                () = async {
+                    // The guard it returns must not live across the send below.
+                    let _ = shutdown.wait_for(|stopping| *stopping).await;
+                } => {
+                    let _ = yield_tx.send(Ok(closed("the server is shutting down".into()))).await;
+                    return;
+                }
+                _ = recheck.tick() => {
+                    if let Some(reason) = caller.lapsed(&app) {
+                        let _ = yield_tx.send(Ok(closed(reason))).await;
+                        return;
+                    }
+                    continue;
+                }
+                next = subscription.next() => match next {
+                    Some(Ok(record)) => record,
+                    Some(Err(e)) => {
+                        let _ = yield_tx.send(Ok(closed(format!("storage error: {e}")))).await;
+                        return;
+                    }
+                    None => return,
+                },
+            };
+            if let Some(reason) = caller.lapsed(&app) {
+                let _ = yield_tx.send(Ok(closed(reason))).await;
+                return;
+            }
+            if !app.runtime.read(|state| visible(&caller, state, &record)) {
                 continue;
             }
             let view = EventView::of(&record);
@@ -145,7 +211,7 @@ pub async fn stream(
                 .event(view.kind.clone())
                 .data(data);
             if yield_tx.send(Ok(event)).await.is_err() {
-                break;
+                return;
             }
         }
     });
@@ -163,22 +229,62 @@ where
     futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
 }
 
-/// The agents the token's scope covers, parents before children.
-#[utoipa::path(get, path = "/v1/agents", tag = "agents",
-    responses((status = 200, body = Vec<AgentView>), (status = 401, body = ErrorBody)), security(("bearer" = [])))]
-pub async fn agents(State(app): State<AppState>, caller: Caller) -> Json<Vec<AgentView>> {
-    Json(app.runtime.read(|state| {
+/// A page size from a query: 1 to [`MAX_PAGE`], [`DEFAULT_PAGE`] when absent.
+fn page_size(limit: Option<u64>) -> Result<usize, ApiError> {
+    match limit.unwrap_or(DEFAULT_PAGE) {
+        n @ 1..=MAX_PAGE => Ok(n as usize),
+        n => Err(ApiError::bad_request(format!(
+            "limit is {n}, must be 1 to {MAX_PAGE}"
+        ))),
+    }
+}
+
+/// The agents the token's scope covers, parents before children, a page at a time.
+#[utoipa::path(get, path = "/v1/agents", tag = "agents", params(AgentQuery),
+    responses((status = 200, body = AgentPage), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn agents(
+    State(app): State<AppState>,
+    caller: Caller,
+    query: Result<Query<AgentQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<AgentPage>, ApiError> {
+    let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let limit = page_size(q.limit)?;
+    let after = q
+        .after
+        .as_deref()
+        .map(|a| parse_id(a, "after"))
+        .transpose()?;
+    // Only the page's views are built under the read lock; serialising happens after.
+    let page = app.runtime.read(|state| {
         let top = match caller.claims.effective_scope() {
             Scope::All => state.root(),
             Scope::Subtree(top) => Some(top),
         };
-        top.map(|t| state.subtree(t))
-            .unwrap_or_default()
-            .into_iter()
-            .filter_map(|id| state.agent(id))
+        let order = top.map(|t| state.subtree(t)).unwrap_or_default();
+        let start = match after {
+            None => 0,
+            Some(a) => order
+                .iter()
+                .position(|id| *id == a)
+                .map(|i| i + 1)
+                .ok_or_else(|| {
+                    ApiError::bad_request(format!("after: no agent {a} in your scope"))
+                })?,
+        };
+        let ids = &order[start.min(order.len())..];
+        let items: Vec<AgentView> = ids
+            .iter()
+            .take(limit)
+            .filter_map(|id| state.agent(*id))
             .map(|a| AgentView::of(a, state))
-            .collect()
-    }))
+            .collect();
+        let next = (ids.len() > limit)
+            .then(|| items.last().map(|a| a.id.clone()))
+            .flatten();
+        Ok::<_, ApiError>(AgentPage { items, next })
+    })?;
+    Ok(Json(page))
 }
 
 /// One agent.
@@ -202,45 +308,96 @@ pub async fn agent(
         .ok_or_else(|| ApiError::not_found(format!("no agent {id} in your scope")))
 }
 
-/// Tasks, by agent and state, within the token's scope.
+/// Tasks, by agent and state, within the token's scope, a page at a time: in id order,
+/// or in schedule order for one agent.
 #[utoipa::path(get, path = "/v1/tasks", tag = "tasks", params(TaskQuery),
-    responses((status = 200, body = Vec<TaskView>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)),
+    responses((status = 200, body = TaskPage), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn tasks(
     State(app): State<AppState>,
     caller: Caller,
     query: Result<Query<TaskQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<Vec<TaskView>>, ApiError> {
+) -> Result<Json<TaskPage>, ApiError> {
     let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let limit = page_size(q.limit)?;
     let agent = q
         .agent
         .as_deref()
         .map(|a| parse_id(a, "agent"))
         .transpose()?;
-    let wanted = match q.state.as_deref() {
-        None => None,
-        Some(s) => Some(
-            ["queued", "claimed", "done", "failed", "cancelled"]
-                .into_iter()
-                .find(|k| *k == s)
-                .ok_or_else(|| {
-                    ApiError::bad_request(format!(
-                        "state {s:?} is not queued, claimed, done, failed or cancelled"
-                    ))
-                })?,
-        ),
-    };
-    Ok(Json(app.runtime.read(|state| {
-        let list = match agent {
-            Some(a) => state.tasks_of(a),
-            None => state.tasks(),
+    let after = q
+        .after
+        .as_deref()
+        .map(|a| parse_id(a, "after"))
+        .transpose()?;
+    let wanted = q.state.map(TaskStateName::state);
+    let page = app.runtime.read(|state| {
+        let fits = |t: &&toka_kernel::TaskRecord| {
+            caller.sees(state, t.agent) && wanted.is_none_or(|w| t.state == w)
         };
-        list.into_iter()
-            .filter(|t| caller.sees(state, t.agent))
-            .filter(|t| wanted.is_none_or(|w| t.state.as_str() == w))
-            .map(TaskView::of)
-            .collect()
-    })))
+        // One more than the page, to know whether there is a next one.
+        let mut chosen: Vec<&toka_kernel::TaskRecord> = match agent {
+            Some(a) => {
+                let list = state.tasks_of(a);
+                let start = match after {
+                    None => 0,
+                    Some(c) => list
+                        .iter()
+                        .position(|t| t.id == c)
+                        .map(|i| i + 1)
+                        .unwrap_or(list.len()),
+                };
+                list.into_iter()
+                    .skip(start)
+                    .filter(|t| fits(t))
+                    .take(limit + 1)
+                    .collect()
+            }
+            None => {
+                // The smallest ids after the cursor, without sorting every task.
+                let mut heap = std::collections::BinaryHeap::with_capacity(limit + 2);
+                for t in state
+                    .all_tasks()
+                    .filter(|t| after.is_none_or(|c| t.id > c))
+                    .filter(|t| fits(t))
+                {
+                    heap.push(TaskById(t));
+                    if heap.len() > limit + 1 {
+                        heap.pop();
+                    }
+                }
+                let mut list: Vec<_> = heap.into_iter().map(|t| t.0).collect();
+                list.sort_unstable_by_key(|t| t.id);
+                list
+            }
+        };
+        let more = chosen.len() > limit;
+        chosen.truncate(limit);
+        let items: Vec<TaskView> = chosen.into_iter().map(TaskView::of).collect();
+        let next = more.then(|| items.last().map(|t| t.id.clone())).flatten();
+        TaskPage { items, next }
+    });
+    Ok(Json(page))
+}
+
+/// Orders tasks by id in a max-heap (the largest is popped first).
+struct TaskById<'a>(&'a toka_kernel::TaskRecord);
+
+impl PartialEq for TaskById<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.id == other.0.id
+    }
+}
+impl Eq for TaskById<'_> {}
+impl PartialOrd for TaskById<'_> {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for TaskById<'_> {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.0.id.cmp(&other.0.id)
+    }
 }
 
 /// The committed head and the state digest.

@@ -70,9 +70,46 @@ pub struct EventPage {
 #[serde(deny_unknown_fields)]
 pub struct EventQuery {
     /// First `seq` (default 1).
+    #[param(minimum = 1)]
     pub from: Option<u64>,
-    /// Most records to scan (default 100, at most 1000).
-    pub limit: Option<usize>,
+    /// Most records to scan (default 100).
+    #[param(minimum = 1, maximum = 1000)]
+    pub limit: Option<u64>,
+}
+
+/// Largest page of any list route.
+pub const MAX_PAGE: u64 = 1000;
+/// Page size when none is asked for.
+pub const DEFAULT_PAGE: u64 = 100;
+
+/// Query of `GET /v1/agents`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct AgentQuery {
+    /// Most agents in the page (default 100).
+    #[param(minimum = 1, maximum = 1000)]
+    pub limit: Option<u64>,
+    /// The `next` of the previous page.
+    #[param(format = "uuid")]
+    pub after: Option<String>,
+}
+
+/// A page of agents, parents before children.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct AgentPage {
+    /// The agents.
+    pub items: Vec<AgentView>,
+    /// Pass as `after` for the next page; absent on the last page.
+    pub next: Option<String>,
+}
+
+/// A page of tasks, in id order (or schedule order for one agent).
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct TaskPage {
+    /// The tasks.
+    pub items: Vec<TaskView>,
+    /// Pass as `after` for the next page; absent on the last page.
+    pub next: Option<String>,
 }
 
 /// Query of `GET /v1/events/stream`.
@@ -184,10 +221,46 @@ impl TaskView {
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct TaskQuery {
-    /// Only this agent's tasks.
+    /// Only this agent's tasks (then in schedule order).
+    #[param(format = "uuid")]
     pub agent: Option<String>,
     /// Only tasks in this state.
-    pub state: Option<String>,
+    pub state: Option<TaskStateName>,
+    /// Most tasks in the page (default 100).
+    #[param(minimum = 1, maximum = 1000)]
+    pub limit: Option<u64>,
+    /// The `next` of the previous page.
+    #[param(format = "uuid")]
+    pub after: Option<String>,
+}
+
+/// A task state, as a query filter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskStateName {
+    /// Waiting to be claimed.
+    Queued,
+    /// Being worked on.
+    Claimed,
+    /// Finished with success.
+    Done,
+    /// Finished with failure.
+    Failed,
+    /// Dropped with its agent.
+    Cancelled,
+}
+
+impl TaskStateName {
+    /// The kernel's state.
+    pub fn state(self) -> TaskState {
+        match self {
+            Self::Queued => TaskState::Queued,
+            Self::Claimed => TaskState::Claimed,
+            Self::Done => TaskState::Done,
+            Self::Failed => TaskState::Failed,
+            Self::Cancelled => TaskState::Cancelled,
+        }
+    }
 }
 
 /// Head and digests.

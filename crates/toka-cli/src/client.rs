@@ -66,6 +66,36 @@ impl Client {
         self.handle(request.send().await).await
     }
 
+    /// Every item of a paged list route (`{"items": [...], "next": ...}`), following
+    /// `next` page by page (at most 1 000 pages of 1 000).
+    pub async fn get_all<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+    ) -> Result<Vec<T>> {
+        #[derive(serde::Deserialize)]
+        struct Page<T> {
+            items: Vec<T>,
+            next: Option<String>,
+        }
+        let mut all = Vec::new();
+        let mut after: Option<String> = None;
+        for _ in 0..1000 {
+            let mut q: Vec<(&str, String)> = query.to_vec();
+            q.push(("limit", "1000".into()));
+            if let Some(a) = &after {
+                q.push(("after", a.clone()));
+            }
+            let page: Page<T> = self.get(path, &q).await?;
+            all.extend(page.items);
+            match page.next {
+                Some(next) => after = Some(next),
+                None => return Ok(all),
+            }
+        }
+        anyhow::bail!("{path} has more than a million items; use the API's pages")
+    }
+
     /// POST `body` as JSON to `path`.
     pub async fn post<B: Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> Result<T> {
         let request = self

@@ -250,7 +250,7 @@ async fn reads_never_leak_beyond_the_token_scope() {
         .json()
         .await
         .unwrap();
-    assert_eq!(tasks.as_array().unwrap().len(), 1);
+    assert_eq!(tasks["items"].as_array().unwrap().len(), 1);
     let r = http()
         .get(format!("{}/v1/agents/{b}", server.url))
         .bearer_auth(a_token)

@@ -141,6 +141,11 @@ impl WorldState {
             .unwrap_or_default()
     }
 
+    /// Every task, in no particular order (cheap: nothing is sorted).
+    pub fn all_tasks(&self) -> impl Iterator<Item = &TaskRecord> {
+        self.tasks.values()
+    }
+
     /// Every task, in id order.
     pub fn tasks(&self) -> Vec<&TaskRecord> {
         let mut all: Vec<_> = self.tasks.values().collect();

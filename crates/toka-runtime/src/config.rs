@@ -153,6 +153,12 @@ pub const FIELDS: &[Field] = &[
         doc: "Largest HTTP request body accepted.",
     },
     Field {
+        section: "server",
+        key: "max_streams",
+        default: "256",
+        doc: "Most event streams (SSE) served at once; more are refused with 503 and Retry-After.",
+    },
+    Field {
         section: "agents",
         key: "max_restarts",
         default: "5",
@@ -272,6 +278,8 @@ pub struct ServerConfig {
     pub listen: String,
     /// Largest request body.
     pub max_body_bytes: usize,
+    /// Most concurrent event streams.
+    pub max_streams: usize,
 }
 
 /// `[agents]`.
@@ -385,6 +393,7 @@ impl Default for Config {
             server: ServerConfig {
                 listen: "127.0.0.1:7878".into(),
                 max_body_bytes: 2 * 1024 * 1024,
+                max_streams: 256,
             },
             agents: AgentsConfig { max_restarts: 5 },
             base_dir: PathBuf::from("."),
@@ -549,6 +558,9 @@ impl Config {
             || self.auth.token_ttl_secs > toka_types::limits::MAX_TOKEN_LIFETIME_SECS
         {
             return range("auth.token_ttl_secs", "must be 1 to 86400");
+        }
+        if self.server.max_streams == 0 || self.server.max_streams > 65_536 {
+            return range("server.max_streams", "must be 1 to 65536");
         }
         if self.rate_limit.per_second > 0 && self.rate_limit.burst == 0 {
             return range("rate_limit.burst", "must be at least 1 when a rate is set");

@@ -14,10 +14,10 @@ pub enum SubmitError {
     /// The queue stayed full for the whole busy timeout; try again later.
     #[error("the runtime is busy (queue full); try again later")]
     Busy,
-    /// The origin sends faster than its rate limit allows; nothing was written.
-    #[error("rate limited: origin {origin} is over its limit; retry in {retry_after_ms} ms")]
+    /// The token's subject sends faster than its rate limit allows; nothing was written.
+    #[error("rate limited: agent {origin} is over its limit; retry in {retry_after_ms} ms")]
     RateLimited {
-        /// The origin.
+        /// The verified subject of the token.
         origin: toka_types::EntityId,
         /// When a retry may succeed.
         retry_after_ms: u64,

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use governor::{Quota, RateLimiter};
 use toka_auth::KeySet;
 use toka_bus_core::BroadcastBus;
 use toka_kernel::{OpcodeRegistry, WorldState};
@@ -71,7 +71,6 @@ impl Default for RuntimeOptions {
 struct Inner {
     tx: mpsc::Sender<Command>,
     shared: Arc<Shared>,
-    limiter: Option<DefaultKeyedRateLimiter<EntityId>>,
     keys: KeySet,
     options: RuntimeOptions,
     writer: Mutex<Option<JoinHandle<()>>>,
@@ -185,6 +184,15 @@ impl Runtime {
             since_snapshot: 0,
             foreign_seen: 0,
             outage: None,
+            limiter: match (
+                NonZeroU32::new(options.rate_limit.per_second),
+                NonZeroU32::new(options.rate_limit.burst),
+            ) {
+                (Some(rate), Some(burst)) => Some(RateLimiter::keyed(
+                    Quota::per_second(rate).allow_burst(burst),
+                )),
+                _ => None,
+            },
             checkpointer: options.checkpoints.clone().map(|settings| {
                 let (last_seq, last_time) = latest_checkpoint
                     .as_ref()
@@ -198,26 +206,6 @@ impl Runtime {
             }),
         };
         let handle = tokio::spawn(writer.run(rx));
-        // Checkpoints by time need a tick while the writer is idle.
-        if let Some(secs) = options
-            .checkpoints
-            .as_ref()
-            .map(|c| c.every_secs)
-            .filter(|s| *s > 0)
-        {
-            let tx = tx.clone();
-            tokio::spawn(async move {
-                let mut every = tokio::time::interval(Duration::from_secs(secs));
-                every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-                loop {
-                    every.tick().await;
-                    if tx.is_closed() {
-                        break;
-                    }
-                    let _ = tx.try_send(Command::Tick);
-                }
-            });
-        }
         // On a shared log, wake the writer when another node moves the head, so this
         // node's readers and subscribers see those events without waiting for a submit.
         if let Some(mut watch) = shared.store.watch_head() {
@@ -234,20 +222,10 @@ impl Runtime {
                 }
             });
         }
-        let limiter = match (
-            NonZeroU32::new(options.rate_limit.per_second),
-            NonZeroU32::new(options.rate_limit.burst),
-        ) {
-            (Some(rate), Some(burst)) => Some(RateLimiter::keyed(
-                Quota::per_second(rate).allow_burst(burst),
-            )),
-            _ => None,
-        };
         Ok(Self {
             inner: Arc::new(Inner {
                 tx,
                 shared,
-                limiter,
                 keys,
                 options,
                 writer: Mutex::new(Some(handle)),
@@ -257,25 +235,8 @@ impl Runtime {
 
     /// Submits `message` and waits until its events are durable (or it is refused).
     /// A refusal hands the message back.
+    /// The rate limit applies after authentication, to the token's verified subject.
     pub async fn submit(&self, message: Message) -> Result<Committed, Refused> {
-        let metrics = &self.inner.shared.metrics;
-        if let Some(limiter) = &self.inner.limiter
-            && let Err(not_until) = limiter.check_key(&message.origin)
-        {
-            metrics.submitted.fetch_add(1, Ordering::Relaxed);
-            metrics.rate_limited.fetch_add(1, Ordering::Relaxed);
-            let wait = not_until.wait_time_from(governor::clock::Clock::now(
-                &governor::clock::DefaultClock::default(),
-            ));
-            let origin = message.origin;
-            return Err(Refused {
-                error: SubmitError::RateLimited {
-                    origin,
-                    retry_after_ms: wait.as_millis() as u64,
-                },
-                message: Some(Box::new(message)),
-            });
-        }
         self.submit_request(Request::Message(message)).await
     }
 

@@ -19,8 +19,14 @@
 //!
 //! ```text
 //! psql "$TOKA_POSTGRES_URL" -c "SET search_path TO toka;
-//!   SELECT e.seq, e.kind, e.origin, p.body_json FROM events e
-//!   JOIN payloads p ON p.hash = e.payload_hash ORDER BY seq DESC LIMIT 5"
+//!   SELECT seq, kind, origin, body_json FROM events_json ORDER BY seq DESC LIMIT 5"
+//! ```
+//!
+//! `body_json` is computed from the stored bytes when read (views `events_json` and
+//! `payloads_json`), never stored beside them, so it cannot disagree with what the
+//! chain covers.
+//!
+//! ```text
 //! ```
 //!
 //! # Live tailing
@@ -405,7 +411,6 @@ impl StorageBackend for PostgresStore {
             digests.push(h.digest.as_bytes().to_vec());
         }
         tx.execute(
-            // body_json is generated from body by the database (migration 2).
             "INSERT INTO payloads (hash, body)
              SELECT h, b FROM UNNEST($1::bytea[], $2::bytea[]) AS t(h, b)
              ON CONFLICT (hash) DO NOTHING",

@@ -40,9 +40,10 @@ const MIGRATIONS: &[&str] = &[
         state_digest BYTEA NOT NULL,
         state BYTEA NOT NULL
     );",
-    // 2: body_json is generated from body by the database, so what a psql user reads
-    // can never disagree with the bytes the chain covers (an UPDATE of body_json is
-    // refused; an UPDATE of body changes both and breaks the payload hash).
+    // 2: nothing is stored twice. `body_json` was a second copy of the payload that a
+    // psql user could edit without touching what the chain covers; now it is computed
+    // from `body` when read, in the views `payloads_json` and `events_json`, so what a
+    // database user reads is always what `verify` checks.
     "CREATE FUNCTION toka_json_of(body BYTEA) RETURNS JSONB
         LANGUAGE plpgsql IMMUTABLE STRICT AS $fn$
      BEGIN
@@ -52,7 +53,11 @@ const MIGRATIONS: &[&str] = &[
      END
      $fn$;
      ALTER TABLE payloads DROP COLUMN body_json;
-     ALTER TABLE payloads ADD COLUMN body_json JSONB GENERATED ALWAYS AS (toka_json_of(body)) STORED;",
+     CREATE VIEW payloads_json AS
+        SELECT hash, body, toka_json_of(body) AS body_json FROM payloads;
+     CREATE VIEW events_json AS
+        SELECT e.seq, e.id, e.kind, e.ts, e.origin, e.jti, toka_json_of(p.body) AS body_json
+        FROM events e JOIN payloads p ON p.hash = e.payload_hash;",
 ];
 
 /// The newest schema version this build knows.

@@ -232,7 +232,7 @@ pub async fn agent(cmd: AgentCmd, out: Out) -> Result<ExitCode> {
         }
         AgentCmd::List { remote } => {
             let client = Client::new(&remote)?;
-            let agents: Vec<AgentView> = client.get("/v1/agents", &[]).await?;
+            let agents: Vec<AgentView> = client.get_all("/v1/agents", &[]).await?;
             out.emit(&agents, || {
                 let base = agents.first().map(|a| a.depth).unwrap_or(0);
                 let rows: Vec<Vec<String>> = agents
@@ -332,7 +332,7 @@ pub async fn task(cmd: TaskCmd, out: Out) -> Result<ExitCode> {
             if let Some(s) = state {
                 query.push(("state", s));
             }
-            let tasks: Vec<TaskView> = client.get("/v1/tasks", &query).await?;
+            let tasks: Vec<TaskView> = client.get_all("/v1/tasks", &query).await?;
             out.emit(&tasks, || {
                 let rows: Vec<Vec<String>> = tasks
                     .iter()

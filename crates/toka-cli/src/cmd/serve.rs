@@ -9,6 +9,9 @@ use toka_runtime::Runtime;
 use crate::output::Out;
 use crate::setup;
 
+/// How long open requests get to finish after SIGINT/SIGTERM.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
+
 async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
@@ -38,10 +41,9 @@ pub async fn run(config_path: &Path, listen: Option<String>, out: Out) -> Result
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
     let local = listener.local_addr()?;
+    let (stopping, stop) = tokio::sync::watch::channel(false);
     let router = toka_api::router(
-        toka_api::AppState {
-            runtime: runtime.clone(),
-        },
+        toka_api::AppState::new(runtime.clone(), config.server.max_streams, stop.clone()),
         config.server.max_body_bytes,
     );
     out.emit(
@@ -54,7 +56,26 @@ pub async fn run(config_path: &Path, listen: Option<String>, out: Out) -> Result
             ));
         },
     );
-    toka_api::serve(listener, router, shutdown_signal()).await?;
+    // On SIGINT/SIGTERM: event streams end (with a final `closed` event), the server
+    // stops accepting and finishes in-flight requests; whatever is still open after
+    // the grace period is cut, so the process always exits.
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stopping.send(true);
+    });
+    let mut stopped = stop.clone();
+    let server = toka_api::serve(listener, router, async move {
+        let _ = stopped.wait_for(|s| *s).await;
+    });
+    let mut grace = stop;
+    let grace = async move {
+        let _ = grace.wait_for(|s| *s).await;
+        tokio::time::sleep(SHUTDOWN_GRACE).await;
+    };
+    tokio::select! {
+        served = server => served?,
+        () = grace => tracing::warn!("requests still open after {SHUTDOWN_GRACE:?}; closing them"),
+    }
     tracing::info!("shutting down: draining the queue");
     runtime.shutdown().await;
     out.say(format!(

@@ -27,11 +27,16 @@ impl Writer {
     pub(super) fn decide_batch(
         &mut self,
         submissions: &[(Request, Reply)],
+        limited: &[Option<SubmitError>],
     ) -> (Vec<Outcome>, Vec<toka_store_core::NewEvent>, usize) {
         let mut outcomes = Vec::with_capacity(submissions.len());
         let mut new_events = Vec::new();
         let mut accepted = 0usize;
-        for (request, _) in submissions {
+        for (i, (request, _)) in submissions.iter().enumerate() {
+            if let Some(Some(refusal)) = limited.get(i) {
+                outcomes.push(Outcome::Rejected(refusal.clone()));
+                continue;
+            }
             let now = self.clock.now().max(self.last_now);
             self.last_now = now;
             let seq = self.kernel.state().next_seq();
@@ -75,6 +80,7 @@ impl Writer {
     /// Decides and commits one batch; a storage failure leaves the writer rebuilt or in
     /// an outage (rule 5).
     pub(super) async fn commit(&mut self, submissions: Vec<(Request, Reply)>) {
+        let limited = self.rate_limit(&submissions);
         let shared_log = self.shared.store.is_shared();
         let mut attempt = 0;
         loop {
@@ -94,7 +100,7 @@ impl Writer {
                 }
                 return;
             }
-            let (outcomes, new_events, accepted) = self.decide_batch(&submissions);
+            let (outcomes, new_events, accepted) = self.decide_batch(&submissions, &limited);
             if new_events.is_empty() {
                 for outcome in &outcomes {
                     if let Outcome::Rejected(SubmitError::Rejected(e)) = outcome {
@@ -154,6 +160,35 @@ impl Writer {
                 }
             }
         }
+    }
+
+    /// Charges each message's verified subject against the rate limit, once per batch;
+    /// a message with a token that does not verify is left to the kernel to refuse.
+    fn rate_limit(&mut self, submissions: &[(Request, Reply)]) -> Vec<Option<SubmitError>> {
+        let Some(limiter) = &self.limiter else {
+            return Vec::new();
+        };
+        let now = self.clock.now().max(self.last_now);
+        let clock = governor::clock::DefaultClock::default();
+        submissions
+            .iter()
+            .map(|(request, _)| {
+                let Request::Message(message) = request else {
+                    return None;
+                };
+                let claims = self.kernel.authenticate(message, now).ok()?;
+                let not_until = limiter.check_key(&claims.sub).err()?;
+                self.shared
+                    .metrics
+                    .rate_limited
+                    .fetch_add(1, Ordering::Relaxed);
+                let wait = not_until.wait_time_from(governor::clock::Clock::now(&clock));
+                Some(SubmitError::RateLimited {
+                    origin: claims.sub,
+                    retry_after_ms: (wait.as_millis() as u64).max(1),
+                })
+            })
+            .collect()
     }
 
     /// Step 4: the batch is durable. Update committed state and head, publish, answer.

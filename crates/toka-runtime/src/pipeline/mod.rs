@@ -3,9 +3,10 @@
 //! Rules, in the order the writer follows them for each batch:
 //!
 //! 1. Take up to `max_batch` queued commands (waiting only for the first).
-//! 2. For each message, in queue order: authenticate, decide and apply on the writer's
-//!    kernel, so each message sees the effects of those before it. A rejection
-//!    produces no event.
+//! 2. For each message, in queue order: authenticate, charge the rate limit of the
+//!    token's verified subject (once per batch, not per retry), decide and apply on
+//!    the writer's kernel, so each message sees the effects of those before it. A
+//!    rejection produces no event.
 //! 3. Seal the batch's events after the head and append them in **one** storage call.
 //! 4. Only if the append returned `Ok`: update the committed state and head, publish
 //!    the records on the bus, then answer every submitter (events and `seq`s, or its
@@ -89,6 +90,9 @@ pub const OUTAGE_BACKOFF_MIN: Duration = Duration::from_millis(100);
 /// Longest wait between retries of a failed store.
 pub const OUTAGE_BACKOFF_MAX: Duration = Duration::from_secs(5);
 
+/// How often an idle writer looks at the clock.
+const TICK: Duration = Duration::from_secs(1);
+
 /// The store failed and the writer cannot commit until a rebuild succeeds.
 pub(crate) struct Outage {
     reason: String,
@@ -103,8 +107,6 @@ pub(crate) enum Command {
     },
     /// Another node appended: read and apply its events.
     CatchUp,
-    /// Time passed: sign a checkpoint if one is due.
-    Tick,
     Snapshot {
         reply: oneshot::Sender<Result<u64, String>>,
     },
@@ -131,21 +133,33 @@ pub(crate) struct Writer {
     pub(crate) checkpointer: Option<crate::checkpoint::Checkpointer>,
     /// Set while the store cannot be used.
     pub(crate) outage: Option<Outage>,
+    /// Messages per second per verified subject, if limited.
+    pub(crate) limiter: Option<governor::DefaultKeyedRateLimiter<EntityId>>,
 }
 
 impl Writer {
     pub(crate) async fn run(mut self, mut rx: mpsc::Receiver<Command>) {
         let mut shutdown_replies = Vec::new();
+        // Time-based work (checkpoints, pruning idle rate-limit keys) while idle.
+        let mut tick = tokio::time::interval(TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         loop {
-            let next = match self.outage.as_ref().map(|o| o.retry_at) {
-                Some(at) => tokio::select! {
-                    c = rx.recv() => c,
-                    () = tokio::time::sleep_until(at.into()) => {
-                        self.try_to_recover().await;
-                        continue;
+            let retry_at = self.outage.as_ref().map(|o| o.retry_at);
+            let next = tokio::select! {
+                c = rx.recv() => c,
+                () = async {
+                    match retry_at {
+                        Some(at) => tokio::time::sleep_until(at.into()).await,
+                        None => std::future::pending().await,
                     }
-                },
-                None => rx.recv().await,
+                } => {
+                    self.try_to_recover().await;
+                    continue;
+                }
+                _ = tick.tick() => {
+                    self.on_tick();
+                    continue;
+                }
             };
             let Some(first) = next else { break };
             let mut commands = vec![first];
@@ -165,7 +179,7 @@ impl Writer {
                 match c {
                     Command::Submit { request, reply } => submissions.push((request, reply)),
                     Command::Snapshot { reply } => snapshot_requests.push(reply),
-                    Command::CatchUp | Command::Tick => {}
+                    Command::CatchUp => {}
                     Command::Shutdown { reply } => {
                         // Nothing new gets in; what is queued is still committed.
                         rx.close();

@@ -1,10 +1,29 @@
-//! Snapshots and signed checkpoints taken by the writer.
+//! Snapshots and signed checkpoints taken by the writer, and its clock tick.
 
 use toka_store_core::{Hash32, Snapshot};
 
 use super::Writer;
 
 impl Writer {
+    /// Time passed: sign a checkpoint if one is due by time, forget rate-limit keys of
+    /// subjects idle long enough to be full again.
+    pub(super) fn on_tick(&mut self) {
+        if let Some(limiter) = &self.limiter {
+            limiter.retain_recent();
+            limiter.shrink_to_fit();
+        }
+        if self.outage.is_none() {
+            let now = self.clock.now().max(self.last_now);
+            if self
+                .checkpointer
+                .as_ref()
+                .is_some_and(|c| c.due(self.head.seq, now))
+            {
+                self.checkpoint();
+            }
+        }
+    }
+
     pub(super) async fn take_snapshot(&mut self) -> Result<u64, String> {
         let state = self.kernel.state();
         let image = serde_json::to_vec(&state.image()).map_err(|e| e.to_string())?;

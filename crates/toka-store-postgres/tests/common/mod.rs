@@ -41,7 +41,20 @@ impl Harness for PostgresHarness {
     const DURABLE: bool = true;
 
     async fn open(dir: &Path) -> Result<PostgresStore, StoreError> {
-        PostgresStore::open(&url(), &schema(dir)).await
+        // After a SIGKILL the dead writer's COMMIT may still be under way in its
+        // backend: wait for any transaction holding the head row before reading.
+        let s = schema(dir);
+        if let Ok((client, connection)) =
+            tokio_postgres::connect(&url(), tokio_postgres::NoTls).await
+        {
+            tokio::spawn(connection);
+            let _ = client
+                .batch_execute(&format!(
+                    "BEGIN; SELECT seq FROM \"{s}\".head FOR UPDATE; COMMIT;"
+                ))
+                .await;
+        }
+        PostgresStore::open(&url(), &s).await
     }
 
     async fn tamper(store: PostgresStore, dir: &Path, tamper: Tamper) -> PostgresStore {
