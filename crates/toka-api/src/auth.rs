@@ -41,6 +41,7 @@ impl Caller {
             | KernelEvent::ObservationEmitted { agent, .. }
             | KernelEvent::AgentTerminated { agent, .. } => Some(*agent),
             KernelEvent::TokenIssued(t) => Some(t.sub),
+            KernelEvent::IdempotencyKeyRecorded(r) => Some(r.origin),
             KernelEvent::TokenRevoked { .. } | KernelEvent::Extension(_) => None,
         };
         self.sees(state, origin) || subject.is_some_and(|a| self.sees(state, a))

@@ -124,6 +124,7 @@ impl From<KernelError> for ApiError {
             | K::RevokeOutOfScope { .. }
             | K::CannotRevokeAncestor { .. }
             | K::UnknownTokenNeedsGlobalScope { .. } => StatusCode::FORBIDDEN,
+            K::IdempotencyKeyReused { .. } => StatusCode::CONFLICT,
             K::UnknownAgent(_) | K::UnknownTask(_) | K::UnknownExtension { .. } => {
                 StatusCode::NOT_FOUND
             }

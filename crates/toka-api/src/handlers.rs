@@ -25,21 +25,35 @@ fn parse_id(text: &str, what: &str) -> Result<EntityId, ApiError> {
         .map_err(|e: toka_types::ParseIdError| ApiError::bad_request(format!("{what}: {e}")))
 }
 
-/// Submit a message; answered once its events are durable.
+/// Submit a message; answered once its events are durable. With an `Idempotency-Key`
+/// header, a retry with the same key and body gets the original answer (and the
+/// header `Idempotent-Replayed: true`) without writing anything; the same key with
+/// another body is refused (409 `idempotency_key_reused`).
 #[utoipa::path(post, path = "/v1/messages", tag = "messages", request_body = SubmitRequest,
+    params(("Idempotency-Key" = Option<String>, Header, description = "1 to 128 bytes; makes retries safe")),
     responses((status = 200, body = SubmitResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
               (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
-              (status = 413, body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)),
+              (status = 413, body = ErrorBody), (status = 415, body = ErrorBody), (status = 422, body = ErrorBody),
+              (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn submit(
     State(app): State<AppState>,
     caller: Caller,
+    headers: HeaderMap,
     body: Result<Json<SubmitRequest>, JsonRejection>,
-) -> Result<Json<SubmitResponse>, ApiError> {
+) -> Result<impl IntoResponse, ApiError> {
     let Json(request) = body?;
     let origin = match &request.origin {
         Some(o) => parse_id(o, "origin")?,
         None => caller.claims.sub,
+    };
+    let key = match headers.get("idempotency-key") {
+        None => None,
+        Some(v) => Some(
+            v.to_str()
+                .map_err(|_| ApiError::bad_request("Idempotency-Key must be visible ASCII"))?
+                .to_string(),
+        ),
     };
     let operation: Operation = serde_json::from_value(request.operation).map_err(|e| {
         ApiError::new(
@@ -48,9 +62,11 @@ pub async fn submit(
             e.to_string(),
         )
     })?;
+    let mut message = Message::new(origin, caller.token, operation);
+    message.idempotency_key = key;
     let committed = app
         .runtime
-        .submit(Message::new(origin, caller.token, operation))
+        .submit(message)
         .await
         .map_err(|refused| ApiError::from(refused.error))?;
     let events = committed
@@ -61,7 +77,11 @@ pub async fn submit(
             event: serde_json::to_value(e).unwrap_or_default(),
         })
         .collect();
-    Ok(Json(SubmitResponse { events }))
+    let replayed = if committed.replayed { "true" } else { "false" };
+    Ok((
+        [("idempotent-replayed", replayed)],
+        Json(SubmitResponse { events }),
+    ))
 }
 
 /// Read committed events by range (only those the token's scope covers).

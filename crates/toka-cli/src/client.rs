@@ -12,6 +12,7 @@ pub struct Client {
     http: reqwest::Client,
     base: String,
     token: String,
+    idempotency_key: Option<String>,
 }
 
 impl Client {
@@ -28,6 +29,7 @@ impl Client {
             http: reqwest::Client::new(),
             base: remote.server.trim_end_matches('/').to_string(),
             token,
+            idempotency_key: remote.idempotency_key.clone(),
         })
     }
 
@@ -98,11 +100,14 @@ impl Client {
 
     /// POST `body` as JSON to `path`.
     pub async fn post<B: Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> Result<T> {
-        let request = self
+        let mut request = self
             .http
             .post(format!("{}{path}", self.base))
             .bearer_auth(&self.token)
             .json(body);
+        if let Some(key) = &self.idempotency_key {
+            request = request.header("Idempotency-Key", key);
+        }
         self.handle(request.send().await).await
     }
 

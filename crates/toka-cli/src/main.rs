@@ -34,6 +34,10 @@ pub struct Remote {
     /// The capability token (e.g. from `toka init`).
     #[arg(long, env = "TOKA_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+    /// Makes a submission safe to retry: the same key and request get the first
+    /// answer and write nothing (1 to 128 bytes).
+    #[arg(long)]
+    pub idempotency_key: Option<String>,
 }
 
 /// Which data folder an offline command works on.

@@ -307,3 +307,39 @@ async fn event_stream_resumes_from_last_event_id_across_a_restart() {
         "no gap, no duplicate after the restart"
     );
 }
+
+/// An `Idempotency-Key` makes a retry safe over HTTP: the same answer, flagged as a
+/// replay, nothing written; the same key with another body is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idempotency_key_header_makes_retries_safe() {
+    let dir = tempfile::tempdir().unwrap();
+    let (root, admin) = init(dir.path());
+    let server = Server::start(dir.path());
+    let body = json!({"operation": {"op": "schedule_agent_task", "agent": root, "task": {"description": "once"}}});
+    let send = |body: Value| {
+        http()
+            .post(format!("{}/v1/messages", server.url))
+            .bearer_auth(&admin)
+            .header("Idempotency-Key", "retry-me")
+            .json(&body)
+            .send()
+    };
+    let first = send(body.clone()).await.unwrap();
+    assert_eq!(first.headers()["idempotent-replayed"], "false");
+    let first: Value = first.json().await.unwrap();
+    let second = send(body.clone()).await.unwrap();
+    assert_eq!(second.status().as_u16(), 200);
+    assert_eq!(second.headers()["idempotent-replayed"], "true");
+    assert_eq!(second.json::<Value>().await.unwrap(), first);
+    let other = json!({"operation": {"op": "schedule_agent_task", "agent": root, "task": {"description": "twice"}}});
+    let third = send(other).await.unwrap();
+    assert_eq!(third.status().as_u16(), 409);
+    assert_eq!(
+        third.json::<Value>().await.unwrap()["error"]["code"],
+        "idempotency_key_reused"
+    );
+    let r = client(&server, &admin, &["--json", "state"]);
+    let state: Value = serde_json::from_str(r.stdout.trim()).unwrap();
+    // genesis, the admin token, the task and its idempotency record.
+    assert_eq!(state["head"], 4);
+}

@@ -146,6 +146,9 @@ pub fn apply(state: &mut WorldState, event: &KernelEvent, handlers: &OpcodeRegis
             );
             state.tokens.insert(token.jti.clone(), token.clone());
         }
+        KernelEvent::IdempotencyKeyRecorded(record) => {
+            state.idempotency.insert(record.clone());
+        }
         KernelEvent::TokenRevoked { jti } => {
             state.revoked.insert(jti.clone());
         }

@@ -11,16 +11,22 @@
 //! 6. the target agent is inside the token's scope (an unknown agent outside the scope
 //!    is reported as out of scope, so a token never learns what lies outside it), then
 //!    exists and is active;
-//! 7. the operation's own rules (task ownership and state, queue limit, tree depth, …).
+//! 7. the operation's own rules (task ownership and state, queue limit, tree depth, …);
+//!
+//! and, for a message with an idempotency key, between 4 and 5: a key already
+//! remembered for this origin answers `AlreadyCommitted` (same operation) or
+//! `IdempotencyKeyReused` (another).
 
 use toka_auth::{ChildGrant, Claims, Scope, attenuate, permissions};
 use toka_types::limits::{MAX_QUEUED_TASKS_PER_AGENT, MAX_TOKEN_LIFETIME_SECS};
 use toka_types::{
-    AgentSpec, EntityId, IssuedToken, KernelEvent, Message, Operation, TaskState, TokenGrant,
+    AgentSpec, EntityId, IdempotencyRecord, IssuedToken, KernelEvent, Message, Operation,
+    TaskState, TokenGrant,
 };
 
 use crate::context::Context;
 use crate::error::KernelError;
+use crate::idempotency::request_hash;
 use crate::ids::{derive_id, root_id};
 use crate::opcode::OpcodeRegistry;
 use crate::state::{AgentRecord, AgentStatus, MAX_AGENT_DEPTH, WorldState};
@@ -45,6 +51,47 @@ pub fn decide(
     }
     live_agent(state, message.origin)?;
 
+    let keyed = message
+        .idempotency_key
+        .as_deref()
+        .map(|key| (key, request_hash(&message.operation)));
+    if let Some((key, hash)) = &keyed
+        && let Some(done) = state.idempotency.get(message.origin, key)
+    {
+        return Err(if done.request_hash == *hash {
+            KernelError::AlreadyCommitted {
+                first_seq: done.first_seq,
+                events: done.events,
+            }
+        } else {
+            KernelError::IdempotencyKeyReused {
+                key: key.to_string(),
+                first_seq: done.first_seq,
+            }
+        });
+    }
+    let mut events = decide_operation(state, root, message, claims, ctx, handlers)?;
+    if let Some((key, request_hash)) = keyed {
+        events.push(KernelEvent::IdempotencyKeyRecorded(IdempotencyRecord {
+            origin: message.origin,
+            key: key.to_string(),
+            request_hash,
+            first_seq: ctx.seq,
+            events: events.len() as u32,
+        }));
+    }
+    Ok(events)
+}
+
+/// Rules 5 to 7: the permission, the target and the operation's own rules.
+fn decide_operation(
+    state: &WorldState,
+    root: EntityId,
+    message: &Message,
+    claims: &Claims,
+    ctx: &Context,
+    handlers: &OpcodeRegistry,
+) -> Result<Vec<KernelEvent>, KernelError> {
     let op = &message.operation;
     match op {
         Operation::ScheduleAgentTask { agent, task } => {

@@ -189,6 +189,15 @@ impl WorldState {
             e.opt_id(t.issuer);
         }
 
+        e.len(self.idempotency.len());
+        for r in self.idempotency.records() {
+            e.id(r.origin);
+            e.bytes(r.key.as_bytes());
+            e.bytes(r.request_hash.as_bytes());
+            e.u64(r.first_seq);
+            e.u32(r.events);
+        }
+
         e.len(self.extensions.len());
         for (family, entries) in &self.extensions {
             e.bytes(family.as_bytes());

@@ -113,6 +113,25 @@ pub enum KernelError {
         /// The `jti`.
         jti: String,
     },
+    /// A message with this idempotency key was committed already, asking for the same:
+    /// its answer is the events at `first_seq` (the runtime reads them back).
+    #[error("already committed at seq {first_seq} ({events} events) under this idempotency key")]
+    AlreadyCommitted {
+        /// The original's first `seq`.
+        first_seq: u64,
+        /// How many events it produced.
+        events: u32,
+    },
+    /// The idempotency key was used for a different operation.
+    #[error(
+        "idempotency key {key:?} was used at seq {first_seq} for a different operation; use a new key"
+    )]
+    IdempotencyKeyReused {
+        /// The key.
+        key: String,
+        /// Where it was used.
+        first_seq: u64,
+    },
     /// The token is already revoked.
     #[error("token {jti:?} is already revoked")]
     AlreadyRevoked {
@@ -192,6 +211,8 @@ impl KernelError {
             K::CannotRevokeAncestor { .. } => "cannot_revoke_ancestor",
             K::UnknownTokenNeedsGlobalScope { .. } => "unknown_token",
             K::AlreadyRevoked { .. } => "already_revoked",
+            K::AlreadyCommitted { .. } => "already_committed",
+            K::IdempotencyKeyReused { .. } => "idempotency_key_reused",
             K::UnknownExtension { .. } => "unknown_extension",
             K::ExtensionRefused { .. } => "extension_refused",
             K::DuplicateExtension { .. } => "duplicate_extension",

@@ -8,7 +8,9 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use toka_types::{AgentSpec, EntityId, IssuedToken, TaskOutcome, TaskSpec, TaskState};
+use toka_types::{
+    AgentSpec, EntityId, IdempotencyRecord, IssuedToken, TaskOutcome, TaskSpec, TaskState,
+};
 
 use crate::error::InvariantViolation;
 use crate::state::{AgentRecord, AgentStatus, TaskRecord, WorldState};
@@ -69,6 +71,8 @@ pub struct StateImage {
     pub revoked: Vec<String>,
     /// Issued tokens, by `jti`.
     pub tokens: Vec<IssuedToken>,
+    /// Remembered idempotency keys, oldest first.
+    pub idempotency: Vec<IdempotencyRecord>,
     /// Extension state per family: (key, value) pairs in key order.
     pub extensions: BTreeMap<String, ExtensionEntries>,
 }
@@ -109,6 +113,7 @@ impl WorldState {
                 .collect(),
             revoked: self.revoked().into_iter().map(str::to_string).collect(),
             tokens: self.issued_sorted().into_iter().cloned().collect(),
+            idempotency: self.idempotency.records().cloned().collect(),
             extensions: self
                 .extensions
                 .iter()
@@ -203,6 +208,9 @@ impl WorldState {
             );
         }
         state.revoked = image.revoked.into_iter().collect();
+        for record in image.idempotency {
+            state.idempotency.insert(record);
+        }
         state.tokens = image
             .tokens
             .into_iter()

@@ -54,6 +54,17 @@
 //! 6. A task has an outcome exactly when it is done (a success) or failed (a failure).
 //! 7. Every issued token is for a known agent, its `parent` is the last entry of its
 //!    `lineage`, and it expires after it was issued.
+//! 8. The idempotency index is consistent and holds at most
+//!    [`MAX_IDEMPOTENCY_KEYS`](toka_types::limits::MAX_IDEMPOTENCY_KEYS) keys.
+//!
+//! # Idempotent retries
+//!
+//! A message with an idempotency key is decided as usual, plus one
+//! `idempotency.recorded` event naming the key, the hash of the operation and where
+//! its events are. A later message from the same origin with the same key is answered
+//! [`KernelError::AlreadyCommitted`] (the runtime turns that into the original answer)
+//! if it asks for the same operation, and [`KernelError::IdempotencyKeyReused`] if not;
+//! neither writes anything.
 //!
 //! ```
 //! use toka_auth::{Claims, KeySet, SigningKey, mint, permissions};
@@ -82,6 +93,7 @@ mod context;
 mod decide;
 mod digest;
 mod error;
+mod idempotency;
 mod ids;
 mod image;
 mod kernel;
@@ -93,6 +105,7 @@ pub use context::Context;
 pub use decide::{decide, decide_genesis, decide_root_token};
 pub use digest::{ParseDigestError, StateDigest};
 pub use error::{InvariantViolation, KernelError};
+pub use idempotency::{IdempotencyIndex, request_hash};
 pub use image::{AgentImage, ExtensionEntries, IMAGE_VERSION, StateImage, TaskImage};
 pub use kernel::Kernel;
 pub use opcode::{ExtensionRefusal, OpcodeHandler, OpcodeRegistry};

@@ -82,6 +82,8 @@ pub struct WorldState {
     pub(crate) revoked: FxHashSet<String>,
     /// Every token the log issued, by `jti`.
     pub(crate) tokens: FxHashMap<String, IssuedToken>,
+    /// The newest keyed messages, for idempotent retries.
+    pub(crate) idempotency: crate::idempotency::IdempotencyIndex,
     pub(crate) extensions: BTreeMap<String, ExtensionState>,
 }
 
@@ -180,6 +182,11 @@ impl WorldState {
     /// How many tokens the log issued.
     pub fn issued_count(&self) -> usize {
         self.tokens.len()
+    }
+
+    /// The keyed messages remembered for idempotent retries.
+    pub fn idempotency(&self) -> &crate::idempotency::IdempotencyIndex {
+        &self.idempotency
     }
 
     /// The state of extension `family` (empty if it has none).
@@ -321,6 +328,13 @@ impl WorldState {
                     format!("token {jti} has an inconsistent lineage or window"),
                 );
             }
+        }
+        // 8. The idempotency index agrees with itself and holds its bound.
+        if !self.idempotency.consistent() {
+            return fail(
+                8,
+                "idempotency index is inconsistent or over capacity".into(),
+            );
         }
         for task in self.tasks.values() {
             // 6. A task's outcome is there exactly when it finished, and matches.

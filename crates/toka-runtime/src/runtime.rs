@@ -10,7 +10,7 @@ use toka_auth::KeySet;
 use toka_bus_core::BroadcastBus;
 use toka_kernel::{OpcodeRegistry, WorldState};
 use toka_store_core::{Head, StorageBackend, seal};
-use toka_types::{AgentSpec, EntityId, Message};
+use toka_types::{AgentSpec, EntityId, KernelEvent, Message};
 use tokio::sync::{Mutex, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
@@ -279,6 +279,20 @@ impl Runtime {
         }
         match answer.await {
             Ok(Ok(committed)) => Ok(committed),
+            Ok(Err((
+                SubmitError::Rejected(toka_kernel::KernelError::AlreadyCommitted {
+                    first_seq,
+                    events,
+                }),
+                request,
+            ))) => match self.read_committed(first_seq, events as usize + 1).await {
+                Ok(events) => Ok(Committed {
+                    first_seq,
+                    events,
+                    replayed: true,
+                }),
+                Err(reason) => refuse(SubmitError::Storage(reason), request),
+            },
             Ok(Err((error, request))) => refuse(error, request),
             // The writer dropped the reply without answering: it is gone.
             Err(_) => Err(Refused {
@@ -286,6 +300,27 @@ impl Runtime {
                 message: None,
             }),
         }
+    }
+
+    /// The `count` events from `first_seq` on, as committed (an idempotent retry's
+    /// answer).
+    async fn read_committed(
+        &self,
+        first_seq: u64,
+        count: usize,
+    ) -> Result<Vec<KernelEvent>, String> {
+        let records = self
+            .store()
+            .read_range(first_seq, count)
+            .await
+            .map_err(|e| e.to_string())?;
+        if records.len() != count || records.first().map(|r| r.header.seq) != Some(first_seq) {
+            return Err(format!("the original at seq {first_seq} is not in the log"));
+        }
+        records
+            .iter()
+            .map(|r| crate::codec::decode(r).map_err(|e| e.to_string()))
+            .collect()
     }
 
     /// The committed state, read-locked for the duration of `read`.

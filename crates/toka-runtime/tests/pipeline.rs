@@ -369,3 +369,59 @@ impl AppendHook for Gate {
         inner.append(expected, batch).await
     }
 }
+
+/// Issue 9: concurrent retries of one idempotency key commit once, every retry gets the
+/// original answer, and after a restart (replay) the same retry still does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_retries_of_one_key_commit_once_and_replay_keeps_the_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("toka.db");
+    let store: Arc<dyn StorageBackend> = Arc::new(SqliteStore::open(&path).await.unwrap());
+    let rt = start(store.clone(), options()).await;
+    let (root, token) = admin(&rt).await;
+    let message = || schedule(root, &token, root, "exactly once").with_idempotency_key("job-42");
+    let mut retries = Vec::new();
+    for _ in 0..16 {
+        let (rt, m) = (rt.clone(), message());
+        retries.push(tokio::spawn(async move { rt.submit(m).await }));
+    }
+    let mut answers = Vec::new();
+    for r in retries {
+        answers.push(r.await.unwrap().unwrap());
+    }
+    let originals = answers.iter().filter(|c| !c.replayed).count();
+    assert_eq!(originals, 1, "one commit, fifteen replays");
+    assert!(
+        answers
+            .iter()
+            .all(|c| c.first_seq == answers[0].first_seq && c.events == answers[0].events)
+    );
+    let scheduled = log(store.as_ref())
+        .await
+        .iter()
+        .filter(|(_, e)| matches!(e, KernelEvent::TaskScheduled { .. }))
+        .count();
+    assert_eq!(scheduled, 1);
+    // The same key with another body is refused and writes nothing.
+    let head = rt.head();
+    let other = schedule(root, &token, root, "something else").with_idempotency_key("job-42");
+    let refused = rt.submit(other).await.unwrap_err();
+    assert!(matches!(
+        refused.error,
+        SubmitError::Rejected(toka_kernel::KernelError::IdempotencyKeyReused { .. })
+    ));
+    assert_eq!(rt.head(), head);
+    rt.shutdown().await;
+    drop(rt);
+    drop(store);
+
+    let store: Arc<dyn StorageBackend> = Arc::new(SqliteStore::open(&path).await.unwrap());
+    let rt = start(store, options()).await;
+    let again = rt.submit(message()).await.unwrap();
+    assert!(again.replayed);
+    assert_eq!(
+        (again.first_seq, &again.events),
+        (answers[0].first_seq, &answers[0].events)
+    );
+    rt.shutdown().await;
+}

@@ -66,6 +66,9 @@ pub enum KernelEvent {
     },
     /// A token was issued (a delegation): its claims, never the token itself.
     TokenIssued(IssuedToken),
+    /// The message before it in the log (the events of its intent) carried an
+    /// idempotency key: a retry with that key gets the same answer.
+    IdempotencyKeyRecorded(IdempotencyRecord),
     /// The token with this `jti` (and every token derived from it) is revoked.
     TokenRevoked {
         /// The token id.
@@ -86,10 +89,27 @@ impl KernelEvent {
             Self::ObservationEmitted { .. } => "observation.emitted",
             Self::AgentTerminated { .. } => "agent.terminated",
             Self::TokenIssued(_) => "token.issued",
+            Self::IdempotencyKeyRecorded(_) => "idempotency.recorded",
             Self::TokenRevoked { .. } => "token.revoked",
             Self::Extension(_) => "extension",
         }
     }
+}
+
+/// What the state remembers of a message that carried an idempotency key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IdempotencyRecord {
+    /// The sender.
+    pub origin: EntityId,
+    /// The key.
+    pub key: String,
+    /// BLAKE3 of the operation's JSON, 64 hex digits: a retry must ask for the same.
+    pub request_hash: String,
+    /// The `seq` of the message's first event.
+    pub first_seq: u64,
+    /// How many events the message produced (this record not counted).
+    pub events: u32,
 }
 
 /// Where a task is in its life: queued → claimed → done | failed, or cancelled from

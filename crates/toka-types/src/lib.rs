@@ -34,7 +34,7 @@ mod time;
 mod token;
 
 pub use error::ValidationError;
-pub use event::{KernelEvent, TaskState};
+pub use event::{IdempotencyRecord, KernelEvent, TaskState};
 pub use id::{EntityId, ParseIdError};
 pub use message::Message;
 pub use operation::Operation;

@@ -19,6 +19,13 @@ pub const MAX_QUEUED_TASKS_PER_AGENT: usize = 10_000;
 pub const MAX_EXTENSION_FAMILY_BYTES: usize = 64;
 /// Largest extension payload, in bytes.
 pub const MAX_EXTENSION_PAYLOAD_BYTES: usize = 64 * 1024;
+/// Longest idempotency key, in bytes.
+pub const MAX_IDEMPOTENCY_KEY_BYTES: usize = 128;
+/// How many idempotency keys the state remembers: the newest ones, across all
+/// origins. A retry is recognised as long as fewer keyed messages than this were
+/// committed after the original; older keys are forgotten in log order, so replay
+/// forgets the same ones.
+pub const MAX_IDEMPOTENCY_KEYS: usize = 100_000;
 /// Largest token id (`jti`) accepted in a revocation, in bytes.
 pub const MAX_JTI_BYTES: usize = 128;
 

@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{ValidationError, check_text};
 use crate::id::EntityId;
-use crate::limits::MAX_TOKEN_BYTES;
+use crate::limits::{MAX_IDEMPOTENCY_KEY_BYTES, MAX_TOKEN_BYTES};
 use crate::operation::Operation;
 
 /// A request to the kernel: `origin` asks for `operation` under the capability token
@@ -20,6 +20,11 @@ pub struct Message {
     pub capability: String,
     /// What it asks for.
     pub operation: Operation,
+    /// Makes retries safe: a second message from the same origin with the same key and
+    /// operation gets the first one's answer and writes nothing; with another
+    /// operation it is refused. 1 to [`MAX_IDEMPOTENCY_KEY_BYTES`] bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idempotency_key: Option<String>,
 }
 
 impl std::fmt::Debug for Message {
@@ -32,6 +37,7 @@ impl std::fmt::Debug for Message {
                 &format_args!("<{} bytes>", self.capability.len()),
             )
             .field("operation", &self.operation)
+            .field("idempotency_key", &self.idempotency_key)
             .finish()
     }
 }
@@ -43,12 +49,22 @@ impl Message {
             origin,
             capability: capability.into(),
             operation,
+            idempotency_key: None,
         }
+    }
+
+    /// The same message, made safe to retry under `key`.
+    pub fn with_idempotency_key(mut self, key: impl Into<String>) -> Self {
+        self.idempotency_key = Some(key.into());
+        self
     }
 
     /// Checks the token size and every bound of the operation.
     pub fn validate(&self) -> Result<(), ValidationError> {
         check_text("capability token", &self.capability, MAX_TOKEN_BYTES)?;
+        if let Some(key) = &self.idempotency_key {
+            check_text("idempotency key", key, MAX_IDEMPOTENCY_KEY_BYTES)?;
+        }
         self.operation.validate()
     }
 }

@@ -235,7 +235,11 @@ impl Writer {
         }
         for ((request, reply), outcome) in submissions.into_iter().zip(outcomes) {
             let answer = match outcome {
-                Outcome::Accepted { first_seq, events } => Ok(Committed { first_seq, events }),
+                Outcome::Accepted { first_seq, events } => Ok(Committed {
+                    first_seq,
+                    events,
+                    replayed: false,
+                }),
                 Outcome::Rejected(e) => Err((e, request)),
             };
             let _ = reply.send(answer);

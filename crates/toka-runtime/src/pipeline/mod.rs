@@ -55,6 +55,9 @@ pub struct Committed {
     pub first_seq: u64,
     /// The events, in log order.
     pub events: Vec<KernelEvent>,
+    /// Whether this is the answer to an idempotent retry: the events were committed
+    /// by the original message, and nothing new was written.
+    pub replayed: bool,
 }
 
 impl Committed {
