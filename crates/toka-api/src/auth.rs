@@ -42,7 +42,10 @@ impl Caller {
             | KernelEvent::AgentTerminated { agent, .. } => Some(*agent),
             KernelEvent::TokenIssued(t) => Some(t.sub),
             KernelEvent::IdempotencyKeyRecorded(r) => Some(r.origin),
-            KernelEvent::TokenRevoked { .. } | KernelEvent::Extension(_) => None,
+            KernelEvent::TokenRevoked { .. }
+            | KernelEvent::KeyRotated { .. }
+            | KernelEvent::KeyRetired { .. }
+            | KernelEvent::Extension(_) => None,
         };
         self.sees(state, origin) || subject.is_some_and(|a| self.sees(state, a))
     }
@@ -54,8 +57,9 @@ impl Caller {
     /// ask again as they go.
     pub fn lapsed(&self, app: &AppState) -> Option<String> {
         let now = app.now_secs();
+        let keys = app.runtime.keys();
         app.runtime.read(|state| {
-            if let Err(e) = toka_auth::validate(&self.token, now, state, app.runtime.keys()) {
+            if let Err(e) = toka_auth::validate(&self.token, now, state, &keys) {
                 return Some(format!("token refused: {e}"));
             }
             match state.agent(self.claims.sub).map(|a| a.status) {
@@ -91,7 +95,7 @@ impl FromRequestParts<AppState> for Caller {
         let now = app.now_secs();
         let claims = app
             .runtime
-            .read(|state| toka_auth::validate(&token, now, state, app.runtime.keys()))
+            .read(|state| toka_auth::validate(&token, now, state, &app.runtime.keys()))
             .map_err(|e| {
                 tracing::info!(reason = %e, "request refused: bad token");
                 ApiError::unauthorized(format!("token refused: {e}"))

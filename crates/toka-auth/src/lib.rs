@@ -60,7 +60,7 @@ pub use cache::Verifier;
 pub use claims::Claims;
 pub use error::AuthError;
 pub use keys::{KeyAlgorithm, KeySet, SigningKey};
-pub use mint::mint;
+pub use mint::{mint, mint_with};
 pub use revocation::{NoRevocations, RevocationList};
 pub use toka_types::Scope;
 pub use validate::validate;

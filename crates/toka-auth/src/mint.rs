@@ -13,8 +13,21 @@ use crate::keys::KeySet;
 /// The caller supplies `iat`, `exp` and a fresh `jti`: minting reads no clock and draws
 /// no randomness.
 pub fn mint(keys: &KeySet, claims: &Claims) -> Result<String, AuthError> {
-    claims.check_rules()?;
     let key = keys.active().ok_or(AuthError::NoActiveKey)?;
+    sign(key, claims)
+}
+
+/// Signs `claims` with the key `kid` of `keys` (which must be able to sign), after the
+/// same checks as [`mint`].
+pub fn mint_with(keys: &KeySet, kid: &str, claims: &Claims) -> Result<String, AuthError> {
+    let key = keys
+        .get(kid)
+        .ok_or_else(|| AuthError::UnknownKid { kid: kid.into() })?;
+    sign(key, claims)
+}
+
+fn sign(key: &crate::keys::SigningKey, claims: &Claims) -> Result<String, AuthError> {
+    claims.check_rules()?;
     let encoding = key.encoding().ok_or(AuthError::NoActiveKey)?;
     let mut header = Header::new(key.algorithm().jwt());
     header.kid = Some(key.kid().to_string());

@@ -104,6 +104,9 @@ pub enum Command {
         #[arg(long)]
         public_key: Option<String>,
     },
+    /// Signing keys: rotate, retire, list (works while the server runs).
+    #[command(subcommand)]
+    Key(cmd::key::KeyCmd),
     /// Signed checkpoints: the newest one, the node's public key.
     #[command(subcommand)]
     Checkpoint(cmd::checkpoint::CheckpointCmd),

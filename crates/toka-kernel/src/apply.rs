@@ -144,7 +144,18 @@ pub fn apply(state: &mut WorldState, event: &KernelEvent, handlers: &OpcodeRegis
                 "token {} issued twice",
                 token.jti
             );
+            if let Some(kid) = &token.kid {
+                state.keys.entry(kid.clone()).or_insert(false);
+                state.signing_kid = Some(kid.clone());
+            }
             state.tokens.insert(token.jti.clone(), token.clone());
+        }
+        KernelEvent::KeyRotated { kid, .. } => {
+            state.keys.insert(kid.clone(), false);
+            state.signing_kid = Some(kid.clone());
+        }
+        KernelEvent::KeyRetired { kid } => {
+            state.keys.insert(kid.clone(), true);
         }
         KernelEvent::IdempotencyKeyRecorded(record) => {
             state.idempotency.insert(record.clone());

@@ -291,8 +291,43 @@ pub fn decide_root_token(
         parent: None,
         lineage: Vec::new(),
         issuer: None,
+        kid: None,
     };
     Ok(vec![KernelEvent::TokenIssued(issued)])
+}
+
+/// The events that record a change of the node's signing keys: `rotated` becomes the
+/// active key, each of `retired` stops verifying. The keys themselves live with the
+/// runtime; the log records their `kid`s. Not reachable through a [`Message`].
+pub fn decide_key_change(
+    state: &WorldState,
+    rotated: Option<(&str, &str)>,
+    retired: &[String],
+    ctx: &Context,
+) -> Result<Vec<KernelEvent>, KernelError> {
+    check_position(state, ctx)?;
+    state.root.ok_or(KernelError::NotInitialised)?;
+    let mut events = Vec::new();
+    if let Some((kid, alg)) = rotated {
+        if state.keys.get(kid) == Some(&true) {
+            return Err(KernelError::KeyRetired { kid: kid.into() });
+        }
+        events.push(KernelEvent::KeyRotated {
+            kid: kid.into(),
+            alg: alg.into(),
+            replaces: state.signing_kid.clone().filter(|k| k != kid),
+        });
+    }
+    let active = rotated.map(|(k, _)| k).or(state.signing_kid.as_deref());
+    for kid in retired {
+        if Some(kid.as_str()) == active {
+            return Err(KernelError::CannotRetireActiveKey { kid: kid.clone() });
+        }
+        if state.keys.get(kid) != Some(&true) {
+            events.push(KernelEvent::KeyRetired { kid: kid.clone() });
+        }
+    }
+    Ok(events)
 }
 
 /// A delegation from the token `claims` of `issuer`: the grant narrowed by the rule of
@@ -330,6 +365,7 @@ fn delegate(
         parent: child.parent,
         lineage: child.lineage,
         issuer: Some(issuer),
+        kid: None,
     })
 }
 

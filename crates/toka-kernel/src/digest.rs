@@ -187,7 +187,15 @@ impl WorldState {
             e.len(t.lineage.len());
             t.lineage.iter().for_each(|j| e.bytes(j.as_bytes()));
             e.opt_id(t.issuer);
+            e.bytes(t.kid.as_deref().unwrap_or("").as_bytes());
         }
+
+        e.len(self.keys.len());
+        for (kid, retired) in &self.keys {
+            e.bytes(kid.as_bytes());
+            e.u8(u8::from(*retired));
+        }
+        e.bytes(self.signing_kid.as_deref().unwrap_or("").as_bytes());
 
         e.len(self.idempotency.len());
         for r in self.idempotency.records() {

@@ -132,6 +132,18 @@ pub enum KernelError {
         /// Where it was used.
         first_seq: u64,
     },
+    /// The active signing key cannot be retired: rotate to another first.
+    #[error("key {kid:?} is the active signing key; rotate to a new key before retiring it")]
+    CannotRetireActiveKey {
+        /// The key.
+        kid: String,
+    },
+    /// A retired key cannot become the signing key again.
+    #[error("key {kid:?} was retired; rotate to a new key")]
+    KeyRetired {
+        /// The key.
+        kid: String,
+    },
     /// The token is already revoked.
     #[error("token {jti:?} is already revoked")]
     AlreadyRevoked {
@@ -211,6 +223,8 @@ impl KernelError {
             K::CannotRevokeAncestor { .. } => "cannot_revoke_ancestor",
             K::UnknownTokenNeedsGlobalScope { .. } => "unknown_token",
             K::AlreadyRevoked { .. } => "already_revoked",
+            K::CannotRetireActiveKey { .. } => "cannot_retire_active_key",
+            K::KeyRetired { .. } => "key_retired",
             K::AlreadyCommitted { .. } => "already_committed",
             K::IdempotencyKeyReused { .. } => "idempotency_key_reused",
             K::UnknownExtension { .. } => "unknown_extension",

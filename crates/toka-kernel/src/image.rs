@@ -73,6 +73,10 @@ pub struct StateImage {
     pub tokens: Vec<IssuedToken>,
     /// Remembered idempotency keys, oldest first.
     pub idempotency: Vec<IdempotencyRecord>,
+    /// Signing keys the log has seen (`kid`, retired?).
+    pub keys: Vec<(String, bool)>,
+    /// The key new tokens are signed with.
+    pub signing_kid: Option<String>,
     /// Extension state per family: (key, value) pairs in key order.
     pub extensions: BTreeMap<String, ExtensionEntries>,
 }
@@ -114,6 +118,8 @@ impl WorldState {
             revoked: self.revoked().into_iter().map(str::to_string).collect(),
             tokens: self.issued_sorted().into_iter().cloned().collect(),
             idempotency: self.idempotency.records().cloned().collect(),
+            keys: self.keys.iter().map(|(k, r)| (k.clone(), *r)).collect(),
+            signing_kid: self.signing_kid.clone(),
             extensions: self
                 .extensions
                 .iter()
@@ -211,6 +217,8 @@ impl WorldState {
         for record in image.idempotency {
             state.idempotency.insert(record);
         }
+        state.keys = image.keys.into_iter().collect();
+        state.signing_kid = image.signing_kid;
         state.tokens = image
             .tokens
             .into_iter()

@@ -7,7 +7,7 @@ use toka_types::{AgentSpec, KernelEvent, Message, Timestamp};
 
 use crate::apply::apply;
 use crate::context::Context;
-use crate::decide::{decide, decide_genesis, decide_root_token};
+use crate::decide::{decide, decide_genesis, decide_key_change, decide_root_token};
 use crate::error::KernelError;
 use crate::opcode::{OpcodeHandler, OpcodeRegistry};
 use crate::state::WorldState;
@@ -99,7 +99,8 @@ impl Kernel {
         ctx: &Context,
     ) -> Result<Vec<KernelEvent>, KernelError> {
         self.check_clock(ctx)?;
-        let events = decide_root_token(&self.state, ttl_secs, ctx)?;
+        let mut events = decide_root_token(&self.state, ttl_secs, ctx)?;
+        self.stamp_kid(&mut events);
         self.apply_all(&events);
         self.last_now = ctx.now;
         Ok(events)
@@ -137,10 +138,39 @@ impl Kernel {
         ctx: &Context,
     ) -> Result<Vec<KernelEvent>, KernelError> {
         self.check_clock(ctx)?;
-        let events = decide(&self.state, message, claims, ctx, &self.handlers)?;
+        let mut events = decide(&self.state, message, claims, ctx, &self.handlers)?;
+        self.stamp_kid(&mut events);
         self.apply_all(&events);
         self.last_now = ctx.now;
         Ok(events)
+    }
+
+    /// Records a change of the signing keys (see [`decide_key_change`]) and makes
+    /// `keys` the verifier's key set, in that order of the log.
+    pub fn change_keys(
+        &mut self,
+        keys: KeySet,
+        rotated: Option<(&str, &str)>,
+        retired: &[String],
+        ctx: &Context,
+    ) -> Result<Vec<KernelEvent>, KernelError> {
+        self.check_clock(ctx)?;
+        let events = decide_key_change(&self.state, rotated, retired, ctx)?;
+        self.verifier.set_keys(keys);
+        self.apply_all(&events);
+        self.last_now = ctx.now;
+        Ok(events)
+    }
+
+    /// Tokens are issued with the `kid` of the key that will sign them: the active
+    /// one now (an input from the runtime, recorded like the time).
+    fn stamp_kid(&self, events: &mut [KernelEvent]) {
+        let active = self.verifier.keys().active().map(|k| k.kid().to_string());
+        for event in events {
+            if let KernelEvent::TokenIssued(issued) = event {
+                issued.kid.clone_from(&active);
+            }
+        }
     }
 
     /// The replay path: applies one event read from the log.

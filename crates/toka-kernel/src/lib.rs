@@ -102,7 +102,7 @@ mod state;
 
 pub use apply::apply;
 pub use context::Context;
-pub use decide::{decide, decide_genesis, decide_root_token};
+pub use decide::{decide, decide_genesis, decide_key_change, decide_root_token};
 pub use digest::{ParseDigestError, StateDigest};
 pub use error::{InvariantViolation, KernelError};
 pub use idempotency::{IdempotencyIndex, request_hash};

@@ -82,6 +82,10 @@ pub struct WorldState {
     pub(crate) revoked: FxHashSet<String>,
     /// Every token the log issued, by `jti`.
     pub(crate) tokens: FxHashMap<String, IssuedToken>,
+    /// Every signing key the log has seen (`kid` → retired?).
+    pub(crate) keys: BTreeMap<String, bool>,
+    /// The key the node signs new tokens with, as far as the log knows.
+    pub(crate) signing_kid: Option<String>,
     /// The newest keyed messages, for idempotent retries.
     pub(crate) idempotency: crate::idempotency::IdempotencyIndex,
     pub(crate) extensions: BTreeMap<String, ExtensionState>,
@@ -182,6 +186,17 @@ impl WorldState {
     /// How many tokens the log issued.
     pub fn issued_count(&self) -> usize {
         self.tokens.len()
+    }
+
+    /// The key new tokens are signed with, as far as the log knows (from the newest
+    /// `key.rotated` or `token.issued`).
+    pub fn signing_kid(&self) -> Option<&str> {
+        self.signing_kid.as_deref()
+    }
+
+    /// Every key `kid` the log has seen, with whether it was retired.
+    pub fn signing_keys(&self) -> impl Iterator<Item = (&str, bool)> {
+        self.keys.iter().map(|(k, r)| (k.as_str(), *r))
     }
 
     /// The keyed messages remembered for idempotent retries.

@@ -110,6 +110,9 @@ pub enum RuntimeError {
         /// What differs.
         what: &'static str,
     },
+    /// The keyring disagrees with the log in a way that cannot be recorded.
+    #[error(transparent)]
+    KeyChange(#[from] crate::signing::KeyReloadError),
     /// The checkpoint key or file could not be used.
     #[error(transparent)]
     Checkpoint(#[from] crate::checkpoint::CheckpointError),

@@ -1,9 +1,14 @@
 //! Signing keys on disk, and the randomness the core may not draw: new keys and token
 //! ids.
 //!
-//! A key file is JSON: `{"kid": "...", "alg": "HS256", "secret_b64": "..."}` or
-//! `{"kid": "...", "alg": "EdDSA", "pkcs8_b64": "..."}`. [`write_new_key`] creates it
-//! readable only by its owner (mode 0600 on Unix).
+//! The key file is a keyring, JSON, readable only by its owner (mode 0600 on Unix):
+//! `{"active": "<kid>", "keys": [<key>, …]}` where each key is `{"kid": "...", "alg":
+//! "HS256", "secret_b64": "..."}` or `{"kid": "...", "alg": "EdDSA", "pkcs8_b64":
+//! "..."}`. The active key signs new tokens; the others still verify the tokens they
+//! signed until they are retired ([`rotate`], [`retire`]). A file holding one bare key
+//! (the format before keyrings) loads as a keyring of that key. Every write replaces
+//! the file atomically (a new file renamed over it), so a running server that reloads
+//! it never reads half a keyring.
 
 use std::io::Write as _;
 use std::path::Path;
@@ -110,30 +115,13 @@ pub fn write_new_key(
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent).map_err(io)?;
     }
-    let kid = format!("k-{}", &random_id()?.to_string()[..8]);
-    let file = match algorithm {
-        NewKeyAlgorithm::Hs256 => {
-            let mut secret = [0u8; 32];
-            random_bytes(&mut secret)?;
-            KeyFile {
-                kid: kid.clone(),
-                alg: "HS256".into(),
-                secret_b64: Some(STANDARD.encode(secret)),
-                pkcs8_b64: None,
-            }
-        }
-        NewKeyAlgorithm::EdDsa => {
-            let pkcs8 = Ed25519KeyPair::generate_pkcs8(&SystemRandom::new())
-                .map_err(|_| KeyError::NoRandomness)?;
-            KeyFile {
-                kid: kid.clone(),
-                alg: "EdDSA".into(),
-                secret_b64: None,
-                pkcs8_b64: Some(STANDARD.encode(pkcs8.as_ref())),
-            }
-        }
+    let key = new_key_file(algorithm)?;
+    let kid = key.kid.clone();
+    let ring = Keyring {
+        active: kid.clone(),
+        keys: vec![key],
     };
-    let json = serde_json::to_vec_pretty(&file).map_err(|e| KeyError::Invalid {
+    let json = serde_json::to_vec_pretty(&ring).map_err(|e| KeyError::Invalid {
         path: path.display().to_string(),
         reason: e.to_string(),
     })?;
@@ -152,8 +140,15 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     out.sync_all()
 }
 
-/// Loads the key file at `path` as a key set with that key active.
-pub fn load_keys(path: &Path) -> Result<KeySet, KeyError> {
+/// The keyring file.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Keyring {
+    active: String,
+    keys: Vec<KeyFile>,
+}
+
+fn read_keyring(path: &Path) -> Result<Keyring, KeyError> {
     let invalid = |reason: String| KeyError::Invalid {
         path: path.display().to_string(),
         reason,
@@ -162,20 +157,140 @@ pub fn load_keys(path: &Path) -> Result<KeySet, KeyError> {
         path: path.display().to_string(),
         source,
     })?;
-    let file: KeyFile = serde_json::from_slice(&text).map_err(|e| invalid(e.to_string()))?;
+    if let Ok(ring) = serde_json::from_slice::<Keyring>(&text) {
+        if !ring.keys.iter().any(|k| k.kid == ring.active) {
+            return Err(invalid(format!(
+                "active key {:?} is not in the keyring",
+                ring.active
+            )));
+        }
+        return Ok(ring);
+    }
+    let single: KeyFile = serde_json::from_slice(&text).map_err(|e| invalid(e.to_string()))?;
+    Ok(Keyring {
+        active: single.kid.clone(),
+        keys: vec![single],
+    })
+}
+
+fn write_keyring(path: &Path, ring: &Keyring) -> Result<(), KeyError> {
+    let io = |source| KeyError::Io {
+        path: path.display().to_string(),
+        source,
+    };
+    let json = serde_json::to_vec_pretty(ring).map_err(|e| KeyError::Invalid {
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    })?;
+    let temp = path.with_extension("json.new");
+    write_private(&temp, &json).map_err(io)?;
+    std::fs::rename(&temp, path).map_err(io)
+}
+
+fn new_key_file(algorithm: NewKeyAlgorithm) -> Result<KeyFile, KeyError> {
+    let kid = format!("k-{}", &random_id()?.to_string()[..8]);
+    Ok(match algorithm {
+        NewKeyAlgorithm::Hs256 => {
+            let mut secret = [0u8; 32];
+            random_bytes(&mut secret)?;
+            KeyFile {
+                kid,
+                alg: "HS256".into(),
+                secret_b64: Some(STANDARD.encode(secret)),
+                pkcs8_b64: None,
+            }
+        }
+        NewKeyAlgorithm::EdDsa => {
+            let pkcs8 = Ed25519KeyPair::generate_pkcs8(&SystemRandom::new())
+                .map_err(|_| KeyError::NoRandomness)?;
+            KeyFile {
+                kid,
+                alg: "EdDSA".into(),
+                secret_b64: None,
+                pkcs8_b64: Some(STANDARD.encode(pkcs8.as_ref())),
+            }
+        }
+    })
+}
+
+/// Adds a new key to the keyring at `path` and makes it the active one; the others keep
+/// verifying. Returns the new `kid`.
+pub fn rotate(path: &Path, algorithm: NewKeyAlgorithm) -> Result<String, KeyError> {
+    let mut ring = read_keyring(path)?;
+    let key = new_key_file(algorithm)?;
+    let kid = key.kid.clone();
+    ring.keys.push(key);
+    ring.active = kid.clone();
+    write_keyring(path, &ring)?;
+    Ok(kid)
+}
+
+/// Removes key `kid` from the keyring at `path`: tokens it signed stop verifying. The
+/// active key cannot be retired.
+pub fn retire(path: &Path, kid: &str) -> Result<(), KeyError> {
+    let mut ring = read_keyring(path)?;
+    let invalid = |reason: String| KeyError::Invalid {
+        path: path.display().to_string(),
+        reason,
+    };
+    if ring.active == kid {
+        return Err(invalid(format!(
+            "{kid} is the active key; `toka key rotate` first"
+        )));
+    }
+    let before = ring.keys.len();
+    ring.keys.retain(|k| k.kid != kid);
+    if ring.keys.len() == before {
+        return Err(invalid(format!("no key {kid:?} in the keyring")));
+    }
+    write_keyring(path, &ring)
+}
+
+/// The keyring's `kid`s with their algorithms, and which is active.
+pub fn list(path: &Path) -> Result<(String, Vec<(String, String)>), KeyError> {
+    let ring = read_keyring(path)?;
+    Ok((
+        ring.active,
+        ring.keys.into_iter().map(|k| (k.kid, k.alg)).collect(),
+    ))
+}
+
+/// Loads the keyring at `path`: every key verifies, the active one signs.
+pub fn load_keys(path: &Path) -> Result<KeySet, KeyError> {
+    let ring = read_keyring(path)?;
+    let mut set = KeySet::empty();
+    for file in ring.keys {
+        let active = file.kid == ring.active;
+        let key = signing_key(path, file)?;
+        if active {
+            set.rotate_to(key).map_err(|e| KeyError::Invalid {
+                path: path.display().to_string(),
+                reason: e.to_string(),
+            })?;
+        } else {
+            set.add(key);
+        }
+    }
+    Ok(set)
+}
+
+fn signing_key(path: &Path, file: KeyFile) -> Result<SigningKey, KeyError> {
+    let invalid = |reason: String| KeyError::Invalid {
+        path: path.display().to_string(),
+        reason,
+    };
     let decode = |field: Option<String>, name: &str| {
         let value = field.ok_or_else(|| invalid(format!("{name} missing")))?;
         STANDARD
             .decode(value)
             .map_err(|e| invalid(format!("{name}: {e}")))
     };
-    let key = match file.alg.as_str() {
+    match file.alg.as_str() {
         "HS256" => SigningKey::hs256(file.kid, &decode(file.secret_b64, "secret_b64")?),
         "EdDSA" => SigningKey::ed25519_pkcs8(file.kid, &decode(file.pkcs8_b64, "pkcs8_b64")?),
         other => return Err(invalid(format!("alg {other:?} is not HS256 or EdDSA"))),
     }
-    .map_err(|e| invalid(e.to_string()))?;
-    Ok(KeySet::new(key))
+    .map_err(|e| invalid(e.to_string()))
 }
 
 #[cfg(test)]

@@ -44,6 +44,9 @@ pub struct RuntimeOptions {
     /// Signed checkpoints (none: the runtime signs none and trusts no snapshot
     /// without a full replay).
     pub checkpoints: Option<CheckpointSettings>,
+    /// The keyring file the keys came from, reloaded when it changes (none: keys are
+    /// fixed for the runtime's life).
+    pub key_file: Option<std::path::PathBuf>,
 }
 
 impl RuntimeOptions {
@@ -58,6 +61,7 @@ impl RuntimeOptions {
             handlers: OpcodeRegistry::new(),
             root_name: "root".into(),
             checkpoints: None,
+            key_file: None,
         }
     }
 }
@@ -68,10 +72,12 @@ impl Default for RuntimeOptions {
     }
 }
 
-struct Inner {
+pub(crate) struct Inner {
     tx: mpsc::Sender<Command>,
     shared: Arc<Shared>,
-    keys: KeySet,
+    keys: std::sync::RwLock<Arc<KeySet>>,
+    /// One key reload at a time.
+    reloading: Mutex<()>,
     options: RuntimeOptions,
     writer: Mutex<Option<JoinHandle<()>>>,
 }
@@ -94,11 +100,17 @@ impl std::fmt::Debug for Runtime {
 impl Runtime {
     /// Opens the configured store and keys, recovers, and starts the writer.
     pub async fn start(config: &Config) -> Result<Self, RuntimeError> {
-        let keys = crate::keys::load_keys(&config.resolve(&config.auth.key_file))?;
+        let key_file = config.resolve(&config.auth.key_file);
+        let keys = crate::keys::load_keys(&key_file)?;
         let mut options = RuntimeOptions::from_config(config);
         options.checkpoints = Some(CheckpointSettings::from_config(config)?);
+        options.key_file = Some(key_file);
         let store = crate::store::open_store(config).await?;
-        Self::with_store(store, keys, options).await
+        let runtime = Self::with_store(store, keys, options).await?;
+        // A rotation made while the node was down is recorded now.
+        runtime.record_keys_against_log().await?;
+        runtime.watch_key_file();
+        Ok(runtime)
     }
 
     /// Recovers `store` (writing the genesis if it is empty) and starts the writer.
@@ -226,7 +238,8 @@ impl Runtime {
             inner: Arc::new(Inner {
                 tx,
                 shared,
-                keys,
+                keys: std::sync::RwLock::new(Arc::new(keys)),
+                reloading: Mutex::new(()),
                 options,
                 writer: Mutex::new(Some(handle)),
             }),
@@ -249,7 +262,7 @@ impl Runtime {
                 error,
                 message: match request {
                     Request::Message(m) => Some(Box::new(m)),
-                    Request::RootToken { .. } => None,
+                    Request::RootToken { .. } | Request::Keys { .. } => None,
                 },
             })
         };
@@ -406,9 +419,40 @@ impl Runtime {
             .map(|c| c.key.verifier())
     }
 
-    /// The signing keys.
-    pub fn keys(&self) -> &KeySet {
-        &self.inner.keys
+    /// The signing keys in force.
+    pub fn keys(&self) -> Arc<KeySet> {
+        self.inner
+            .keys
+            .read()
+            .map(|k| Arc::clone(&k))
+            .unwrap_or_else(|e| Arc::clone(&e.into_inner()))
+    }
+
+    pub(crate) fn set_keys(&self, keys: KeySet) {
+        *self.inner.keys.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(keys);
+    }
+
+    /// A handle that does not keep the runtime (and its store) alive.
+    pub(crate) fn downgrade(&self) -> std::sync::Weak<Inner> {
+        Arc::downgrade(&self.inner)
+    }
+
+    /// The runtime behind a [`Runtime::downgrade`]d handle, while it lives.
+    pub(crate) fn upgrade(weak: &std::sync::Weak<Inner>) -> Option<Self> {
+        weak.upgrade().map(|inner| Self { inner })
+    }
+
+    /// Whether the writer has stopped (after [`Runtime::shutdown`]).
+    pub(crate) fn is_stopped(&self) -> bool {
+        self.inner.tx.is_closed()
+    }
+
+    pub(crate) fn key_file(&self) -> Option<&std::path::Path> {
+        self.inner.options.key_file.as_deref()
+    }
+
+    pub(crate) async fn reload_guard(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.inner.reloading.lock().await
     }
 
     /// The lifetime of root tokens this runtime issues.

@@ -8,7 +8,7 @@
 //! sign exactly the claims that event records. The log never holds a token; a token
 //! that was signed was always issued first.
 
-use toka_auth::{AuthError, Claims, mint};
+use toka_auth::{AuthError, Claims, mint, mint_with};
 use toka_types::{EntityId, KernelEvent, Message, Operation, TokenGrant};
 
 use crate::error::SubmitError;
@@ -90,8 +90,13 @@ impl Runtime {
             });
         };
         let claims = Claims::of_issued(issued);
-        let token =
-            mint(self.keys(), &claims).map_err(|source| IssueError::Signing { seq, source })?;
+        let keys = self.keys();
+        // Signed with the key the kernel recorded, even if a rotation came in between.
+        let signed = match &issued.kid {
+            Some(kid) => mint_with(&keys, kid, &claims),
+            None => mint(&keys, &claims),
+        };
+        let token = signed.map_err(|source| IssueError::Signing { seq, source })?;
         Ok(SignedToken { token, claims, seq })
     }
 }

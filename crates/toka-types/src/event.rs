@@ -69,6 +69,21 @@ pub enum KernelEvent {
     /// The message before it in the log (the events of its intent) carried an
     /// idempotency key: a retry with that key gets the same answer.
     IdempotencyKeyRecorded(IdempotencyRecord),
+    /// The node signs new tokens with key `kid` from now on; tokens signed with older
+    /// keys keep verifying until those are retired. Never the key itself.
+    KeyRotated {
+        /// The new active key.
+        kid: String,
+        /// Its algorithm (`HS256` or `EdDSA`).
+        alg: String,
+        /// The key it replaces as the signing key, if the log knew one.
+        replaces: Option<String>,
+    },
+    /// Key `kid` no longer verifies: every token it signed is refused from now on.
+    KeyRetired {
+        /// The retired key.
+        kid: String,
+    },
     /// The token with this `jti` (and every token derived from it) is revoked.
     TokenRevoked {
         /// The token id.
@@ -90,6 +105,8 @@ impl KernelEvent {
             Self::AgentTerminated { .. } => "agent.terminated",
             Self::TokenIssued(_) => "token.issued",
             Self::IdempotencyKeyRecorded(_) => "idempotency.recorded",
+            Self::KeyRotated { .. } => "key.rotated",
+            Self::KeyRetired { .. } => "key.retired",
             Self::TokenRevoked { .. } => "token.revoked",
             Self::Extension(_) => "extension",
         }

@@ -145,6 +145,9 @@ pub struct IssuedToken {
     /// The agent whose token issued it; `None` for a root token.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub issuer: Option<EntityId>,
+    /// The `kid` of the key that signs it (the node's active key when it was decided).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kid: Option<String>,
 }
 
 impl IssuedToken {

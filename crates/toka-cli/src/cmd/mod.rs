@@ -5,6 +5,7 @@ pub mod checkpoint;
 pub mod client;
 pub mod demo;
 pub mod init;
+pub mod key;
 pub mod offline;
 pub mod serve;
 
@@ -46,6 +47,7 @@ pub async fn run(command: Command, out: Out) -> Result<ExitCode> {
             .await
         }
         Command::Checkpoint(c) => checkpoint::run(c, out).await,
+        Command::Key(c) => key::run(c, out).await,
         Command::Replay { local, to } => offline::replay(&local.config, to, out).await,
         Command::Snapshot(c) => offline::snapshot(c, out).await,
         Command::Export { local, out: file } => {

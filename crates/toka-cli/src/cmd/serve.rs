@@ -33,6 +33,25 @@ async fn shutdown_signal() {
     }
 }
 
+/// SIGHUP: reload the keyring now (the server also notices a changed file by itself).
+fn reload_keys_on_sighup(runtime: Runtime) {
+    #[cfg(unix)]
+    tokio::spawn(async move {
+        let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        else {
+            return;
+        };
+        while hup.recv().await.is_some() {
+            match runtime.reload_keys().await {
+                Ok(change) => tracing::info!(?change, "SIGHUP: keys reloaded"),
+                Err(e) => tracing::error!(error = %e, "SIGHUP: keys not reloaded"),
+            }
+        }
+    });
+    #[cfg(not(unix))]
+    let _ = runtime;
+}
+
 pub async fn run(config_path: &Path, listen: Option<String>, out: Out) -> Result<ExitCode> {
     let config = setup::load_config(config_path)?;
     let addr = listen.unwrap_or_else(|| config.server.listen.clone());
@@ -63,6 +82,7 @@ pub async fn run(config_path: &Path, listen: Option<String>, out: Out) -> Result
         shutdown_signal().await;
         let _ = stopping.send(true);
     });
+    reload_keys_on_sighup(runtime.clone());
     let mut stopped = stop.clone();
     let server = toka_api::serve(listener, router, async move {
         let _ = stopped.wait_for(|s| *s).await;

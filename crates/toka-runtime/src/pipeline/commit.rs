@@ -53,6 +53,19 @@ impl Writer {
                     .kernel
                     .issue_root_token(*ttl_secs, &ctx)
                     .map(|e| ((self.namespace, None), e)),
+                Request::Keys {
+                    keys,
+                    rotated,
+                    retired,
+                } => self
+                    .kernel
+                    .change_keys(
+                        keys.clone(),
+                        rotated.as_ref().map(|(k, a)| (k.as_str(), a.as_str())),
+                        retired,
+                        &ctx,
+                    )
+                    .map(|e| ((self.namespace, None), e)),
             };
             match decided {
                 Ok(((origin, jti), events)) => {

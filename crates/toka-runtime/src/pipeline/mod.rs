@@ -81,6 +81,16 @@ pub(crate) enum Request {
         /// Its lifetime.
         ttl_secs: u64,
     },
+    /// The node's signing keys changed (a rotation, retirements): record it and verify
+    /// with `keys` from here on.
+    Keys {
+        /// The new key set.
+        keys: toka_auth::KeySet,
+        /// The new active key's `kid` and algorithm, if it changed.
+        rotated: Option<(String, String)>,
+        /// The `kid`s that no longer verify.
+        retired: Vec<String>,
+    },
 }
 
 /// The answer to a submission: its events, or why not, with the request handed back.
