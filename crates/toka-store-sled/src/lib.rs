@@ -46,6 +46,8 @@ pub struct SledStore {
     meta: sled::Tree,
     snapshots: sled::Tree,
     path: PathBuf,
+    /// Appends flushed (fsynced) before they returned: every one, or a test fails.
+    flushed_appends: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl std::fmt::Debug for SledStore {
@@ -116,7 +118,14 @@ impl SledStore {
             snapshots: tree("snapshots")?,
             db,
             path: path.to_path_buf(),
+            flushed_appends: Default::default(),
         })
+    }
+
+    /// How many appends were flushed to disk before they returned (each one is).
+    pub fn flushed_appends(&self) -> u64 {
+        self.flushed_appends
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// How many distinct payloads are stored.
@@ -202,6 +211,8 @@ impl SledStore {
         };
         // Durable before we say so.
         self.db.flush().map_err(backend)?;
+        self.flushed_appends
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Ok(head)
     }
 

@@ -148,6 +148,25 @@ impl SqliteStore {
         })
     }
 
+    /// The durability settings in force on the connection that appends, read back from
+    /// SQLite itself: `(journal_mode, synchronous)`, e.g. `("wal", 2)` for WAL with
+    /// `synchronous=FULL`. Tests check them so that weakening either fails CI (a
+    /// SIGKILL test alone passes with `synchronous=OFF`: the OS still has the pages).
+    pub fn durability(&self) -> Result<(String, i64), StoreError> {
+        let conn = self
+            .inner
+            .writer
+            .lock()
+            .map_err(|_| backend("the writer connection's lock is poisoned"))?;
+        let journal: String = conn
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .map_err(backend)?;
+        let synchronous: i64 = conn
+            .query_row("PRAGMA synchronous", [], |r| r.get(0))
+            .map_err(backend)?;
+        Ok((journal.to_ascii_lowercase(), synchronous))
+    }
+
     /// [`StorageBackend::append`] for synchronous callers (not from inside an async
     /// task: it blocks on the disk).
     pub fn append_blocking(

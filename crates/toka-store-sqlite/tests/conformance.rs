@@ -86,3 +86,15 @@ async fn reopening_does_not_migrate_twice() {
     let store = SqliteStore::open(db(dir.path())).await.unwrap();
     assert_eq!(store.head().await.unwrap().seq, 2);
 }
+
+/// Issue 9: the durability settings are read back from the store's own connection, so
+/// weakening them fails here (the SIGKILL tests would still pass with
+/// `synchronous=OFF`: a killed process leaves its pages to the operating system).
+#[tokio::test]
+async fn durability_settings_are_in_force() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(db(dir.path())).await.unwrap();
+    store.append(0, &batch(Head::EMPTY, 3, 20)).await.unwrap();
+    // synchronous: 0 OFF, 1 NORMAL, 2 FULL, 3 EXTRA.
+    assert_eq!(store.durability().unwrap(), ("wal".to_string(), 2));
+}
