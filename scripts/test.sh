@@ -13,6 +13,13 @@ if ! python3 -c 'import jwt, cryptography' 2>/dev/null; then
     python3 -m pip install --quiet --disable-pip-version-check 'pyjwt>=2.8' cryptography
 fi
 
+# schemathesis: holds /openapi.json to what the server does (tests/openapi.rs). The
+# minor version is pinned: its command line changes between minors.
+if ! python3 -m schemathesis.cli --version 2>/dev/null | grep -q 'version 4\.32\.'; then
+    echo "test.sh: installing schemathesis for the OpenAPI conformance test" >&2
+    python3 -m pip install --quiet --disable-pip-version-check 'schemathesis==4.32.*'
+fi
+
 # The sqlite3 command-line tool: the tamper tests edit the data as an attacker would.
 if ! command -v sqlite3 >/dev/null 2>&1; then
     echo "test.sh: installing the sqlite3 command-line tool for the tamper tests" >&2

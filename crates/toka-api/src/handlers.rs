@@ -20,6 +20,9 @@ use crate::error::{ApiError, ErrorBody};
 use crate::state::AppState;
 use crate::views::*;
 
+/// The largest `seq` the API takes (JSON Schema's `int64`).
+const MAX_SEQ: u64 = i64::MAX as u64;
+
 fn parse_id(text: &str, what: &str) -> Result<EntityId, ApiError> {
     text.parse()
         .map_err(|e: toka_types::ParseIdError| ApiError::bad_request(format!("{what}: {e}")))
@@ -95,7 +98,11 @@ pub async fn events(
 ) -> Result<Json<EventPage>, ApiError> {
     let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let from = match q.from {
-        Some(0) => return Err(ApiError::bad_request("from is 0; seqs start at 1")),
+        Some(f) if !(1..=MAX_SEQ).contains(&f) => {
+            return Err(ApiError::bad_request(format!(
+                "from is {f}, must be 1 to {MAX_SEQ}"
+            )));
+        }
         f => f.unwrap_or(1),
     };
     let limit = page_size(q.limit)?;
@@ -163,11 +170,12 @@ pub async fn stream(
                 .ok_or_else(|| {
                     ApiError::bad_request("Last-Event-ID must be a seq (a whole number)")
                 })?;
-            Some(last.checked_add(1).ok_or_else(|| {
-                ApiError::bad_request(format!(
-                    "Last-Event-ID {last} is the largest seq there can be"
-                ))
-            })?)
+            if last > MAX_SEQ {
+                return Err(ApiError::bad_request(format!(
+                    "Last-Event-ID {last} is larger than any seq ({MAX_SEQ})"
+                )));
+            }
+            Some(last + 1)
         }
     };
     let permit = Arc::clone(&app.streams).try_acquire_owned().map_err(|_| {
@@ -178,10 +186,16 @@ pub async fn stream(
         )
         .retry_after_ms(5000)
     })?;
+    if let Some(from) = q.from
+        && !(1..=MAX_SEQ).contains(&from)
+    {
+        return Err(ApiError::bad_request(format!(
+            "from is {from}, must be 1 to {MAX_SEQ}"
+        )));
+    }
     let from = resume
         .or(q.from)
-        .unwrap_or_else(|| app.runtime.head().seq + 1)
-        .max(1);
+        .unwrap_or_else(|| app.runtime.head().seq + 1);
     let mut subscription = app.runtime.subscribe(from);
     let stream = async_stream(move |yield_tx| async move {
         let _permit = permit;
@@ -261,7 +275,8 @@ fn page_size(limit: Option<u64>) -> Result<usize, ApiError> {
 
 /// The agents the token's scope covers, parents before children, a page at a time.
 #[utoipa::path(get, path = "/v1/agents", tag = "agents", params(AgentQuery),
-    responses((status = 200, body = AgentPage), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)),
+    responses((status = 200, body = AgentPage), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+              (status = 404, body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn agents(
     State(app): State<AppState>,
@@ -288,9 +303,7 @@ pub async fn agents(
                 .iter()
                 .position(|id| *id == a)
                 .map(|i| i + 1)
-                .ok_or_else(|| {
-                    ApiError::bad_request(format!("after: no agent {a} in your scope"))
-                })?,
+                .ok_or_else(|| ApiError::not_found(format!("after: no agent {a} in your scope")))?,
         };
         let ids = &order[start.min(order.len())..];
         let items: Vec<AgentView> = ids

@@ -24,6 +24,7 @@ pub mod auth;
 pub mod error;
 pub mod handlers;
 pub mod metrics;
+pub mod schema;
 pub mod state;
 pub mod views;
 
@@ -72,15 +73,22 @@ fn with_security(mut api: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi 
     api
 }
 
-/// The OpenAPI document, generated from the same route list the router serves.
-pub fn openapi() -> utoipa::openapi::OpenApi {
-    with_security(api_router().split_for_parts().1)
+/// The OpenAPI document, generated from the same route list the router serves and
+/// completed with the request schemas and error statuses of [`schema`].
+pub fn openapi() -> serde_json::Value {
+    document(api_router().split_for_parts().1)
+}
+
+fn document(api: utoipa::openapi::OpenApi) -> serde_json::Value {
+    let mut doc = serde_json::to_value(with_security(api)).unwrap_or_default();
+    schema::complete(&mut doc);
+    doc
 }
 
 /// The router: every route, the body limit, and `/openapi.json`.
 pub fn router(app: AppState, max_body_bytes: usize) -> Router {
     let (router, api) = api_router().split_for_parts();
-    let doc = serde_json::to_string_pretty(&with_security(api)).unwrap_or_default();
+    let doc = serde_json::to_string_pretty(&document(api)).unwrap_or_default();
     router
         .route(
             "/openapi.json",

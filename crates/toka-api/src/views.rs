@@ -67,10 +67,11 @@ pub struct EventPage {
 
 /// Query of `GET /v1/events`.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct EventQuery {
     /// First `seq` (default 1).
-    #[param(minimum = 1)]
+    #[param(minimum = 1, maximum = 9223372036854775807_i64)]
     pub from: Option<u64>,
     /// Most records to scan (default 100).
     #[param(minimum = 1, maximum = 1000)]
@@ -84,6 +85,7 @@ pub const DEFAULT_PAGE: u64 = 100;
 
 /// Query of `GET /v1/agents`.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AgentQuery {
     /// Most agents in the page (default 100).
@@ -114,9 +116,11 @@ pub struct TaskPage {
 
 /// Query of `GET /v1/events/stream`.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct StreamQuery {
     /// First `seq` (default: the next one). `Last-Event-ID` wins over it.
+    #[param(minimum = 1, maximum = 9223372036854775807_i64)]
     pub from: Option<u64>,
 }
 
@@ -219,12 +223,14 @@ impl TaskView {
 
 /// Query of `GET /v1/tasks`.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct TaskQuery {
     /// Only this agent's tasks (then in schedule order).
     #[param(format = "uuid")]
     pub agent: Option<String>,
     /// Only tasks in this state.
+    #[param(inline)]
     pub state: Option<TaskStateName>,
     /// Most tasks in the page (default 100).
     #[param(minimum = 1, maximum = 1000)]
@@ -325,6 +331,7 @@ pub struct TokenRequest {
     /// Lifetime in seconds (default: until the bearer token expires); refused if it
     /// would outlive the bearer token.
     #[schema(minimum = 1, maximum = 86400)]
+    #[serde(default, deserialize_with = "toka_types::whole::opt_u64")]
     pub ttl_secs: Option<u64>,
 }
 

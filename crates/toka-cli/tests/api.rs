@@ -84,7 +84,7 @@ async fn submit_read_errors_metrics_and_openapi() {
         body["error"]["message"]
             .as_str()
             .unwrap()
-            .contains("5000 bytes, limit 4096"),
+            .contains("5000 characters, limit 4096"),
         "{body}"
     );
     let big = json!({"operation": {"op": "emit_observation", "agent": root, "data": "A".repeat(3 * 1024 * 1024)}});

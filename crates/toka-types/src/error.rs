@@ -17,7 +17,18 @@ pub enum ValidationError {
         /// The limit in bytes.
         limit: usize,
     },
-    /// A field that must say something is empty (or only white space).
+    /// A text field is longer than its limit, in characters (Unicode scalar values,
+    /// as JSON Schema's `maxLength` counts them).
+    #[error("{field} is {actual} characters, limit {limit}")]
+    TooLong {
+        /// Which field.
+        field: &'static str,
+        /// Its length in characters.
+        actual: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// A field that must say something is empty.
     #[error("{field} must not be empty")]
     Empty {
         /// Which field.
@@ -55,20 +66,34 @@ pub enum ValidationError {
     },
 }
 
+/// A non-empty text of at most `limit` characters.
 pub(crate) fn check_text(
     field: &'static str,
     value: &str,
     limit: usize,
 ) -> Result<(), ValidationError> {
-    if value.len() > limit {
-        return Err(ValidationError::TooLarge {
-            field,
-            actual: value.len(),
-            limit,
-        });
-    }
-    if value.trim().is_empty() {
+    if value.is_empty() {
         return Err(ValidationError::Empty { field });
+    }
+    check_chars(field, value, limit)
+}
+
+/// A text of at most `limit` characters (possibly empty). Cheap for short texts: the
+/// byte length bounds the character count from above.
+pub(crate) fn check_chars(
+    field: &'static str,
+    value: &str,
+    limit: usize,
+) -> Result<(), ValidationError> {
+    if value.len() > limit {
+        let actual = value.chars().count();
+        if actual > limit {
+            return Err(ValidationError::TooLong {
+                field,
+                actual,
+                limit,
+            });
+        }
     }
     Ok(())
 }

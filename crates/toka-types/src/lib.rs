@@ -32,6 +32,7 @@ mod operation;
 mod spec;
 mod time;
 mod token;
+pub mod whole;
 
 pub use error::ValidationError;
 pub use event::{IdempotencyRecord, KernelEvent, TaskState};
@@ -40,4 +41,4 @@ pub use message::Message;
 pub use operation::Operation;
 pub use spec::{AgentSpec, ExtensionCall, Observation, TaskOutcome, TaskSpec};
 pub use time::Timestamp;
-pub use token::{IssuedToken, Scope, TokenGrant};
+pub use token::{IssuedToken, PERMISSION_PUNCTUATION, Scope, TokenGrant, check_permission_name};

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{ValidationError, check_text};
+use crate::error::{ValidationError, check_bytes, check_text};
 use crate::id::EntityId;
 use crate::limits::{MAX_IDEMPOTENCY_KEY_BYTES, MAX_TOKEN_BYTES};
 use crate::operation::Operation;
@@ -61,7 +61,12 @@ impl Message {
 
     /// Checks the token size and every bound of the operation.
     pub fn validate(&self) -> Result<(), ValidationError> {
-        check_text("capability token", &self.capability, MAX_TOKEN_BYTES)?;
+        if self.capability.is_empty() {
+            return Err(ValidationError::Empty {
+                field: "capability token",
+            });
+        }
+        check_bytes("capability token", self.capability.len(), MAX_TOKEN_BYTES)?;
         if let Some(key) = &self.idempotency_key {
             check_text("idempotency key", key, MAX_IDEMPOTENCY_KEY_BYTES)?;
         }

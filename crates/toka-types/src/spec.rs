@@ -8,14 +8,14 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize, Serializer};
 
-use crate::error::{ValidationError, check_bytes, check_text};
+use crate::error::{ValidationError, check_bytes, check_chars, check_text};
 use crate::limits::{
-    MAX_AGENT_NAME_BYTES, MAX_EXTENSION_FAMILY_BYTES, MAX_EXTENSION_PAYLOAD_BYTES,
-    MAX_OBSERVATION_BYTES, MAX_TASK_DESCRIPTION_BYTES, MAX_TASK_RESULT_BYTES,
+    MAX_AGENT_NAME_CHARS, MAX_EXTENSION_FAMILY_BYTES, MAX_EXTENSION_PAYLOAD_BYTES,
+    MAX_OBSERVATION_BYTES, MAX_TASK_DESCRIPTION_CHARS, MAX_TASK_RESULT_CHARS,
 };
 
 /// What a task asks an agent to do: a non-empty description of at most
-/// [`MAX_TASK_DESCRIPTION_BYTES`]. Cheap to clone (shared text): the kernel copies it
+/// [`MAX_TASK_DESCRIPTION_CHARS`]. Cheap to clone (shared text): the kernel copies it
 /// into an event and into the state.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "RawTaskSpec", deny_unknown_fields)]
@@ -45,7 +45,7 @@ impl TaskSpec {
     /// A task with this description, if it is non-empty and within the limit.
     pub fn new(description: impl Into<String>) -> Result<Self, ValidationError> {
         let description = description.into();
-        check_text("task description", &description, MAX_TASK_DESCRIPTION_BYTES)?;
+        check_text("task description", &description, MAX_TASK_DESCRIPTION_CHARS)?;
         Ok(Self {
             description: description.into(),
         })
@@ -57,7 +57,7 @@ impl TaskSpec {
     }
 }
 
-/// How an agent is to be created: a non-empty name of at most [`MAX_AGENT_NAME_BYTES`]
+/// How an agent is to be created: a non-empty name of at most [`MAX_AGENT_NAME_CHARS`]
 /// without control characters (names are printed in terminals and logs).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "RawAgentSpec", deny_unknown_fields)]
@@ -83,7 +83,7 @@ impl AgentSpec {
     /// An agent spec with this name, if it is valid.
     pub fn new(name: impl Into<String>) -> Result<Self, ValidationError> {
         let name = name.into();
-        check_text("agent name", &name, MAX_AGENT_NAME_BYTES)?;
+        check_text("agent name", &name, MAX_AGENT_NAME_CHARS)?;
         if name.chars().any(char::is_control) {
             return Err(ValidationError::BadCharacter {
                 field: "agent name",
@@ -143,7 +143,7 @@ impl Observation {
 }
 
 /// How a claimed task ended. A result may be empty; a failure must give a reason.
-/// Both are at most [`MAX_TASK_RESULT_BYTES`].
+/// Both are at most [`MAX_TASK_RESULT_CHARS`].
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "RawTaskOutcome", rename_all = "snake_case", tag = "status")]
 pub enum TaskOutcome {
@@ -180,14 +180,14 @@ impl TaskOutcome {
     /// A success with this result (which may be empty).
     pub fn success(result: impl Into<String>) -> Result<Self, ValidationError> {
         let result = result.into();
-        check_bytes("task result", result.len(), MAX_TASK_RESULT_BYTES)?;
+        check_chars("task result", &result, MAX_TASK_RESULT_CHARS)?;
         Ok(Self::Success { result })
     }
 
     /// A failure for this (non-empty) reason.
     pub fn failure(reason: impl Into<String>) -> Result<Self, ValidationError> {
         let reason = reason.into();
-        check_text("failure reason", &reason, MAX_TASK_RESULT_BYTES)?;
+        check_text("failure reason", &reason, MAX_TASK_RESULT_CHARS)?;
         Ok(Self::Failure { reason })
     }
 
@@ -199,10 +199,8 @@ impl TaskOutcome {
     /// Checks the limits again (for values built before a limit changed, or by hand).
     pub fn validate(&self) -> Result<(), ValidationError> {
         match self {
-            Self::Success { result } => {
-                check_bytes("task result", result.len(), MAX_TASK_RESULT_BYTES)
-            }
-            Self::Failure { reason } => check_text("failure reason", reason, MAX_TASK_RESULT_BYTES),
+            Self::Success { result } => check_chars("task result", result, MAX_TASK_RESULT_CHARS),
+            Self::Failure { reason } => check_text("failure reason", reason, MAX_TASK_RESULT_CHARS),
         }
     }
 }
@@ -223,6 +221,7 @@ pub struct ExtensionCall {
 #[serde(deny_unknown_fields)]
 struct RawExtensionCall {
     family: String,
+    #[serde(deserialize_with = "crate::whole::u16")]
     opcode: u16,
     #[serde(with = "crate::bytes")]
     payload: Vec<u8>,
@@ -298,14 +297,16 @@ mod tests {
 
     #[test]
     fn task_description_bounds() {
-        assert!(TaskSpec::new("a".repeat(MAX_TASK_DESCRIPTION_BYTES)).is_ok());
-        let err = TaskSpec::new("a".repeat(MAX_TASK_DESCRIPTION_BYTES + 1)).unwrap_err();
+        assert!(TaskSpec::new("a".repeat(MAX_TASK_DESCRIPTION_CHARS)).is_ok());
+        let err = TaskSpec::new("a".repeat(MAX_TASK_DESCRIPTION_CHARS + 1)).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "task description is 4097 bytes, limit 4096"
+            "task description is 4097 characters, limit 4096"
         );
+        // Characters, not bytes: 4096 four-byte characters fit.
+        assert!(TaskSpec::new("𝄞".repeat(MAX_TASK_DESCRIPTION_CHARS)).is_ok());
         assert_eq!(
-            TaskSpec::new("  ").unwrap_err(),
+            TaskSpec::new("").unwrap_err(),
             ValidationError::Empty {
                 field: "task description"
             }
@@ -314,10 +315,10 @@ mod tests {
 
     #[test]
     fn agent_name_bounds() {
-        assert!(AgentSpec::new("n".repeat(MAX_AGENT_NAME_BYTES)).is_ok());
+        assert!(AgentSpec::new("n".repeat(MAX_AGENT_NAME_CHARS)).is_ok());
         assert!(matches!(
-            AgentSpec::new("n".repeat(MAX_AGENT_NAME_BYTES + 1)),
-            Err(ValidationError::TooLarge { limit: 256, .. })
+            AgentSpec::new("n".repeat(MAX_AGENT_NAME_CHARS + 1)),
+            Err(ValidationError::TooLong { limit: 256, .. })
         ));
         assert!(matches!(
             AgentSpec::new("bad\nname"),
@@ -341,7 +342,7 @@ mod tests {
         let err = serde_json::from_str::<TaskSpec>(&long).unwrap_err();
         assert!(
             err.to_string()
-                .contains("task description is 5000 bytes, limit 4096"),
+                .contains("task description is 5000 characters, limit 4096"),
             "{err}"
         );
         assert!(serde_json::from_str::<AgentSpec>(r#"{"name":""}"#).is_err());

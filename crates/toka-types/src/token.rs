@@ -13,7 +13,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use crate::error::{ValidationError, check_text};
 use crate::id::{EntityId, ParseIdError};
 use crate::limits::{
-    MAX_GRANT_PERMISSION_BYTES, MAX_JTI_BYTES, MAX_PERMISSION_BYTES, MAX_PERMISSIONS,
+    MAX_GRANT_PERMISSIONS, MAX_JTI_BYTES, MAX_PERMISSION_BYTES, MAX_PERMISSIONS,
     MAX_TOKEN_LIFETIME_SECS,
 };
 
@@ -77,31 +77,28 @@ pub struct TokenGrant {
     /// Its lifetime in seconds from the decision. `None`: as long as the issuer's own
     /// token (at most 24 hours). An explicit lifetime past the issuer's expiry is
     /// refused, never shortened silently.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::whole::opt_u64"
+    )]
     pub ttl_secs: Option<u64>,
 }
 
 impl TokenGrant {
-    /// Checks the bounds: at most [`MAX_PERMISSIONS`] permissions of at most
-    /// [`MAX_PERMISSION_BYTES`] each, a lifetime of 1 s to 24 h.
+    /// Checks the bounds: at most [`MAX_GRANT_PERMISSIONS`] permissions, each a name
+    /// of 1 to [`MAX_PERMISSION_BYTES`] ASCII letters, digits and `:._*/-`; a lifetime
+    /// of 1 s to 24 h.
     pub fn validate(&self) -> Result<(), ValidationError> {
-        if self.permissions.len() > MAX_PERMISSIONS {
+        if self.permissions.len() > MAX_GRANT_PERMISSIONS {
             return Err(ValidationError::TooMany {
                 field: "permissions",
                 actual: self.permissions.len(),
-                limit: MAX_PERMISSIONS,
+                limit: MAX_GRANT_PERMISSIONS,
             });
         }
         for p in &self.permissions {
-            check_text("permission", p, MAX_PERMISSION_BYTES)?;
-        }
-        let total: usize = self.permissions.iter().map(String::len).sum();
-        if total > MAX_GRANT_PERMISSION_BYTES {
-            return Err(ValidationError::TooLarge {
-                field: "permissions (all names together)",
-                actual: total,
-                limit: MAX_GRANT_PERMISSION_BYTES,
-            });
+            check_permission_name(p)?;
         }
         if let Some(ttl) = self.ttl_secs
             && !(1..=MAX_TOKEN_LIFETIME_SECS).contains(&ttl)
@@ -115,6 +112,25 @@ impl TokenGrant {
         }
         Ok(())
     }
+}
+
+/// The characters a permission name may hold, besides ASCII letters and digits.
+pub const PERMISSION_PUNCTUATION: &str = ":._*/-";
+
+/// A permission name: 1 to [`MAX_PERMISSION_BYTES`] ASCII letters, digits and
+/// [`PERMISSION_PUNCTUATION`] (`task:claim`, `ext:counter`, `tool:fs.read`).
+pub fn check_permission_name(name: &str) -> Result<(), ValidationError> {
+    check_text("permission", name, MAX_PERMISSION_BYTES)?;
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || PERMISSION_PUNCTUATION.as_bytes().contains(&b))
+    {
+        return Err(ValidationError::BadCharacter {
+            field: "permission",
+            reason: "use ASCII letters, digits and :._*/-",
+        });
+    }
+    Ok(())
 }
 
 /// A delegation the kernel accepted, as the log records it: everything a token's
@@ -197,9 +213,13 @@ mod tests {
         grant.ttl_secs = Some(MAX_TOKEN_LIFETIME_SECS + 1);
         assert!(grant.validate().is_err());
         grant.ttl_secs = None;
-        grant.permissions = vec!["p".into(); MAX_PERMISSIONS + 1];
+        grant.permissions = vec!["p".into(); MAX_GRANT_PERMISSIONS + 1];
         assert!(grant.validate().is_err());
         grant.permissions = vec!["p".repeat(MAX_PERMISSION_BYTES + 1)];
         assert!(grant.validate().is_err());
+        grant.permissions = vec!["task claim".into()];
+        assert!(grant.validate().is_err());
+        grant.permissions = vec!["p".repeat(MAX_PERMISSION_BYTES); MAX_GRANT_PERMISSIONS];
+        assert!(grant.validate().is_ok());
     }
 }
