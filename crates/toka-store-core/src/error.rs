@@ -44,8 +44,10 @@ pub enum StoreError {
         reason: String,
     },
     /// An earlier append failed in a way that leaves the handle's view uncertain; the
-    /// store refuses work until it is reopened.
-    #[error("{driver}: an earlier write failed; reopen the store before using it again")]
+    /// store refuses work until it has reopened itself (tried again on every call).
+    #[error(
+        "{driver}: an earlier write failed and the store could not be reopened yet (is the disk full or gone?); retrying on the next call"
+    )]
     Poisoned {
         /// The driver.
         driver: &'static str,

@@ -25,9 +25,10 @@
 //! The schema is versioned (`PRAGMA user_version`) and migrated on open; a file from a
 //! newer Toka is refused.
 //!
-//! After an append fails with a database error, the handle refuses further work
-//! ([`StoreError::Poisoned`]) until the store is reopened, so nothing is built on a
-//! state that may not be what is on disk.
+//! After an append fails with a database error (a full disk, an I/O error), nothing is
+//! built on the connections' memory of the file: the next call reopens both, reading
+//! the file afresh, and is refused ([`StoreError::Poisoned`]) while that fails. So a
+//! node whose disk filled up serves again, without a restart, once there is room.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -231,12 +232,39 @@ impl SqliteStore {
 }
 
 impl Inner {
+    /// After a failed append nothing is built on the connections' memory of the file:
+    /// the next call reopens both (they read the file afresh, where SQLite has rolled
+    /// the failed transaction back) and only then carries on. While reopening fails
+    /// (the disk is still gone), every call is refused with `Poisoned`.
     fn check_poison(&self) -> Result<(), StoreError> {
-        if self.poisoned.load(Ordering::Acquire) {
-            Err(StoreError::Poisoned { driver: DRIVER })
-        } else {
-            Ok(())
+        if !self.poisoned.load(Ordering::Acquire) {
+            return Ok(());
         }
+        let reopened = (|| {
+            let writer = Connection::open(&self.path).map_err(backend)?;
+            configure(&writer)?;
+            read_head(&writer)?;
+            let reader = Connection::open_with_flags(
+                &self.path,
+                OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )
+            .map_err(backend)?;
+            reader
+                .busy_timeout(std::time::Duration::from_secs(5))
+                .map_err(backend)?;
+            Ok::<_, StoreError>((writer, reader))
+        })();
+        let Ok((writer, reader)) = reopened else {
+            return Err(StoreError::Poisoned { driver: DRIVER });
+        };
+        let (Ok(mut w), Ok(mut r)) = (self.writer.lock(), self.reader.lock()) else {
+            return Err(StoreError::Poisoned { driver: DRIVER });
+        };
+        *w = writer;
+        *r = reader;
+        self.poisoned.store(false, Ordering::Release);
+        tracing::info!(path = %self.path.display(), "sqlite store reopened after a failed append");
+        Ok(())
     }
 }
 
