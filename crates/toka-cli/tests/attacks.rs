@@ -184,148 +184,124 @@ async fn delegation_and_revocation_attacks_are_refused() {
                "permissions": ["token:issue", "token:revoke", "task:schedule"],
                "parent": a_jti, "lineage": [admin_jti, a_jti]}),
     );
-    for (who, leaf) in [("toka", &a1_token), ("pyjwt", &py_a1)] {
-        let before = head(&url, &admin).await;
-        let revoke = |jti: &str| json!({"operation": {"op": "revoke_token", "jti": jti}});
-        refused(
-            &url,
-            &admin,
-            &format!("{who}: revoke the root's token"),
-            post(&url, "/v1/messages", leaf, revoke(&admin_jti)).await,
+    let stranger = "8a4167b1-4ca1-8f67-be18-2276de1704f6";
+    let revoke = |jti: &str| json!({"operation": {"op": "revoke_token", "jti": jti}});
+    let mint = |sub: &str, extra: Value| {
+        let mut body = json!({"sub": sub, "permissions": []});
+        body.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        body
+    };
+    // (attack, route, body, status, code)
+    let attacks: Vec<(&str, &str, Value, u16, &str)> = vec![
+        (
+            "revoke the root's token",
+            "/v1/messages",
+            revoke(&admin_jti),
             403,
             "cannot_revoke_ancestor",
-            before,
-        )
-        .await;
-        refused(
-            &url,
-            &admin,
-            &format!("{who}: revoke the parent's token"),
-            post(&url, "/v1/messages", leaf, revoke(&a_jti)).await,
+        ),
+        (
+            "revoke the parent's token",
+            "/v1/messages",
+            revoke(&a_jti),
             403,
             "cannot_revoke_ancestor",
-            before,
-        )
-        .await;
-        refused(
-            &url,
-            &admin,
-            &format!("{who}: revoke a sibling's token"),
-            post(&url, "/v1/messages", leaf, revoke(&b_jti)).await,
+        ),
+        (
+            "revoke a sibling's token",
+            "/v1/messages",
+            revoke(&b_jti),
             403,
             "revoke_out_of_scope",
-            before,
-        )
-        .await;
-        refused(
-            &url,
-            &admin,
-            &format!("{who}: revoke an unknown jti"),
-            post(&url, "/v1/messages", leaf, revoke("never-issued")).await,
+        ),
+        (
+            "revoke an unknown jti",
+            "/v1/messages",
+            revoke("never-issued"),
             403,
             "unknown_token",
-            before,
-        )
-        .await;
-        for (target, name) in [
-            (&root, "the root"),
-            (&b, "a sibling"),
-            (
-                &"8a4167b1-4ca1-8f67-be18-2276de1704f6".to_string(),
-                "a stranger",
-            ),
-        ] {
+        ),
+        (
+            "mint for the root",
+            "/v1/tokens",
+            mint(&root, json!({})),
+            403,
+            "out_of_scope",
+        ),
+        (
+            "mint for a sibling",
+            "/v1/tokens",
+            mint(&b, json!({})),
+            403,
+            "out_of_scope",
+        ),
+        (
+            "mint for a stranger",
+            "/v1/tokens",
+            mint(stranger, json!({})),
+            403,
+            "out_of_scope",
+        ),
+        (
+            "mint for a terminated agent",
+            "/v1/tokens",
+            mint(&dead, json!({})),
+            409,
+            "agent_terminated",
+        ),
+        (
+            "widen permissions",
+            "/v1/tokens",
+            mint(&a1, json!({"permissions": ["agent:terminate"]})),
+            403,
+            "permission_escalation",
+        ),
+        (
+            "widen scope",
+            "/v1/tokens",
+            mint(&a1, json!({"scope": "*"})),
+            403,
+            "scope_widening",
+        ),
+        (
+            "widen scope to the parent",
+            "/v1/tokens",
+            mint(&a1, json!({"scope": a})),
+            403,
+            "scope_widening",
+        ),
+        (
+            "widen lifetime",
+            "/v1/tokens",
+            mint(&a1, json!({"ttl_secs": 86400})),
+            403,
+            "expiry_extension",
+        ),
+        (
+            "a malformed subject",
+            "/v1/tokens",
+            mint("root", json!({})),
+            400,
+            "bad_request",
+        ),
+    ];
+    for (who, leaf) in [("toka", &a1_token), ("pyjwt", &py_a1)] {
+        let before = head(&url, &admin).await;
+        for (attack, route, body, status, code) in &attacks {
+            let answer = post(&url, route, leaf, body.clone()).await;
             refused(
                 &url,
                 &admin,
-                &format!("{who}: mint for {name}"),
-                issue(&url, leaf, json!({"sub": target, "permissions": []})).await,
-                403,
-                "out_of_scope",
+                &format!("{who}: {attack}"),
+                answer,
+                *status,
+                code,
                 before,
             )
             .await;
         }
-        refused(
-            &url,
-            &admin,
-            &format!("{who}: mint for a terminated agent"),
-            issue(&url, leaf, json!({"sub": dead, "permissions": []})).await,
-            409,
-            "agent_terminated",
-            before,
-        )
-        .await;
-        refused(
-            &url,
-            &admin,
-            &format!("{who}: widen permissions"),
-            issue(
-                &url,
-                leaf,
-                json!({"sub": a1, "permissions": ["agent:terminate"]}),
-            )
-            .await,
-            403,
-            "permission_escalation",
-            before,
-        )
-        .await;
-        refused(
-            &url,
-            &admin,
-            &format!("{who}: widen scope"),
-            issue(
-                &url,
-                leaf,
-                json!({"sub": a1, "permissions": [], "scope": "*"}),
-            )
-            .await,
-            403,
-            "scope_widening",
-            before,
-        )
-        .await;
-        refused(
-            &url,
-            &admin,
-            &format!("{who}: widen scope to the parent"),
-            issue(
-                &url,
-                leaf,
-                json!({"sub": a1, "permissions": [], "scope": a}),
-            )
-            .await,
-            403,
-            "scope_widening",
-            before,
-        )
-        .await;
-        refused(
-            &url,
-            &admin,
-            &format!("{who}: widen lifetime"),
-            issue(
-                &url,
-                leaf,
-                json!({"sub": a1, "permissions": [], "ttl_secs": 86400}),
-            )
-            .await,
-            403,
-            "expiry_extension",
-            before,
-        )
-        .await;
-        refused(
-            &url,
-            &admin,
-            &format!("{who}: a malformed subject"),
-            issue(&url, leaf, json!({"sub": "root", "permissions": []})).await,
-            400,
-            "bad_request",
-            before,
-        )
-        .await;
     }
     // A token whose claims PyJWT widened past what the log issued is still bound by the
     // kernel's rules: the root is outside a1's scope whatever the token says it may do.

@@ -196,6 +196,50 @@ fn a_cut_log_is_refused_at_start_and_by_an_auditor_without_the_node_files() {
     assert!(r.stderr.contains("not signed by"), "{}", r.stderr);
 }
 
+/// Checkpoints are kept in the store as well as in the file: an attacker who cuts the
+/// tail and deletes the file is still caught, unless they also find the table.
+#[test]
+fn the_store_keeps_its_own_copy_of_the_checkpoints() {
+    let dir = tempfile::tempdir().unwrap();
+    stopped_node(dir.path());
+    std::fs::remove_file(dir.path().join("checkpoints/checkpoints.jsonl")).unwrap();
+    let mut cut = tempfile::tempdir().unwrap();
+    copy_dir(dir.path(), cut.path());
+    sqlite3(
+        cut.path(),
+        "DELETE FROM events WHERE seq > 7; DELETE FROM snapshots;",
+    );
+    let (code, v) = verify_json(cut.path());
+    assert_eq!(code, 1, "{v}");
+    assert_eq!(v["seq"], 8, "{v}");
+    // A checkpoint row planted with the node's key id but no valid signature is refused.
+    cut = tempfile::tempdir().unwrap();
+    copy_dir(dir.path(), cut.path());
+    let (_, ok) = verify_json(cut.path());
+    let r = run(&[
+        "--json",
+        "checkpoint",
+        "key",
+        "--config",
+        config(dir.path()).to_str().unwrap(),
+    ]);
+    let key_id = serde_json::from_str::<Value>(r.stdout.trim()).unwrap()["key_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let forged = format!(
+        r#"{{"seq":99,"chain_digest":"{d}","state_digest":"{d}","time":1,"key_id":"{key_id}","signature":"AAAA"}}"#,
+        d = "00".repeat(32)
+    );
+    sqlite3(
+        cut.path(),
+        &format!("INSERT INTO checkpoints (seq, body) VALUES (99, '{forged}')"),
+    );
+    let r = run(&["verify", "--config", config(cut.path()).to_str().unwrap()]);
+    assert_eq!(r.code, 1, "{ok}");
+    assert!(r.stderr.contains("not signed by"), "{}", r.stderr);
+}
+
 /// The checkpoint file can be checked by a tool that is not Toka: Python's
 /// `cryptography` package verifies each line over the documented bytes.
 #[test]
@@ -237,4 +281,125 @@ fn checkpoints_verify_with_an_independent_ed25519_implementation() {
         .output()
         .unwrap();
     assert!(!out.status.success());
+}
+
+fn pg_url() -> String {
+    std::env::var("TOKA_POSTGRES_URL").unwrap_or_else(|_| {
+        let user = std::env::var("USER").unwrap_or_else(|_| "postgres".into());
+        format!("host=127.0.0.1 port=5432 dbname=test user={user}")
+    })
+}
+
+fn psql(sql: &str) -> bool {
+    Command::new("psql")
+        .arg(pg_url())
+        .args(["-v", "ON_ERROR_STOP=1", "-c", sql])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+}
+
+/// The same matrix on a PostgreSQL node, through `psql`.
+#[test]
+fn every_edit_through_psql_is_caught_naming_the_seq() {
+    if !psql("select 1") {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must have PostgreSQL at {}",
+            pg_url()
+        );
+        eprintln!(
+            "\n*** SKIPPED psql tamper test: no PostgreSQL at {} ***\n",
+            pg_url()
+        );
+        return;
+    }
+    let cases: &[(&str, &str, u64, &str)] = &[
+        (
+            "edit a payload",
+            "UPDATE payloads SET body = convert_to(replace(convert_from(body, 'UTF8'), 'job 4', 'job X'), 'UTF8') WHERE hash = (SELECT payload_hash FROM events WHERE seq = 7)",
+            7,
+            "payload altered",
+        ),
+        (
+            "edit a header field",
+            "UPDATE events SET kind = 'task.claimed' WHERE seq = 5",
+            5,
+            "header altered",
+        ),
+        (
+            "delete a row",
+            "DELETE FROM events WHERE seq = 6",
+            6,
+            "missing",
+        ),
+        (
+            "swap two rows",
+            "UPDATE events SET seq = -1 WHERE seq = 5; UPDATE events SET seq = 5 WHERE seq = 6; UPDATE events SET seq = 6 WHERE seq = -1",
+            5,
+            "reordered",
+        ),
+        (
+            "cut the tail and the snapshots",
+            "DELETE FROM events WHERE seq > 7; UPDATE head SET seq = 7, digest = (SELECT digest FROM events WHERE seq = 7); DELETE FROM snapshots",
+            8,
+            "truncated",
+        ),
+        (
+            "cut the tail, keep the snapshots",
+            "DELETE FROM events WHERE seq > 7; UPDATE head SET seq = 7, digest = (SELECT digest FROM events WHERE seq = 7)",
+            8,
+            "truncated",
+        ),
+    ];
+    for (n, (what, sql, seq, reason)) in cases.iter().enumerate() {
+        let dir = tempfile::tempdir().unwrap();
+        let schema = format!("toka_tamper_{}_{n}", std::process::id());
+        psql(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"));
+        let env = |c: &mut Command| {
+            c.env("TOKA_STORE_DRIVER", "postgres")
+                .env("TOKA_POSTGRES_URL", pg_url())
+                .env("TOKA_STORE_POSTGRES_SCHEMA", &schema);
+        };
+        let mut init_cmd = toka();
+        init_cmd.args(["--json", "init", "--dir", dir.path().to_str().unwrap()]);
+        env(&mut init_cmd);
+        let r = run_with(&mut init_cmd);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        let admin = serde_json::from_str::<Value>(r.stdout.trim()).unwrap()["token"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let server = Server::start_with(dir.path(), |c| env(c));
+        for j in 0..8 {
+            let r = client(&server, &admin, &["task", "schedule", &format!("job {j}")]);
+            assert_eq!(r.code, 0, "{}", r.stderr);
+        }
+        assert_eq!(server.stop(), 0);
+        // The psql user reads what verify checks: the view computes body_json.
+        assert!(psql(&format!(
+            "SET search_path TO {schema}; SELECT body_json FROM events_json WHERE seq = 7"
+        )));
+        assert!(
+            psql(&format!("SET search_path TO {schema}; {sql}")),
+            "{what}: psql refused"
+        );
+        let mut verify = toka();
+        verify.args([
+            "--json",
+            "verify",
+            "--config",
+            config(dir.path()).to_str().unwrap(),
+        ]);
+        env(&mut verify);
+        let r = run_with(&mut verify);
+        let v: Value = serde_json::from_str(r.stdout.trim()).unwrap_or(Value::Null);
+        assert_eq!(r.code, 1, "{what}: verify accepted it: {v} {}", r.stderr);
+        assert_eq!(v["seq"], *seq, "{what}: {v}");
+        assert!(
+            v["reason"].as_str().unwrap_or("").contains(reason),
+            "{what}: {v}"
+        );
+        psql(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"));
+    }
 }

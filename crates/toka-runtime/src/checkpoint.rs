@@ -335,6 +335,34 @@ pub fn read_file(
     Ok(out)
 }
 
+/// The checkpoints a store holds (as [`SignedCheckpoint`] JSON), each checked against
+/// `verifier`: one that does not parse or verify is an error, never skipped (the store
+/// is where an attacker would plant one).
+pub async fn read_store(
+    store: &dyn toka_store_core::StorageBackend,
+    verifier: &CheckpointVerifier,
+) -> Result<Vec<SignedCheckpoint>, CheckpointError> {
+    let stored = store.checkpoints().await.map_err(|e| CheckpointError::Io {
+        path: format!("the {} store", store.driver()),
+        source: std::io::Error::other(e.to_string()),
+    })?;
+    let mut out = Vec::with_capacity(stored.len());
+    for (i, bytes) in stored.iter().enumerate() {
+        let signed: SignedCheckpoint =
+            serde_json::from_slice(bytes).map_err(|e| CheckpointError::BadLine {
+                path: format!("the {} store's checkpoints", store.driver()),
+                line: i + 1,
+                reason: e.to_string(),
+            })?;
+        // Checkpoints of other nodes sharing the log are signed by their keys.
+        if signed.key_id == verifier.key_id() {
+            verifier.verify(&signed)?;
+            out.push(signed);
+        }
+    }
+    Ok(out)
+}
+
 /// The checkpoint with the highest `seq` (the newest among equals).
 pub fn newest(checkpoints: &[SignedCheckpoint]) -> Option<&SignedCheckpoint> {
     checkpoints.iter().rev().max_by_key(|c| c.checkpoint.seq)

@@ -126,7 +126,13 @@ impl Runtime {
             from_snapshot,
         } = {
             let trusted = match &options.checkpoints {
-                Some(c) => c.read()?,
+                Some(c) => {
+                    let mut all = c.read()?;
+                    all.extend(
+                        crate::checkpoint::read_store(store.as_ref(), c.key.verifier()).await?,
+                    );
+                    all
+                }
                 None => Vec::new(),
             };
             let recovered =

@@ -196,6 +196,14 @@ impl StorageBackend for Switchable {
         self.check()?;
         self.inner.prune_snapshots(keep).await
     }
+    async fn put_checkpoint(&self, seq: u64, checkpoint: &[u8]) -> Result<(), StoreError> {
+        self.check()?;
+        self.inner.put_checkpoint(seq, checkpoint).await
+    }
+    async fn checkpoints(&self) -> Result<Vec<Vec<u8>>, StoreError> {
+        self.check()?;
+        self.inner.checkpoints().await
+    }
 }
 
 /// Issue 9: a store outage never stops the writer for good. While the store is down,

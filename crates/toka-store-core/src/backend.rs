@@ -21,6 +21,9 @@ pub struct Snapshot {
     pub state: Vec<u8>,
 }
 
+/// How many signed checkpoints a store keeps (the checkpoint file keeps every one).
+pub const MAX_STORED_CHECKPOINTS: usize = 1024;
+
 /// A hash-chained event log with snapshots.
 ///
 /// Every method is atomic. What holds after each call:
@@ -70,6 +73,14 @@ pub trait StorageBackend: Send + Sync + 'static {
 
     /// Deletes all but the newest `keep` snapshots; returns how many were deleted.
     async fn prune_snapshots(&self, keep: usize) -> Result<usize, StoreError>;
+
+    /// Stores a signed checkpoint of the log at `seq` (opaque bytes: the runtime's
+    /// signed JSON), keeping the newest [`MAX_STORED_CHECKPOINTS`]. Durable when it
+    /// returns.
+    async fn put_checkpoint(&self, seq: u64, checkpoint: &[u8]) -> Result<(), StoreError>;
+
+    /// The stored checkpoints, oldest first.
+    async fn checkpoints(&self) -> Result<Vec<Vec<u8>>, StoreError>;
 
     /// Whether other processes may append to this log (several nodes sharing it). A
     /// runtime on a shared log catches up before deciding and retries on `Conflict`.

@@ -74,7 +74,7 @@ mod verify;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 
-pub use backend::{Snapshot, StorageBackend};
+pub use backend::{MAX_STORED_CHECKPOINTS, Snapshot, StorageBackend};
 pub use chain::{CHAIN_DOMAIN, admit, chain_digest, check_batch, head_after, parents_json, seal};
 pub use error::{AppendError, StoreError};
 pub use hash::{Hash32, ParseHashError};

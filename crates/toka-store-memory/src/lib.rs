@@ -29,6 +29,7 @@ struct Log {
     ids: HashMap<EntityId, u64>,
     payloads: HashMap<Hash32, Arc<[u8]>>,
     snapshots: BTreeMap<u64, Snapshot>,
+    checkpoints: std::collections::VecDeque<Vec<u8>>,
 }
 
 impl Log {
@@ -184,6 +185,19 @@ impl StorageBackend for MemoryStore {
 
     async fn snapshot_seqs(&self) -> Result<Vec<u64>, StoreError> {
         Ok(self.lock()?.snapshots.keys().copied().collect())
+    }
+
+    async fn put_checkpoint(&self, _seq: u64, checkpoint: &[u8]) -> Result<(), StoreError> {
+        let mut log = self.lock()?;
+        log.checkpoints.push_back(checkpoint.to_vec());
+        while log.checkpoints.len() > toka_store_core::MAX_STORED_CHECKPOINTS {
+            log.checkpoints.pop_front();
+        }
+        Ok(())
+    }
+
+    async fn checkpoints(&self) -> Result<Vec<Vec<u8>>, StoreError> {
+        Ok(self.lock()?.checkpoints.iter().cloned().collect())
     }
 
     async fn prune_snapshots(&self, keep: usize) -> Result<usize, StoreError> {

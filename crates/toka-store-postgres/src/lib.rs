@@ -545,6 +545,39 @@ impl StorageBackend for PostgresStore {
         Ok(n as usize)
     }
 
+    async fn put_checkpoint(&self, seq: u64, checkpoint: &[u8]) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        let body = String::from_utf8_lossy(checkpoint).into_owned();
+        let keep = toka_store_core::MAX_STORED_CHECKPOINTS as i64;
+        client
+            .execute(
+                "INSERT INTO checkpoints (seq, body) VALUES ($1, $2)",
+                &[&(seq as i64), &body],
+            )
+            .await
+            .map_err(backend)?;
+        client
+            .execute(
+                "DELETE FROM checkpoints WHERE id NOT IN (SELECT id FROM checkpoints ORDER BY id DESC LIMIT $1)",
+                &[&keep],
+            )
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn checkpoints(&self) -> Result<Vec<Vec<u8>>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query("SELECT body FROM checkpoints ORDER BY id", &[])
+            .await
+            .map_err(backend)?;
+        Ok(rows
+            .iter()
+            .map(|r| r.get::<_, String>(0).into_bytes())
+            .collect())
+    }
+
     fn is_shared(&self) -> bool {
         true
     }

@@ -58,6 +58,12 @@ const MIGRATIONS: &[&str] = &[
      CREATE VIEW events_json AS
         SELECT e.seq, e.id, e.kind, e.ts, e.origin, e.jti, toka_json_of(p.body) AS body_json
         FROM events e JOIN payloads p ON p.hash = e.payload_hash;",
+    // 3: signed checkpoints of every node sharing the log (the runtime's JSON).
+    "CREATE TABLE checkpoints (
+        id BIGSERIAL PRIMARY KEY,
+        seq BIGINT NOT NULL,
+        body TEXT NOT NULL
+    );",
 ];
 
 /// The newest schema version this build knows.

@@ -45,6 +45,7 @@ pub struct SledStore {
     payloads: sled::Tree,
     meta: sled::Tree,
     snapshots: sled::Tree,
+    checkpoints: sled::Tree,
     path: PathBuf,
     /// Appends flushed (fsynced) before they returned: every one, or a test fails.
     flushed_appends: std::sync::Arc<std::sync::atomic::AtomicU64>,
@@ -116,6 +117,7 @@ impl SledStore {
             payloads: tree("payloads")?,
             meta: tree("meta")?,
             snapshots: tree("snapshots")?,
+            checkpoints: tree("checkpoints")?,
             db,
             path: path.to_path_buf(),
             flushed_appends: Default::default(),
@@ -326,6 +328,36 @@ impl StorageBackend for SledStore {
                 .iter()
                 .keys()
                 .map(|k| k.map_err(backend).map(|k| seq_key(&k).unwrap_or(0)))
+                .collect()
+        })
+        .await
+    }
+
+    async fn put_checkpoint(&self, _seq: u64, checkpoint: &[u8]) -> Result<(), StoreError> {
+        let body = checkpoint.to_vec();
+        self.blocking(move |s| {
+            // Keys in the order they were put (ids increase).
+            let id = s.db.generate_id().map_err(backend)?;
+            s.checkpoints
+                .insert(id.to_be_bytes(), body)
+                .map_err(backend)?;
+            while s.checkpoints.len() > toka_store_core::MAX_STORED_CHECKPOINTS {
+                if s.checkpoints.pop_min().map_err(backend)?.is_none() {
+                    break;
+                }
+            }
+            s.db.flush().map_err(backend)?;
+            Ok::<_, StoreError>(())
+        })
+        .await
+    }
+
+    async fn checkpoints(&self) -> Result<Vec<Vec<u8>>, StoreError> {
+        self.blocking(move |s| {
+            s.checkpoints
+                .iter()
+                .values()
+                .map(|v| v.map(|v| v.to_vec()).map_err(backend))
                 .collect()
         })
         .await

@@ -495,6 +495,39 @@ impl StorageBackend for SqliteStore {
         .await
     }
 
+    async fn put_checkpoint(&self, seq: u64, checkpoint: &[u8]) -> Result<(), StoreError> {
+        let body = String::from_utf8_lossy(checkpoint).into_owned();
+        let keep = toka_store_core::MAX_STORED_CHECKPOINTS as i64;
+        self.write(move |conn| {
+            conn.execute(
+                "INSERT INTO checkpoints (seq, body) VALUES (?1, ?2)",
+                params![seq as i64, body],
+            )
+            .map_err(backend)?;
+            conn.execute(
+                "DELETE FROM checkpoints WHERE id NOT IN (SELECT id FROM checkpoints ORDER BY id DESC LIMIT ?1)",
+                params![keep],
+            )
+            .map_err(backend)?;
+            Ok::<_, StoreError>(())
+        })
+        .await
+    }
+
+    async fn checkpoints(&self) -> Result<Vec<Vec<u8>>, StoreError> {
+        self.read(|conn| {
+            let mut statement = conn
+                .prepare_cached("SELECT body FROM checkpoints ORDER BY id")
+                .map_err(backend)?;
+            let rows = statement
+                .query_map([], |r| r.get::<_, String>(0))
+                .map_err(backend)?;
+            rows.map(|r| r.map(String::into_bytes).map_err(backend))
+                .collect()
+        })
+        .await
+    }
+
     async fn prune_snapshots(&self, keep: usize) -> Result<usize, StoreError> {
         let keep = i64::try_from(keep).unwrap_or(i64::MAX);
         self.write(move |conn| {

@@ -41,6 +41,12 @@ const MIGRATIONS: &[&str] = &[
         state_digest BLOB NOT NULL,
         state BLOB NOT NULL
     );",
+    // 2: signed checkpoints (the runtime's JSON, readable with sqlite3), newest kept.
+    "CREATE TABLE checkpoints (
+        id INTEGER PRIMARY KEY,     -- increasing: the order they were put
+        seq INTEGER NOT NULL,
+        body TEXT NOT NULL
+    );",
 ];
 
 /// The newest schema version this build knows.

@@ -27,10 +27,11 @@ pub enum CheckpointCmd {
 }
 
 /// The signed checkpoints to check a log against: from `file` (default: the configured
-/// one), verified with `public_key` (default: the configured key). None when the node
-/// has no checkpoint key yet and no file was named.
-pub fn load(
+/// one) and from the store, verified with `public_key` (default: the configured key).
+/// None when the node has no checkpoint key yet and no file or key was named.
+pub async fn load(
     config: &Config,
+    store: &dyn toka_store_core::StorageBackend,
     file: Option<&Path>,
     public_key: Option<&str>,
 ) -> Result<Vec<SignedCheckpoint>> {
@@ -52,8 +53,14 @@ pub fn load(
     if file.is_some() && !path.exists() {
         bail!("no checkpoint file at {}", path.display());
     }
-    read_file(&path, &verifier)
-        .with_context(|| format!("reading checkpoints from {}", path.display()))
+    let mut all = read_file(&path, &verifier)
+        .with_context(|| format!("reading checkpoints from {}", path.display()))?;
+    all.extend(
+        toka_runtime::checkpoint::read_store(store, &verifier)
+            .await
+            .context("reading the checkpoints kept in the store")?,
+    );
+    Ok(all)
 }
 
 pub async fn run(cmd: CheckpointCmd, out: Out) -> Result<ExitCode> {

@@ -97,7 +97,8 @@ pub async fn verify(
     if let Verdict::Broken { seq, corruption } = verdict {
         return refuse(seq, corruption.to_string());
     }
-    let checkpoints = crate::cmd::checkpoint::load(&config, checkpoint_file, public_key)?;
+    let checkpoints =
+        crate::cmd::checkpoint::load(&config, store.as_ref(), checkpoint_file, public_key).await?;
     let progress = bar(head.seq, "replay");
     let recovered = toka_runtime::recovery::recover_with(
         store.as_ref(),

@@ -170,7 +170,7 @@ impl Writer {
                     continue;
                 }
                 _ = tick.tick() => {
-                    self.on_tick();
+                    self.on_tick().await;
                     continue;
                 }
             };
@@ -246,14 +246,7 @@ impl Writer {
                     let _ = reply.send(result.clone());
                 }
             } else {
-                let now = self.clock.now().max(self.last_now);
-                if self
-                    .checkpointer
-                    .as_ref()
-                    .is_some_and(|c| c.due(self.head.seq, now))
-                {
-                    self.checkpoint();
-                }
+                self.checkpoint_if_due().await;
             }
         }
         // The queue is closed and drained: a clean shutdown.
@@ -271,7 +264,7 @@ impl Writer {
                 .as_ref()
                 .is_some_and(|c| c.last_seq < self.head.seq)
         {
-            self.checkpoint();
+            self.checkpoint().await;
         }
         tracing::info!(head = self.head.seq, "writer stopped");
         for reply in shutdown_replies {

@@ -7,20 +7,25 @@ use super::Writer;
 impl Writer {
     /// Time passed: sign a checkpoint if one is due by time, forget rate-limit keys of
     /// subjects idle long enough to be full again.
-    pub(super) fn on_tick(&mut self) {
+    pub(super) async fn on_tick(&mut self) {
         if let Some(limiter) = &self.limiter {
             limiter.retain_recent();
             limiter.shrink_to_fit();
         }
         if self.outage.is_none() {
-            let now = self.clock.now().max(self.last_now);
-            if self
-                .checkpointer
-                .as_ref()
-                .is_some_and(|c| c.due(self.head.seq, now))
-            {
-                self.checkpoint();
-            }
+            self.checkpoint_if_due().await;
+        }
+    }
+
+    /// Signs a checkpoint if one is due by events or by time.
+    pub(super) async fn checkpoint_if_due(&mut self) {
+        let now = self.clock.now().max(self.last_now);
+        if self
+            .checkpointer
+            .as_ref()
+            .is_some_and(|c| c.due(self.head.seq, now))
+        {
+            self.checkpoint().await;
         }
     }
 
@@ -51,20 +56,23 @@ impl Writer {
         );
         // A snapshot is only trusted at start when a checkpoint covers it.
         self.sign_checkpoint(snapshot.state_digest)
+            .await
             .map_err(|e| format!("snapshot taken, but its checkpoint failed: {e}"))?;
         Ok(snapshot.seq)
     }
 
     /// Signs a checkpoint at the head now, if checkpoints are configured. Only called
     /// right after a commit or a catch-up: the kernel's state is the committed state.
-    pub(super) fn checkpoint(&mut self) {
+    pub(super) async fn checkpoint(&mut self) {
         let digest = Hash32(*self.kernel.state().digest().as_bytes());
-        if let Err(e) = self.sign_checkpoint(digest) {
+        if let Err(e) = self.sign_checkpoint(digest).await {
             tracing::error!(error = %e, "checkpoint failed");
         }
     }
 
-    pub(super) fn sign_checkpoint(&mut self, state_digest: Hash32) -> Result<(), String> {
+    /// Signs a checkpoint at the head, appends it to the file, then stores it beside
+    /// the log (either copy alone is enough to catch a cut tail).
+    pub(super) async fn sign_checkpoint(&mut self, state_digest: Hash32) -> Result<(), String> {
         let now = self.clock.now().max(self.last_now);
         let Some(checkpointer) = self.checkpointer.as_mut() else {
             return Ok(());
@@ -77,6 +85,12 @@ impl Writer {
                 time: now,
             })
             .map_err(|e| e.to_string())?;
+        let json = serde_json::to_vec(&signed).map_err(|e| e.to_string())?;
+        self.shared
+            .store
+            .put_checkpoint(signed.checkpoint.seq, &json)
+            .await
+            .map_err(|e| format!("checkpoint signed and filed, but not stored: {e}"))?;
         tracing::info!(seq = signed.checkpoint.seq, "checkpoint signed");
         *self
             .shared

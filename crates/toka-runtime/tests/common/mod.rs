@@ -170,4 +170,14 @@ impl<H: AppendHook> StorageBackend for Hooked<H> {
     async fn prune_snapshots(&self, keep: usize) -> Result<usize, toka_store_core::StoreError> {
         self.inner.prune_snapshots(keep).await
     }
+    async fn put_checkpoint(
+        &self,
+        seq: u64,
+        checkpoint: &[u8],
+    ) -> Result<(), toka_store_core::StoreError> {
+        self.inner.put_checkpoint(seq, checkpoint).await
+    }
+    async fn checkpoints(&self) -> Result<Vec<Vec<u8>>, toka_store_core::StoreError> {
+        self.inner.checkpoints().await
+    }
 }

@@ -363,6 +363,37 @@ pub async fn snapshots_put_latest_and_prune<H: Harness>() {
     assert_eq!(store.prune_snapshots(5).await.expect("prune"), 0);
 }
 
+/// Checkpoints: kept in the order they were put, across a reopen (durable drivers), and
+/// only the newest [`MAX_STORED_CHECKPOINTS`](crate::MAX_STORED_CHECKPOINTS).
+pub async fn checkpoints_are_kept_in_order<H: Harness>() {
+    let dir = folder();
+    let store = H::open(dir.path()).await.expect("open");
+    assert!(store.checkpoints().await.expect("read").is_empty());
+    for seq in [5u64, 9, 9, 12] {
+        let body = format!("{{\"seq\":{seq}}}");
+        store
+            .put_checkpoint(seq, body.as_bytes())
+            .await
+            .expect("put");
+    }
+    let expected: Vec<Vec<u8>> = [5u64, 9, 9, 12]
+        .iter()
+        .map(|s| format!("{{\"seq\":{s}}}").into_bytes())
+        .collect();
+    assert_eq!(store.checkpoints().await.expect("read"), expected);
+    if H::DURABLE {
+        drop(store);
+        let store = H::open(dir.path()).await.expect("reopen");
+        assert_eq!(store.checkpoints().await.expect("read"), expected);
+        for seq in 0..crate::MAX_STORED_CHECKPOINTS as u64 {
+            store.put_checkpoint(100 + seq, b"{}").await.expect("put");
+        }
+        let kept = store.checkpoints().await.expect("read");
+        assert_eq!(kept.len(), crate::MAX_STORED_CHECKPOINTS);
+        assert!(!kept.contains(&expected[0]), "the oldest is gone");
+    }
+}
+
 async fn tampered<H: Harness>(tamper: Tamper) -> Verdict {
     let dir = folder();
     let store = H::open(dir.path()).await.expect("open");

@@ -101,6 +101,7 @@ macro_rules! conformance_tests {
             empty_batch_checks_the_head_and_writes_nothing,
             reads_by_range_id_and_payload_hash,
             snapshots_put_latest_and_prune,
+            checkpoints_are_kept_in_order,
             flipped_payload_byte_is_reported_at_its_seq,
             deleted_record_is_reported_at_its_seq,
             swapped_records_are_reported_at_the_first,
