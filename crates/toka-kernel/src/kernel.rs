@@ -165,10 +165,9 @@ impl Kernel {
     /// Tokens are issued with the `kid` of the key that will sign them: the active
     /// one now (an input from the runtime, recorded like the time).
     fn stamp_kid(&self, events: &mut [KernelEvent]) {
-        let active = self.verifier.keys().active().map(|k| k.kid().to_string());
         for event in events {
             if let KernelEvent::TokenIssued(issued) = event {
-                issued.kid.clone_from(&active);
+                issued.kid = self.verifier.keys().active().map(|k| k.kid().to_string());
             }
         }
     }
