@@ -17,20 +17,8 @@ use std::process::Command;
 use serde_json::{Value, json};
 use util::*;
 
-fn pg_url() -> String {
-    std::env::var("TOKA_POSTGRES_URL").unwrap_or_else(|_| {
-        let user = std::env::var("USER").unwrap_or_else(|_| "postgres".into());
-        format!("host=127.0.0.1 port=5432 dbname=test user={user}")
-    })
-}
-
 fn pg_reachable() -> bool {
-    Command::new("psql")
-        .arg(pg_url())
-        .args(["-c", "select 1"])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false)
+    psql("select 1")
 }
 
 /// Env that points a `toka` process at the shared log.

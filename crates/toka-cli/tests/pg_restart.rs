@@ -23,22 +23,6 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use util::*;
 
-fn pg_url() -> String {
-    std::env::var("TOKA_POSTGRES_URL").unwrap_or_else(|_| {
-        let user = std::env::var("USER").unwrap_or_else(|_| "postgres".into());
-        format!("host=127.0.0.1 port=5432 dbname=test user={user}")
-    })
-}
-
-fn psql(sql: &str) -> bool {
-    Command::new("psql")
-        .arg(pg_url())
-        .args(["-c", sql])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false)
-}
-
 fn pg_version() -> Option<String> {
     std::fs::read_dir("/etc/postgresql")
         .ok()?

@@ -283,22 +283,6 @@ fn checkpoints_verify_with_an_independent_ed25519_implementation() {
     assert!(!out.status.success());
 }
 
-fn pg_url() -> String {
-    std::env::var("TOKA_POSTGRES_URL").unwrap_or_else(|_| {
-        let user = std::env::var("USER").unwrap_or_else(|_| "postgres".into());
-        format!("host=127.0.0.1 port=5432 dbname=test user={user}")
-    })
-}
-
-fn psql(sql: &str) -> bool {
-    Command::new("psql")
-        .arg(pg_url())
-        .args(["-v", "ON_ERROR_STOP=1", "-c", sql])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false)
-}
-
 /// The same matrix on a PostgreSQL node, through `psql`.
 #[test]
 fn every_edit_through_psql_is_caught_naming_the_seq() {

@@ -116,3 +116,22 @@ pub fn client(server: &Server, token: &str, args: &[&str]) -> Run {
             .args(args),
     )
 }
+
+/// The PostgreSQL the tests use: `TOKA_POSTGRES_URL`, or the CI machine's default
+/// (127.0.0.1:5432, database `test`, the current user).
+pub fn pg_url() -> String {
+    std::env::var("TOKA_POSTGRES_URL").unwrap_or_else(|_| {
+        let user = std::env::var("USER").unwrap_or_else(|_| "postgres".into());
+        format!("host=127.0.0.1 port=5432 dbname=test user={user}")
+    })
+}
+
+/// Runs `sql` with the `psql` tool against [`pg_url`]; whether it succeeded.
+pub fn psql(sql: &str) -> bool {
+    Command::new("psql")
+        .arg(pg_url())
+        .args(["-v", "ON_ERROR_STOP=1", "-c", sql])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+}
