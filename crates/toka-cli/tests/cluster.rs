@@ -21,15 +21,8 @@ fn pg_reachable() -> bool {
     psql("select 1")
 }
 
-/// Env that points a `toka` process at the shared log.
-fn shared_env(cmd: &mut Command, schema: &str) {
-    cmd.env("TOKA_STORE_DRIVER", "postgres")
-        .env("TOKA_POSTGRES_URL", pg_url())
-        .env("TOKA_STORE_POSTGRES_SCHEMA", schema);
-}
-
 fn start_node(dir: &std::path::Path, schema: &str) -> Server {
-    Server::start_with(dir, |c| shared_env(c, schema))
+    Server::start_with(dir, |c| postgres_env(c, schema))
 }
 
 async fn state(url: &str, token: &str) -> Value {
@@ -159,16 +152,7 @@ async fn three_nodes_share_one_log_and_a_killed_node_catches_up() {
         .arg(pg_url())
         .args(["-c", &format!("DROP SCHEMA IF EXISTS {schema} CASCADE")])
         .output();
-    let mut init_cmd = toka();
-    init_cmd.args(["--json", "init", "--dir", dir.path().to_str().unwrap()]);
-    shared_env(&mut init_cmd, &schema);
-    let r = run_with(&mut init_cmd);
-    assert_eq!(r.code, 0, "{}", r.stderr);
-    let v: Value = serde_json::from_str(r.stdout.trim()).unwrap();
-    let (root, token) = (
-        v["root"].as_str().unwrap().to_string(),
-        v["token"].as_str().unwrap().to_string(),
-    );
+    let (root, token) = init_with(dir.path(), |c| postgres_env(c, &schema));
 
     let nodes: Vec<Server> = (0..3).map(|_| start_node(dir.path(), &schema)).collect();
     let urls: Vec<String> = nodes.iter().map(|n| n.url.clone()).collect();

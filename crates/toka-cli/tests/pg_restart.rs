@@ -134,21 +134,8 @@ async fn two_nodes_survive_a_postgres_restart_without_being_restarted() {
     let dir = tempfile::tempdir().unwrap();
     let schema = format!("toka_restart_{}", std::process::id());
     psql(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"));
-    let env = |c: &mut Command| {
-        c.env("TOKA_STORE_DRIVER", "postgres")
-            .env("TOKA_POSTGRES_URL", pg_url())
-            .env("TOKA_STORE_POSTGRES_SCHEMA", &schema);
-    };
-    let mut init_cmd = toka();
-    init_cmd.args(["--json", "init", "--dir", dir.path().to_str().unwrap()]);
-    env(&mut init_cmd);
-    let r = run_with(&mut init_cmd);
-    assert_eq!(r.code, 0, "{}", r.stderr);
-    let v: Value = serde_json::from_str(r.stdout.trim()).unwrap();
-    let (root, token) = (
-        v["root"].as_str().unwrap().to_string(),
-        v["token"].as_str().unwrap().to_string(),
-    );
+    let env = |c: &mut Command| postgres_env(c, &schema);
+    let (root, token) = init_with(dir.path(), env);
     let a = Server::start_with(dir.path(), |c| env(c));
     let b = Server::start_with(dir.path(), |c| env(c));
     let urls = [a.url.clone(), b.url.clone()];

@@ -340,20 +340,8 @@ fn every_edit_through_psql_is_caught_naming_the_seq() {
         let dir = tempfile::tempdir().unwrap();
         let schema = format!("toka_tamper_{}_{n}", std::process::id());
         psql(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"));
-        let env = |c: &mut Command| {
-            c.env("TOKA_STORE_DRIVER", "postgres")
-                .env("TOKA_POSTGRES_URL", pg_url())
-                .env("TOKA_STORE_POSTGRES_SCHEMA", &schema);
-        };
-        let mut init_cmd = toka();
-        init_cmd.args(["--json", "init", "--dir", dir.path().to_str().unwrap()]);
-        env(&mut init_cmd);
-        let r = run_with(&mut init_cmd);
-        assert_eq!(r.code, 0, "{}", r.stderr);
-        let admin = serde_json::from_str::<Value>(r.stdout.trim()).unwrap()["token"]
-            .as_str()
-            .unwrap()
-            .to_string();
+        let env = |c: &mut Command| postgres_env(c, &schema);
+        let (_, admin) = init_with(dir.path(), env);
         let server = Server::start_with(dir.path(), |c| env(c));
         for j in 0..8 {
             let r = client(&server, &admin, &["task", "schedule", &format!("job {j}")]);

@@ -363,6 +363,19 @@ pub async fn read_store(
     Ok(out)
 }
 
+/// Every checkpoint a log is checked against: those in the file at `path` and those
+/// kept in `store`, each verified with `verifier` (either copy alone catches a cut
+/// tail; an attacker must find both).
+pub async fn trusted(
+    path: &Path,
+    store: &dyn toka_store_core::StorageBackend,
+    verifier: &CheckpointVerifier,
+) -> Result<Vec<SignedCheckpoint>, CheckpointError> {
+    let mut all = read_file(path, verifier)?;
+    all.extend(read_store(store, verifier).await?);
+    Ok(all)
+}
+
 /// The checkpoint with the highest `seq` (the newest among equals).
 pub fn newest(checkpoints: &[SignedCheckpoint]) -> Option<&SignedCheckpoint> {
     checkpoints.iter().rev().max_by_key(|c| c.checkpoint.seq)
@@ -403,9 +416,12 @@ impl CheckpointSettings {
         })
     }
 
-    /// The checkpoints in the file, each verified with the key.
-    pub fn read(&self) -> Result<Vec<SignedCheckpoint>, CheckpointError> {
-        read_file(&self.file, self.key.verifier())
+    /// The checkpoints this node trusts: its file's and its store's, each verified.
+    pub async fn trusted(
+        &self,
+        store: &dyn toka_store_core::StorageBackend,
+    ) -> Result<Vec<SignedCheckpoint>, CheckpointError> {
+        trusted(&self.file, store, self.key.verifier()).await
     }
 }
 

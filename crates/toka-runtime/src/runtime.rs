@@ -126,13 +126,7 @@ impl Runtime {
             from_snapshot,
         } = {
             let trusted = match &options.checkpoints {
-                Some(c) => {
-                    let mut all = c.read()?;
-                    all.extend(
-                        crate::checkpoint::read_store(store.as_ref(), c.key.verifier()).await?,
-                    );
-                    all
-                }
+                Some(c) => c.trusted(store.as_ref()).await?,
                 None => Vec::new(),
             };
             let recovered =

@@ -266,7 +266,7 @@ async fn snapshots_speed_up_recovery_and_agree_with_full_replay() {
     };
     let store: Arc<dyn StorageBackend> = Arc::new(SqliteStore::open(&path).await.unwrap());
     // With the signed checkpoints (one per snapshot), the newest snapshot is a short cut.
-    let trusted = settings.read().unwrap();
+    let trusted = settings.trusted(store.as_ref()).await.unwrap();
     assert!(trusted.len() >= 5, "{} checkpoints", trusted.len());
     let recovered = toka_runtime::recovery::recover_with(
         store.as_ref(),

@@ -7,7 +7,7 @@ use anyhow::{Context as _, Result, bail};
 use clap::Subcommand;
 use serde_json::{Value, json};
 use toka_runtime::Config;
-use toka_runtime::checkpoint::{CheckpointKey, CheckpointVerifier, SignedCheckpoint, read_file};
+use toka_runtime::checkpoint::{CheckpointKey, CheckpointVerifier, SignedCheckpoint, trusted};
 
 use crate::client::Client;
 use crate::output::Out;
@@ -53,14 +53,9 @@ pub async fn load(
     if file.is_some() && !path.exists() {
         bail!("no checkpoint file at {}", path.display());
     }
-    let mut all = read_file(&path, &verifier)
-        .with_context(|| format!("reading checkpoints from {}", path.display()))?;
-    all.extend(
-        toka_runtime::checkpoint::read_store(store, &verifier)
-            .await
-            .context("reading the checkpoints kept in the store")?,
-    );
-    Ok(all)
+    trusted(&path, store, &verifier)
+        .await
+        .with_context(|| format!("reading checkpoints from {} and the store", path.display()))
 }
 
 pub async fn run(cmd: CheckpointCmd, out: Out) -> Result<ExitCode> {

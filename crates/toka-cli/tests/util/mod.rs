@@ -38,7 +38,15 @@ pub fn run_with(cmd: &mut Command) -> Run {
 
 /// `toka init --json` in `dir`: (root, admin token).
 pub fn init(dir: &Path) -> (String, String) {
-    let r = run(&["--json", "init", "--dir", dir.to_str().unwrap()]);
+    init_with(dir, |_| {})
+}
+
+/// [`init`] with extra settings applied to the command (e.g. [`postgres_env`]).
+pub fn init_with(dir: &Path, setup: impl FnOnce(&mut Command)) -> (String, String) {
+    let mut cmd = toka();
+    cmd.args(["--json", "init", "--dir", dir.to_str().unwrap()]);
+    setup(&mut cmd);
+    let r = run_with(&mut cmd);
     assert_eq!(r.code, 0, "{}", r.stderr);
     let v: Value = serde_json::from_str(r.stdout.trim()).unwrap();
     (
@@ -124,6 +132,13 @@ pub fn pg_url() -> String {
         let user = std::env::var("USER").unwrap_or_else(|_| "postgres".into());
         format!("host=127.0.0.1 port=5432 dbname=test user={user}")
     })
+}
+
+/// Points a `toka` process at the PostgreSQL log in `schema` of [`pg_url`].
+pub fn postgres_env(cmd: &mut Command, schema: &str) {
+    cmd.env("TOKA_STORE_DRIVER", "postgres")
+        .env("TOKA_POSTGRES_URL", pg_url())
+        .env("TOKA_STORE_POSTGRES_SCHEMA", schema);
 }
 
 /// Runs `sql` with the `psql` tool against [`pg_url`]; whether it succeeded.

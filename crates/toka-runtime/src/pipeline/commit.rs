@@ -103,14 +103,7 @@ impl Writer {
                 // Nothing was decided or written yet: the batch may simply be retried.
                 let reason = "cannot read other nodes' events";
                 self.rebuild_or_enter_outage(reason).await;
-                let retry_after_ms = self.retry_after_ms();
-                for (request, reply) in submissions {
-                    let error = SubmitError::Unavailable {
-                        reason: reason.into(),
-                        retry_after_ms,
-                    };
-                    let _ = reply.send(Err((error, request)));
-                }
+                self.refuse_unavailable(submissions, reason);
                 return;
             }
             let (outcomes, new_events, accepted) = self.decide_batch(&submissions, &limited);

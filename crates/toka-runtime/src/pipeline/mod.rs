@@ -207,21 +207,10 @@ impl Writer {
             {
                 self.try_to_recover().await;
             }
-            if let Some(outage) = &self.outage {
-                let retry_after_ms = outage
-                    .retry_at
-                    .saturating_duration_since(Instant::now())
-                    .as_millis()
-                    .max(1) as u64;
-                for (request, reply) in submissions {
-                    let error = SubmitError::Unavailable {
-                        reason: outage.reason.clone(),
-                        retry_after_ms,
-                    };
-                    let _ = reply.send(Err((error, request)));
-                }
+            if let Some(reason) = self.outage.as_ref().map(|o| o.reason.clone()) {
+                self.refuse_unavailable(submissions, &reason);
                 for reply in snapshot_requests {
-                    let _ = reply.send(Err(format!("the store is unavailable: {}", outage.reason)));
+                    let _ = reply.send(Err(format!("the store is unavailable: {reason}")));
                 }
                 continue;
             }

@@ -3,7 +3,8 @@
 
 use std::time::Instant;
 
-use super::{OUTAGE_BACKOFF_MAX, OUTAGE_BACKOFF_MIN, Outage, Writer};
+use super::{OUTAGE_BACKOFF_MAX, OUTAGE_BACKOFF_MIN, Outage, Reply, Request, Writer};
+use crate::error::SubmitError;
 use crate::recovery;
 
 impl Writer {
@@ -31,11 +32,29 @@ impl Writer {
             retry_at: Instant::now() + backoff,
             backoff,
         });
+        self.publish_unavailable(Some(reason.to_string()));
+    }
+
+    /// What `/readyz` reports.
+    fn publish_unavailable(&self, reason: Option<String>) {
         *self
             .shared
             .unavailable
             .write()
-            .unwrap_or_else(|e| e.into_inner()) = Some(reason.to_string());
+            .unwrap_or_else(|e| e.into_inner()) = reason;
+    }
+
+    /// Answers every submission of a batch that was neither decided nor written:
+    /// `Unavailable`, retry after the outage's next attempt.
+    pub(super) fn refuse_unavailable(&self, submissions: Vec<(Request, Reply)>, reason: &str) {
+        let retry_after_ms = self.retry_after_ms();
+        for (request, reply) in submissions {
+            let error = SubmitError::Unavailable {
+                reason: reason.to_string(),
+                retry_after_ms,
+            };
+            let _ = reply.send(Err((error, request)));
+        }
     }
 
     /// In an outage: try the rebuild again; leave the outage if it works.
@@ -44,18 +63,14 @@ impl Writer {
             Ok(()) => {
                 tracing::info!(head = self.head.seq, "the store is back; serving again");
                 self.outage = None;
-                *self
-                    .shared
-                    .unavailable
-                    .write()
-                    .unwrap_or_else(|e| e.into_inner()) = None;
+                self.publish_unavailable(None);
             }
             Err(reason) => self.enter_outage(&reason),
         }
     }
 
     /// How long a refused submitter should wait before trying again.
-    pub(super) fn retry_after_ms(&self) -> u64 {
+    fn retry_after_ms(&self) -> u64 {
         self.outage
             .as_ref()
             .map(|o| {
