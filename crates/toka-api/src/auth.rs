@@ -42,7 +42,16 @@ impl Caller {
             | KernelEvent::AgentTerminated { agent, .. } => Some(*agent),
             KernelEvent::TokenIssued(t) => Some(t.sub),
             KernelEvent::IdempotencyKeyRecorded(r) => Some(r.origin),
-            KernelEvent::TokenRevoked { .. }
+            KernelEvent::ToolCalled(c) => Some(c.agent),
+            KernelEvent::ToolApproved { call, .. }
+            | KernelEvent::ToolDenied { call, .. }
+            | KernelEvent::ToolApprovalExpired { call }
+            | KernelEvent::ToolStarted { call, .. }
+            | KernelEvent::ToolReturned { call, .. }
+            | KernelEvent::ToolAbandoned { call, .. } => state.tools().call(*call).map(|c| c.agent),
+            KernelEvent::ToolRegistered(_)
+            | KernelEvent::ToolRetired { .. }
+            | KernelEvent::TokenRevoked { .. }
             | KernelEvent::KeyRotated { .. }
             | KernelEvent::KeyRetired { .. }
             | KernelEvent::Extension(_) => None,

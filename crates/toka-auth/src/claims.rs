@@ -71,7 +71,9 @@ impl Claims {
 
     /// Whether the token allows `permission`.
     pub fn allows(&self, permission: &str) -> bool {
-        self.permissions.iter().any(|p| p == permission)
+        self.permissions
+            .iter()
+            .any(|p| crate::permissions::covers(p, permission))
     }
 
     /// The scope in force: the explicit one, or the subject's subtree.

@@ -1,8 +1,13 @@
 //! The permission names a token may carry, one per kernel operation.
 //!
 //! A permission is `resource:action`. Extension handlers are allowed by
-//! `ext:<family>` (see [`extension`]). There is no wildcard: a root token lists every
-//! permission it grants, so attenuation is a plain subset check.
+//! `ext:<family>` (see [`extension`]); tools by `tool:<name>` (see [`tool`]).
+//!
+//! The one wildcard is a *tool family*: `tool:<prefix>*` allows every tool whose name
+//! starts with `<prefix>` (`tool:fs.*` allows `fs.read`, `fs.write`, `fs.list`;
+//! `tool:*` every tool, including tools registered later). Attenuation goes through
+//! [`covers`], so a child may hold `tool:fs.read` or `tool:fs.*` under a parent's
+//! `tool:*`, never the other way round. Every other permission is matched exactly.
 
 /// Queue a task for an agent in scope.
 pub const TASK_SCHEDULE: &str = "task:schedule";
@@ -21,8 +26,15 @@ pub const TOKEN_REVOKE: &str = "token:revoke";
 /// Mint attenuated tokens for agents in scope (checked by the runtime's token service).
 pub const TOKEN_ISSUE: &str = "token:issue";
 
+/// Decide a call waiting for approval, of an agent in scope.
+pub const APPROVAL_GRANT: &str = "approval:grant";
+/// Every tool (the widest tool family).
+pub const TOOL_ALL: &str = "tool:*";
+
 /// Every built-in permission, for minting a root token.
 pub const ALL: &[&str] = &[
+    TOOL_ALL,
+    APPROVAL_GRANT,
     TASK_SCHEDULE,
     TASK_CLAIM,
     TASK_COMPLETE,
@@ -36,4 +48,45 @@ pub const ALL: &[&str] = &[
 /// The permission that allows calling the extension handler family `family`.
 pub fn extension(family: &str) -> String {
     format!("ext:{family}")
+}
+
+/// The permission that allows calling tool `name`.
+pub fn tool(name: &str) -> String {
+    format!("tool:{name}")
+}
+
+/// Whether holding `granted` allows `wanted`: equal, or `granted` is a tool family
+/// `tool:<prefix>*` and `wanted` is a tool permission (or family) starting with
+/// `tool:<prefix>`.
+pub fn covers(granted: &str, wanted: &str) -> bool {
+    if granted == wanted {
+        return true;
+    }
+    match granted.strip_suffix('*') {
+        Some(prefix) if prefix.starts_with("tool:") => {
+            wanted.starts_with("tool:") && wanted.starts_with(prefix)
+        }
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tool_families_cover_only_tools_below_them() {
+        assert!(covers("tool:*", "tool:fs.read"));
+        assert!(covers("tool:*", "tool:fs.*"));
+        assert!(covers("tool:fs.*", "tool:fs.read"));
+        assert!(covers("tool:fs.read", "tool:fs.read"));
+        assert!(!covers("tool:fs.*", "tool:*"));
+        assert!(!covers("tool:fs.*", "tool:exec.ls"));
+        assert!(!covers("tool:fs.read", "tool:fs.write"));
+        assert!(!covers("tool:*", "task:claim"));
+        assert!(
+            !covers("task:*", "task:claim"),
+            "only tool families are wildcards"
+        );
+    }
 }

@@ -163,6 +163,18 @@ pub fn apply(state: &mut WorldState, event: &KernelEvent, handlers: &OpcodeRegis
         KernelEvent::TokenRevoked { jti } => {
             state.revoked.insert(jti.clone());
         }
+        KernelEvent::ToolRegistered(_)
+        | KernelEvent::ToolRetired { .. }
+        | KernelEvent::ToolCalled(_)
+        | KernelEvent::ToolApproved { .. }
+        | KernelEvent::ToolDenied { .. }
+        | KernelEvent::ToolApprovalExpired { .. }
+        | KernelEvent::ToolStarted { .. }
+        | KernelEvent::ToolReturned { .. }
+        | KernelEvent::ToolAbandoned { .. } => {
+            let seq = state.applied;
+            state.tools.apply(event, seq);
+        }
         KernelEvent::Extension(call) => {
             if let Some(handler) = handlers.get(call.family()) {
                 let family_state = state

@@ -215,6 +215,29 @@ fn decide_operation(
             }
             Ok(vec![KernelEvent::TokenRevoked { jti: jti.clone() }])
         }
+        Operation::CallTool { agent, tool, input } => crate::decide_tools::call_tool(
+            state,
+            root,
+            message.origin,
+            claims,
+            ctx,
+            (*agent, tool, input),
+            op,
+            handlers,
+        ),
+        Operation::DecideApproval {
+            call,
+            approve,
+            reason,
+            input_hash,
+        } => crate::decide_tools::decide_approval(
+            state,
+            message.origin,
+            claims,
+            ctx,
+            (*call, *approve, reason, input_hash.as_deref()),
+            op,
+        ),
         Operation::Extension(call) => {
             let family = call.family();
             let granted = claims
@@ -379,7 +402,7 @@ fn fresh_jti(state: &WorldState, root: EntityId, ctx: &Context) -> Result<String
     Ok(jti)
 }
 
-fn check_position(state: &WorldState, ctx: &Context) -> Result<(), KernelError> {
+pub(crate) fn check_position(state: &WorldState, ctx: &Context) -> Result<(), KernelError> {
     if ctx.seq != state.next_seq() {
         return Err(KernelError::SeqOutOfOrder {
             expected: state.next_seq(),
@@ -389,7 +412,11 @@ fn check_position(state: &WorldState, ctx: &Context) -> Result<(), KernelError> 
     Ok(())
 }
 
-fn require(claims: &Claims, permission: &'static str, op: &Operation) -> Result<(), KernelError> {
+pub(crate) fn require(
+    claims: &Claims,
+    permission: &str,
+    op: &Operation,
+) -> Result<(), KernelError> {
     if claims.allows(permission) {
         Ok(())
     } else {
@@ -409,7 +436,7 @@ fn live_agent(state: &WorldState, id: EntityId) -> Result<&AgentRecord, KernelEr
 }
 
 /// Rule 6: the agent acted on is in scope, exists and is active.
-fn target<'s>(
+pub(crate) fn target<'s>(
     state: &'s WorldState,
     claims: &Claims,
     agent: EntityId,

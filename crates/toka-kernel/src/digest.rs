@@ -215,6 +215,36 @@ impl WorldState {
                 e.bytes(v);
             }
         }
+        // The tool section is appended only once the log has a tool, so the digests of
+        // logs from before tools (and their signed checkpoints) stay what they were.
+        if self.tools.tools.is_empty() && self.tools.calls.is_empty() {
+            return StateDigest(*e.0.finalize().as_bytes());
+        }
+        e.0.update(b"tools.v1");
+        e.len(self.tools.tools.len());
+        for t in self.tools.tools() {
+            // The spec's JSON as the event carried it: its fields are our own types.
+            e.bytes(&serde_json::to_vec(&t.spec).unwrap_or_default());
+            e.u8(u8::from(t.retired));
+        }
+        let calls = self.tools.calls();
+        e.len(calls.len());
+        for c in calls {
+            e.id(c.id);
+            e.id(c.agent);
+            e.id(c.origin);
+            e.bytes(c.tool.as_bytes());
+            e.bytes(c.input_hash.as_bytes());
+            e.u64(c.called_seq);
+            e.bytes(c.status.as_str().as_bytes());
+            e.u64(c.approval_expires_at.map_or(0, |t| t.saturating_add(1)));
+            e.opt_id(c.decided_by);
+            e.bytes(c.reason.as_deref().unwrap_or("").as_bytes());
+            e.u8(u8::from(c.reason.is_some()));
+            e.bytes(c.node.as_deref().unwrap_or("").as_bytes());
+            e.u32(c.attempts);
+            e.u64(c.ended_seq.unwrap_or(0));
+        }
         StateDigest(*e.0.finalize().as_bytes())
     }
 }

@@ -1,6 +1,6 @@
 use thiserror::Error;
 use toka_auth::AuthError;
-use toka_types::{EntityId, TaskState, ValidationError};
+use toka_types::{CallStatus, EntityId, TaskState, ValidationError};
 
 /// Why the kernel refused a message. A refused message changes nothing.
 ///
@@ -192,6 +192,93 @@ pub enum KernelError {
     /// Genesis was asked for a log that already has a root agent.
     #[error("the log already has a root agent")]
     AlreadyInitialised,
+    /// No tool of this name was ever registered in this log.
+    #[error("no tool {name:?} is registered (see `toka tool list`)")]
+    UnknownTool {
+        /// The name.
+        name: String,
+    },
+    /// The tool was retired: the node no longer offers it.
+    #[error("tool {name:?} was retired; the node no longer offers it")]
+    ToolRetired {
+        /// The name.
+        name: String,
+    },
+    /// The input does not match the tool's schema.
+    #[error("input for tool {tool:?} does not match its schema: {errors}")]
+    ToolInputInvalid {
+        /// The tool.
+        tool: String,
+        /// What is wrong, by place in the input.
+        errors: String,
+    },
+    /// The agent has as many open calls as allowed.
+    #[error("agent {agent} has {limit} open tool calls, the limit; wait for one to end")]
+    TooManyOpenCalls {
+        /// The agent.
+        agent: EntityId,
+        /// The limit.
+        limit: usize,
+    },
+    /// No call has this id.
+    #[error("unknown tool call {0}")]
+    UnknownCall(EntityId),
+    /// The approver is the calling agent, the call's sender, or a descendant of either.
+    #[error("agent {approver} may not decide call {call}: it is the caller or descends from it")]
+    SelfApproval {
+        /// The call.
+        call: EntityId,
+        /// Who tried.
+        approver: EntityId,
+    },
+    /// The call is not in the status the request needs.
+    #[error("tool call {call} is {}, must be {}", status.as_str(), expected.as_str())]
+    WrongCallStatus {
+        /// The call.
+        call: EntityId,
+        /// Its status.
+        status: CallStatus,
+        /// The status needed.
+        expected: CallStatus,
+    },
+    /// The call's approval window has passed.
+    #[error("the approval of tool call {call} expired")]
+    ApprovalExpired {
+        /// The call.
+        call: EntityId,
+    },
+    /// The approval names other input bytes than the call has.
+    #[error(
+        "approval of call {call} names input hash {approved:?}, the call's input hash is {actual}; review the input and approve that"
+    )]
+    ApprovalInputMismatch {
+        /// The call.
+        call: EntityId,
+        /// The hash the approver named.
+        approved: String,
+        /// The call's.
+        actual: String,
+    },
+    /// A denial must say why.
+    #[error("denying call {call} needs a reason")]
+    ReasonRequired {
+        /// The call.
+        call: EntityId,
+    },
+    /// A tool the node offers is not acceptable.
+    #[error("tool {name:?} cannot be registered: {reason}")]
+    ToolSpecInvalid {
+        /// The tool.
+        name: String,
+        /// Why.
+        reason: String,
+    },
+    /// More tools than a log may register.
+    #[error("more than {limit} tools offered")]
+    TooManyTools {
+        /// The limit.
+        limit: usize,
+    },
     /// A derived id is taken (astronomically unlikely; refused rather than overwritten).
     #[error("derived id {0} is already in use")]
     IdCollision(EntityId),
@@ -235,6 +322,18 @@ impl KernelError {
             K::NotInitialised => "not_initialised",
             K::AlreadyInitialised => "already_initialised",
             K::IdCollision(_) => "id_collision",
+            K::UnknownTool { .. } => "unknown_tool",
+            K::ToolRetired { .. } => "tool_retired",
+            K::ToolInputInvalid { .. } => "tool_input_invalid",
+            K::TooManyOpenCalls { .. } => "too_many_open_calls",
+            K::UnknownCall(_) => "unknown_call",
+            K::SelfApproval { .. } => "self_approval",
+            K::WrongCallStatus { .. } => "wrong_call_status",
+            K::ApprovalExpired { .. } => "approval_expired",
+            K::ApprovalInputMismatch { .. } => "approval_input_mismatch",
+            K::ReasonRequired { .. } => "reason_required",
+            K::ToolSpecInvalid { .. } => "tool_spec_invalid",
+            K::TooManyTools { .. } => "too_many_tools",
         }
     }
 }

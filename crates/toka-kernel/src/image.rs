@@ -9,11 +9,12 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use toka_types::{
-    AgentSpec, EntityId, IdempotencyRecord, IssuedToken, TaskOutcome, TaskSpec, TaskState,
+    AgentSpec, EntityId, IdempotencyRecord, IssuedToken, TaskOutcome, TaskSpec, TaskState, ToolSpec,
 };
 
 use crate::error::InvariantViolation;
 use crate::state::{AgentRecord, AgentStatus, TaskRecord, WorldState};
+use crate::tools::CallRecord;
 
 /// One agent in an image.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -79,6 +80,13 @@ pub struct StateImage {
     pub signing_kid: Option<String>,
     /// Extension state per family: (key, value) pairs in key order.
     pub extensions: BTreeMap<String, ExtensionEntries>,
+    /// Registered tools by name, with whether each was retired (absent in images
+    /// written before tools existed).
+    #[serde(default)]
+    pub tools: Vec<(ToolSpec, bool)>,
+    /// Every tool call, in id order.
+    #[serde(default)]
+    pub calls: Vec<CallRecord>,
 }
 
 /// The image format this build writes and reads.
@@ -133,6 +141,12 @@ impl WorldState {
                     )
                 })
                 .collect(),
+            tools: self
+                .tools
+                .tools()
+                .map(|t| (t.spec.clone(), t.retired))
+                .collect(),
+            calls: self.tools.calls().into_iter().cloned().collect(),
         }
     }
 
@@ -229,6 +243,7 @@ impl WorldState {
             .into_iter()
             .map(|(f, entries)| (f, entries.into_iter().collect()))
             .collect();
+        state.tools = crate::tools::ToolTable::from_parts(image.tools, image.calls);
         state.check_invariants()?;
         Ok(state)
     }

@@ -53,6 +53,11 @@ impl Kernel {
         self.handlers.register(handler)
     }
 
+    /// Checks tool inputs with `check` (see [`SchemaCheck`](crate::SchemaCheck)).
+    pub fn set_schema_check(&mut self, check: Arc<dyn crate::SchemaCheck>) {
+        self.handlers.set_schema_check(check);
+    }
+
     /// The committed-or-not state this kernel holds.
     pub fn state(&self) -> &WorldState {
         &self.state
@@ -157,6 +162,20 @@ impl Kernel {
         self.check_clock(ctx)?;
         let events = decide_key_change(&self.state, rotated, retired, ctx)?;
         self.verifier.set_keys(keys);
+        self.apply_all(&events);
+        self.last_now = ctx.now;
+        Ok(events)
+    }
+
+    /// Records what the node's executor reports (see [`ToolOp`](crate::ToolOp)), and
+    /// applies it. Not reachable through a message.
+    pub fn tool_op(
+        &mut self,
+        op: &crate::ToolOp,
+        ctx: &Context,
+    ) -> Result<Vec<KernelEvent>, KernelError> {
+        self.check_clock(ctx)?;
+        let events = crate::decide_tool_op(&self.state, op, ctx, &self.handlers)?;
         self.apply_all(&events);
         self.last_now = ctx.now;
         Ok(events)

@@ -24,7 +24,8 @@
 //!
 //! Each operation needs one permission from [`toka_auth::permissions`]:
 //! `task:schedule`, `task:claim`, `task:complete`, `agent:spawn`, `agent:terminate`,
-//! `observation:emit`, `token:issue`, `token:revoke`, and `ext:<family>` for extension
+//! `observation:emit`, `token:issue`, `token:revoke`, `approval:grant`, `tool:<name>`
+//! for a tool call (or a family, `tool:fs.*`), and `ext:<family>` for extension
 //! calls. An
 //! operation acts on one agent (the task queue's owner, the parent of a spawn, the
 //! observer, the agent to terminate); that agent must lie inside the token's scope,
@@ -56,6 +57,10 @@
 //!    `lineage`, and it expires after it was issued.
 //! 8. The idempotency index is consistent and holds at most
 //!    [`MAX_IDEMPOTENCY_KEYS`](toka_types::limits::MAX_IDEMPOTENCY_KEYS) keys.
+//! 9. Every tool call names a tool the log registered and a known agent; a call is in
+//!    the open set exactly when its status is open (and then has no end), a call
+//!    awaiting approval has an expiry, and no agent has more than
+//!    [`MAX_OPEN_CALLS_PER_AGENT`](toka_types::limits::MAX_OPEN_CALLS_PER_AGENT) open.
 //!
 //! # Idempotent retries
 //!
@@ -91,6 +96,7 @@
 mod apply;
 mod context;
 mod decide;
+mod decide_tools;
 mod digest;
 mod error;
 mod idempotency;
@@ -99,16 +105,19 @@ mod image;
 mod kernel;
 mod opcode;
 mod state;
+mod tools;
 
 pub use apply::apply;
 pub use context::Context;
 pub use decide::{decide, decide_genesis, decide_key_change, decide_root_token};
+pub use decide_tools::{MAX_EXPIRIES_PER_DECISION, ToolOp, decide_tool_op};
 pub use digest::{ParseDigestError, StateDigest};
 pub use error::{InvariantViolation, KernelError};
 pub use idempotency::{IdempotencyIndex, request_hash};
 pub use image::{AgentImage, ExtensionEntries, IMAGE_VERSION, StateImage, TaskImage};
 pub use kernel::Kernel;
-pub use opcode::{ExtensionRefusal, OpcodeHandler, OpcodeRegistry};
+pub use opcode::{ExtensionRefusal, OpcodeHandler, OpcodeRegistry, SchemaCheck};
 pub use state::{
     AgentRecord, AgentStatus, ExtensionState, MAX_AGENT_DEPTH, TaskRecord, WorldState,
 };
+pub use tools::{CallRecord, ToolRecord, ToolTable, input_hash};

@@ -56,10 +56,31 @@ pub trait OpcodeHandler: Send + Sync {
     fn apply(&self, state: &mut ExtensionState, event: &ExtensionCall);
 }
 
-/// The handlers of one kernel instance, by family. Cheap to clone.
+/// Checks tool inputs against JSON Schemas, for the rule "the input matches the tool's
+/// schema". Plugged in by the node (the kernel itself draws in no schema engine: the
+/// well-kept ones hash with random seeds and pull in far more than the core allows).
+/// Must be deterministic: the same schema and input always give the same answer, and
+/// it must never fetch anything (a remote `$ref` is an error).
+pub trait SchemaCheck: Send + Sync {
+    /// Whether `schema` is a usable JSON Schema; why not otherwise.
+    fn compile(&self, schema: &serde_json::Value) -> Result<(), String>;
+
+    /// The errors of `input` against `schema`, at most `limit` (empty: valid). Each
+    /// should say where in the input it is.
+    fn errors(
+        &self,
+        schema: &serde_json::Value,
+        input: &serde_json::Value,
+        limit: usize,
+    ) -> Vec<String>;
+}
+
+/// What one kernel instance has plugged in: extension handlers by family and the
+/// tool schema check. Cheap to clone.
 #[derive(Clone, Default)]
 pub struct OpcodeRegistry {
     handlers: BTreeMap<String, Arc<dyn OpcodeHandler>>,
+    schemas: Option<Arc<dyn SchemaCheck>>,
 }
 
 impl std::fmt::Debug for OpcodeRegistry {
@@ -87,6 +108,17 @@ impl OpcodeRegistry {
     /// The handler of `family`.
     pub fn get(&self, family: &str) -> Option<&Arc<dyn OpcodeHandler>> {
         self.handlers.get(family)
+    }
+
+    /// Checks tool inputs with `check` from now on.
+    pub fn set_schema_check(&mut self, check: Arc<dyn SchemaCheck>) {
+        self.schemas = Some(check);
+    }
+
+    /// The tool schema check, if one is plugged in (without one, every tool call and
+    /// every tool registration is refused).
+    pub fn schema_check(&self) -> Option<&Arc<dyn SchemaCheck>> {
+        self.schemas.as_ref()
     }
 
     /// The registered families, sorted.

@@ -89,6 +89,8 @@ pub struct WorldState {
     /// The newest keyed messages, for idempotent retries.
     pub(crate) idempotency: crate::idempotency::IdempotencyIndex,
     pub(crate) extensions: BTreeMap<String, ExtensionState>,
+    /// Registered tools and every call.
+    pub(crate) tools: crate::tools::ToolTable,
 }
 
 impl WorldState {
@@ -207,6 +209,11 @@ impl WorldState {
     /// The state of extension `family` (empty if it has none).
     pub fn extension_state(&self, family: &str) -> Option<&ExtensionState> {
         self.extensions.get(family)
+    }
+
+    /// Registered tools and every call.
+    pub fn tools(&self) -> &crate::tools::ToolTable {
+        &self.tools
     }
 
     /// Whether `descendant` is `ancestor` or below it in the agent tree. Walks at most
@@ -351,6 +358,8 @@ impl WorldState {
                 "idempotency index is inconsistent or over capacity".into(),
             );
         }
+        // 9. Calls name known tools and agents; the open sets match the statuses.
+        self.tools.check(|a| self.agents.contains_key(&a))?;
         for task in self.tasks.values() {
             // 6. A task's outcome is there exactly when it finished, and matches.
             let consistent = match (&task.state, &task.outcome) {

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use crate::id::EntityId;
 use crate::spec::{AgentSpec, ExtensionCall, Observation, TaskOutcome, TaskSpec};
 use crate::token::IssuedToken;
+use crate::tool::{ToolCall, ToolResult, ToolSpec};
 
 /// A fact the kernel decided. Applying the events of a log in order to an empty state
 /// rebuilds the state exactly; nothing else changes it.
@@ -89,6 +90,63 @@ pub enum KernelEvent {
         /// The token id.
         jti: String,
     },
+    /// The node offers this tool (new, or its spec changed since the last start).
+    ToolRegistered(ToolSpec),
+    /// The node no longer offers tool `name`: calling it is refused from now on.
+    ToolRetired {
+        /// The tool.
+        name: String,
+    },
+    /// A call was opened: waiting for approval, or ready to run.
+    ToolCalled(ToolCall),
+    /// An approver approved a waiting call, for the input with `input_hash`.
+    ToolApproved {
+        /// The call.
+        call: EntityId,
+        /// The approving agent.
+        by: EntityId,
+        /// Why.
+        reason: String,
+    },
+    /// An approver denied a waiting call; it ends here.
+    ToolDenied {
+        /// The call.
+        call: EntityId,
+        /// The denying agent.
+        by: EntityId,
+        /// Why.
+        reason: String,
+    },
+    /// Nobody decided a waiting call before its approval expired; it ends here.
+    ToolApprovalExpired {
+        /// The call.
+        call: EntityId,
+    },
+    /// A node's executor started running a ready call (`attempt` 1), or ran a
+    /// repeatable call again after its node died (`attempt` 2, 3, …).
+    ToolStarted {
+        /// The call.
+        call: EntityId,
+        /// The node running it.
+        node: String,
+        /// Which run this is.
+        attempt: u32,
+    },
+    /// The tool returned (or failed); the call ends here.
+    ToolReturned {
+        /// The call.
+        call: EntityId,
+        /// What it returned.
+        result: ToolResult,
+    },
+    /// The call's node died while it ran and the tool must not repeat: nobody knows
+    /// whether it took effect. The call ends here.
+    ToolAbandoned {
+        /// The call.
+        call: EntityId,
+        /// Why, for the caller.
+        reason: String,
+    },
     /// An event of an extension handler; only that handler interprets the payload.
     Extension(ExtensionCall),
 }
@@ -108,6 +166,15 @@ impl KernelEvent {
             Self::KeyRotated { .. } => "key.rotated",
             Self::KeyRetired { .. } => "key.retired",
             Self::TokenRevoked { .. } => "token.revoked",
+            Self::ToolRegistered(_) => "tool.registered",
+            Self::ToolRetired { .. } => "tool.retired",
+            Self::ToolCalled(_) => "tool.called",
+            Self::ToolApproved { .. } => "tool.approved",
+            Self::ToolDenied { .. } => "tool.denied",
+            Self::ToolApprovalExpired { .. } => "tool.approval_expired",
+            Self::ToolStarted { .. } => "tool.started",
+            Self::ToolReturned { .. } => "tool.returned",
+            Self::ToolAbandoned { .. } => "tool.abandoned",
             Self::Extension(_) => "extension",
         }
     }

@@ -32,6 +32,7 @@ mod operation;
 mod spec;
 mod time;
 mod token;
+pub mod tool;
 pub mod whole;
 
 pub use error::ValidationError;
@@ -42,3 +43,6 @@ pub use operation::Operation;
 pub use spec::{AgentSpec, ExtensionCall, Observation, TaskOutcome, TaskSpec};
 pub use time::Timestamp;
 pub use token::{IssuedToken, PERMISSION_PUNCTUATION, Scope, TokenGrant, check_permission_name};
+pub use tool::{
+    ApprovalPolicy, CallStatus, RetryPolicy, ToolCall, ToolResult, ToolSpec, check_tool_name,
+};

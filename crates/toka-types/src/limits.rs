@@ -50,3 +50,33 @@ pub const MAX_PERMISSIONS: usize = 100;
 pub const MAX_TOKEN_LIFETIME_SECS: u64 = 24 * 60 * 60;
 /// Deepest chain of attenuations (root token, child, grandchild, …) a token may have.
 pub const MAX_ATTENUATION_DEPTH: usize = 16;
+
+/// Longest tool name, in characters: `tool:<name>` must fit a permission name.
+pub const MAX_TOOL_NAME_CHARS: usize = MAX_PERMISSION_BYTES - "tool:".len();
+/// Longest tool description, in characters.
+pub const MAX_TOOL_DESCRIPTION_CHARS: usize = 4 * 1024;
+/// Largest JSON Schema of a tool's input, in bytes of compact JSON.
+pub const MAX_TOOL_SCHEMA_BYTES: usize = 64 * 1024;
+/// Largest tool input, in bytes of compact JSON.
+pub const MAX_TOOL_INPUT_BYTES: usize = 1024 * 1024;
+/// Largest tool output the log records, in bytes of compact JSON; a larger one is
+/// recorded as a failure saying so.
+pub const MAX_TOOL_OUTPUT_BYTES: usize = 1024 * 1024;
+/// Longest tool error, in characters (longer ones are cut).
+pub const MAX_TOOL_ERROR_CHARS: usize = 4 * 1024;
+/// Longest time a tool may run, in milliseconds: 10 minutes.
+pub const MAX_TOOL_TIMEOUT_MS: u64 = 10 * 60 * 1000;
+/// Longest time a call may wait for approval, in seconds: 7 days.
+pub const MAX_APPROVAL_TTL_SECS: u64 = 7 * 24 * 60 * 60;
+/// Longest reason given with an approval or a denial, in characters.
+pub const MAX_APPROVAL_REASON_CHARS: usize = 1024;
+/// Most calls one agent may have open (awaiting approval, ready or running) at once.
+pub const MAX_OPEN_CALLS_PER_AGENT: usize = 256;
+/// Most tools a log may have registered at once.
+pub const MAX_REGISTERED_TOOLS: usize = 1024;
+/// Longest node name recorded on a started call, in characters.
+pub const MAX_NODE_NAME_CHARS: usize = 64;
+
+// A call event holds its input, a result event its output, each in one record.
+const _: () = assert!(MAX_TOOL_INPUT_BYTES + 64 * 1024 <= 2 * 1024 * 1024);
+const _: () = assert!(MAX_TOOL_OUTPUT_BYTES + 64 * 1024 <= 2 * 1024 * 1024);

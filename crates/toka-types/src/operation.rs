@@ -7,6 +7,7 @@ use crate::id::EntityId;
 use crate::limits::MAX_JTI_BYTES;
 use crate::spec::{AgentSpec, ExtensionCall, Observation, TaskOutcome, TaskSpec};
 use crate::token::TokenGrant;
+use crate::tool::{check_approval_reason, check_tool_input, check_tool_name};
 
 /// One thing an agent asks the kernel to do. In JSON, the variant is the `op` field:
 /// `{"op":"schedule_agent_task","agent":"…","task":{"description":"…"}}`.
@@ -65,6 +66,32 @@ pub enum Operation {
         /// The token id.
         jti: String,
     },
+    /// Call the registered tool `tool` for `agent` with `input` (needs
+    /// `tool:<tool>`). The event `tool.called` opens the call; the node's executor runs
+    /// it (after approval, if the tool needs one) and records what it returned.
+    CallTool {
+        /// The agent the call is made for (the sender itself, or one in its scope).
+        agent: EntityId,
+        /// The tool's name.
+        tool: String,
+        /// Its input, checked against the tool's schema.
+        input: serde_json::Value,
+    },
+    /// Approve or deny a call waiting for approval (needs `approval:grant` with scope
+    /// over the calling agent; never the caller itself nor one of its descendants).
+    DecideApproval {
+        /// The call.
+        call: EntityId,
+        /// Approve (`true`) or deny.
+        approve: bool,
+        /// Why, for the record (required to deny).
+        #[serde(default)]
+        reason: String,
+        /// The hash of the input the approver saw (required to approve): an approval
+        /// applies only to those exact bytes.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        input_hash: Option<String>,
+    },
     /// Call a handler registered with the kernel by another crate.
     Extension(ExtensionCall),
 }
@@ -81,6 +108,8 @@ impl Operation {
             Self::TerminateAgent { .. } => "agent.terminate",
             Self::IssueToken(_) => "token.issue",
             Self::RevokeToken { .. } => "token.revoke",
+            Self::CallTool { .. } => "tool.call",
+            Self::DecideApproval { .. } => "approval.decide",
             Self::Extension(_) => "extension",
         }
     }
@@ -92,6 +121,19 @@ impl Operation {
             Self::CompleteTask { outcome, .. } => outcome.validate(),
             Self::RevokeToken { jti } => check_text("jti", jti, MAX_JTI_BYTES),
             Self::IssueToken(grant) => grant.validate(),
+            Self::CallTool { tool, input, .. } => {
+                check_tool_name(tool)?;
+                check_tool_input(input)
+            }
+            Self::DecideApproval {
+                reason, input_hash, ..
+            } => {
+                check_approval_reason(reason)?;
+                match input_hash {
+                    Some(h) => check_text("input_hash", h, 64),
+                    None => Ok(()),
+                }
+            }
             Self::ScheduleAgentTask { .. }
             | Self::SpawnSubAgent { .. }
             | Self::EmitObservation { .. }
