@@ -24,6 +24,9 @@ pub struct Field {
     pub doc: &'static str,
 }
 
+/// The section the tool crate owns (tools, workspaces, allowlists, commands).
+pub const TOOLS_SECTION: &str = "tools";
+
 /// Every setting, in file order.
 pub const FIELDS: &[Field] = &[
     Field {
@@ -291,7 +294,7 @@ pub struct AgentsConfig {
 }
 
 /// All settings.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// `[store]`.
@@ -310,6 +313,9 @@ pub struct Config {
     pub server: ServerConfig,
     /// `[agents]`.
     pub agents: AgentsConfig,
+    /// `[tools]`, as written: the tool crate (`toka-tools`) reads and checks it.
+    #[serde(default)]
+    pub tools: toml::Table,
     /// The folder relative paths are resolved against (the config file's folder).
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -396,6 +402,7 @@ impl Default for Config {
                 max_streams: 256,
             },
             agents: AgentsConfig { max_restarts: 5 },
+            tools: toml::Table::new(),
             base_dir: PathBuf::from("."),
         }
     }
@@ -452,6 +459,9 @@ impl Config {
         // Unknown sections and keys are refused with their name (serde would say
         // "unknown field" without the section).
         for (section, value) in &file {
+            if section == TOOLS_SECTION {
+                continue; // checked by the tool crate, with its own key names
+            }
             let known_section = FIELDS.iter().any(|f| f.section == section);
             if !known_section {
                 return Err(ConfigError::Invalid {
@@ -480,6 +490,14 @@ impl Config {
                 continue;
             };
             let rest = rest.to_ascii_lowercase();
+            if rest.starts_with("tools_") {
+                return Err(ConfigError::Invalid {
+                    origin: "environment".into(),
+                    message: format!(
+                        "{name}: the [tools] section has no environment overrides; set it in the file"
+                    ),
+                });
+            }
             if rest == "postgres_url" {
                 if let Some(toml::Value::Table(store)) = table.get_mut("store") {
                     store.insert("postgres_url".into(), toml::Value::String(raw));

@@ -46,6 +46,7 @@ mod signing;
 mod store;
 mod subscription;
 mod tokens;
+pub mod tools;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::Config;

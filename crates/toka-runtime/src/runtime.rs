@@ -47,6 +47,10 @@ pub struct RuntimeOptions {
     /// The keyring file the keys came from, reloaded when it changes (none: keys are
     /// fixed for the runtime's life).
     pub key_file: Option<std::path::PathBuf>,
+    /// This node's name on the tool calls it starts (a node resolves only its own
+    /// calls after a crash). [`Runtime::start`] uses the checkpoint key's id, stable
+    /// for a data folder.
+    pub node_name: String,
 }
 
 impl RuntimeOptions {
@@ -62,6 +66,7 @@ impl RuntimeOptions {
             root_name: "root".into(),
             checkpoints: None,
             key_file: None,
+            node_name: "local".into(),
         }
     }
 }
@@ -103,7 +108,9 @@ impl Runtime {
         let key_file = config.resolve(&config.auth.key_file);
         let keys = crate::keys::load_keys(&key_file)?;
         let mut options = RuntimeOptions::from_config(config);
-        options.checkpoints = Some(CheckpointSettings::from_config(config)?);
+        let checkpoints = CheckpointSettings::from_config(config)?;
+        options.node_name = checkpoints.key.verifier().key_id().to_string();
+        options.checkpoints = Some(checkpoints);
         options.key_file = Some(key_file);
         let store = crate::store::open_store(config).await?;
         let runtime = Self::with_store(store, keys, options).await?;
@@ -262,7 +269,7 @@ impl Runtime {
                 error,
                 message: match request {
                     Request::Message(m) => Some(Box::new(m)),
-                    Request::RootToken { .. } | Request::Keys { .. } => None,
+                    Request::RootToken { .. } | Request::Keys { .. } | Request::Tool(_) => None,
                 },
             })
         };
@@ -453,6 +460,16 @@ impl Runtime {
 
     pub(crate) async fn reload_guard(&self) -> tokio::sync::MutexGuard<'_, ()> {
         self.inner.reloading.lock().await
+    }
+
+    /// This node's name on the tool calls it starts.
+    pub fn node_name(&self) -> &str {
+        &self.inner.options.node_name
+    }
+
+    /// The runtime clock's time, in Unix seconds.
+    pub fn now_secs(&self) -> u64 {
+        self.inner.options.clock.now().as_unix_secs()
     }
 
     /// The lifetime of root tokens this runtime issues.

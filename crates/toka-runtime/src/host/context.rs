@@ -151,6 +151,34 @@ impl AgentContext {
         .map(|_| ())
     }
 
+    /// Calls tool `tool` with `input` as this agent and waits up to `wait` for the
+    /// call to end (approval included). Returns the call as committed: ended, or still
+    /// open when `wait` ran out (read it again with
+    /// [`Runtime::call_view`]). A refusal (permission, schema, …) is an error.
+    pub async fn call_tool(
+        &self,
+        tool: &str,
+        input: serde_json::Value,
+        wait: std::time::Duration,
+    ) -> Result<crate::tools::CallView, AgentError> {
+        let events = self
+            .send(Operation::CallTool {
+                agent: self.id,
+                tool: tool.into(),
+                input,
+            })
+            .await?;
+        let Some(KernelEvent::ToolCalled(call)) = events.first() else {
+            return Err(AgentError("the call produced no tool.called event".into()));
+        };
+        self.runtime.wait_call(call.call, wait).await;
+        self.runtime
+            .call_view(call.call)
+            .await
+            .map_err(AgentError)?
+            .ok_or_else(|| AgentError(format!("call {} is not in the state", call.call)))
+    }
+
     /// Spawns a child agent running `agent`, with a token attenuated from this agent's
     /// (only `permissions`, which this agent's token must have), hosted under the same
     /// supervision.

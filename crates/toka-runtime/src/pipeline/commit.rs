@@ -66,6 +66,10 @@ impl Writer {
                         &ctx,
                     )
                     .map(|e| ((self.namespace, None), e)),
+                Request::Tool(op) => self
+                    .kernel
+                    .tool_op(op, &ctx)
+                    .map(|e| ((self.namespace, None), e)),
             };
             match decided {
                 Ok(((origin, jti), events)) => {

@@ -91,6 +91,9 @@ pub(crate) enum Request {
         /// The `kid`s that no longer verify.
         retired: Vec<String>,
     },
+    /// What the node's tool executor reports (tools offered, a call started or
+    /// returned, approvals expired). No message can ask for these.
+    Tool(toka_kernel::ToolOp),
 }
 
 /// The answer to a submission: its events, or why not, with the request handed back.
