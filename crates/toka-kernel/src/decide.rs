@@ -93,6 +93,15 @@ fn decide_operation(
     handlers: &OpcodeRegistry,
 ) -> Result<Vec<KernelEvent>, KernelError> {
     let op = &message.operation;
+    let asked = || crate::decide_tools::Asked {
+        state,
+        root,
+        origin: message.origin,
+        claims,
+        ctx,
+        op,
+        handlers,
+    };
     match op {
         Operation::ScheduleAgentTask { agent, task } => {
             require(claims, permissions::TASK_SCHEDULE, op)?;
@@ -215,28 +224,17 @@ fn decide_operation(
             }
             Ok(vec![KernelEvent::TokenRevoked { jti: jti.clone() }])
         }
-        Operation::CallTool { agent, tool, input } => crate::decide_tools::call_tool(
-            state,
-            root,
-            message.origin,
-            claims,
-            ctx,
-            (*agent, tool, input),
-            op,
-            handlers,
-        ),
+        Operation::CallTool { agent, tool, input } => {
+            crate::decide_tools::call_tool(&asked(), (*agent, tool, input))
+        }
         Operation::DecideApproval {
             call,
             approve,
             reason,
             input_hash,
         } => crate::decide_tools::decide_approval(
-            state,
-            message.origin,
-            claims,
-            ctx,
+            &asked(),
             (*call, *approve, reason, input_hash.as_deref()),
-            op,
         ),
         Operation::Extension(call) => {
             let family = call.family();

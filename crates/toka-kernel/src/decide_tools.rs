@@ -33,17 +33,32 @@ const MAX_SCHEMA_ERRORS: usize = 5;
 /// How many approvals one expiry decision ends (the rest at the next tick).
 pub const MAX_EXPIRIES_PER_DECISION: usize = 1024;
 
+/// Everything a tool rule looks at besides the operation's own fields.
+#[derive(Clone, Copy)]
+pub(crate) struct Asked<'a> {
+    pub state: &'a WorldState,
+    pub root: EntityId,
+    pub origin: EntityId,
+    pub claims: &'a Claims,
+    pub ctx: &'a Context,
+    pub op: &'a Operation,
+    pub handlers: &'a OpcodeRegistry,
+}
+
 /// `CallTool`.
 pub(crate) fn call_tool(
-    state: &WorldState,
-    root: EntityId,
-    origin: EntityId,
-    claims: &Claims,
-    ctx: &Context,
+    asked: &Asked<'_>,
     (agent, tool, input): (EntityId, &str, &serde_json::Value),
-    op: &Operation,
-    handlers: &OpcodeRegistry,
 ) -> Result<Vec<KernelEvent>, KernelError> {
+    let Asked {
+        state,
+        root,
+        origin,
+        claims,
+        ctx,
+        op,
+        handlers,
+    } = *asked;
     require(claims, &permissions::tool(tool), op)?;
     target(state, claims, agent)?;
     let record = state
@@ -89,13 +104,17 @@ pub(crate) fn call_tool(
 
 /// `DecideApproval`.
 pub(crate) fn decide_approval(
-    state: &WorldState,
-    origin: EntityId,
-    claims: &Claims,
-    ctx: &Context,
+    asked: &Asked<'_>,
     (call_id, approve, reason, hash): (EntityId, bool, &str, Option<&str>),
-    op: &Operation,
 ) -> Result<Vec<KernelEvent>, KernelError> {
+    let Asked {
+        state,
+        origin,
+        claims,
+        ctx,
+        op,
+        ..
+    } = *asked;
     require(claims, permissions::APPROVAL_GRANT, op)?;
     let call = state
         .tools
