@@ -123,12 +123,18 @@ impl From<KernelError> for ApiError {
             | K::Delegation(_)
             | K::RevokeOutOfScope { .. }
             | K::CannotRevokeAncestor { .. }
-            | K::UnknownTokenNeedsGlobalScope { .. } => StatusCode::FORBIDDEN,
-            K::IdempotencyKeyReused { .. } => StatusCode::CONFLICT,
-            K::UnknownAgent(_) | K::UnknownTask(_) | K::UnknownExtension { .. } => {
-                StatusCode::NOT_FOUND
+            | K::UnknownTokenNeedsGlobalScope { .. }
+            | K::SelfApproval { .. } => StatusCode::FORBIDDEN,
+            K::ToolInputInvalid { .. } | K::ReasonRequired { .. } => {
+                StatusCode::UNPROCESSABLE_ENTITY
             }
-            K::QueueFull { .. } => StatusCode::TOO_MANY_REQUESTS,
+            K::IdempotencyKeyReused { .. } => StatusCode::CONFLICT,
+            K::UnknownAgent(_)
+            | K::UnknownTask(_)
+            | K::UnknownExtension { .. }
+            | K::UnknownTool { .. }
+            | K::UnknownCall(_) => StatusCode::NOT_FOUND,
+            K::QueueFull { .. } | K::TooManyOpenCalls { .. } => StatusCode::TOO_MANY_REQUESTS,
             _ => StatusCode::CONFLICT,
         };
         Self::new(status, e.code(), e.to_string())

@@ -26,6 +26,7 @@ pub mod handlers;
 pub mod metrics;
 pub mod schema;
 pub mod state;
+pub mod tools;
 pub mod views;
 
 use axum::Router;
@@ -55,6 +56,11 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(handlers::state))
         .routes(routes!(handlers::mint_token))
         .routes(routes!(handlers::latest_checkpoint))
+        .routes(routes!(tools::list_tools))
+        .routes(routes!(tools::call_tool))
+        .routes(routes!(tools::get_call))
+        .routes(routes!(tools::approvals))
+        .routes(routes!(tools::decide))
         .routes(routes!(handlers::healthz))
         .routes(routes!(handlers::readyz))
         .routes(routes!(handlers::metrics))

@@ -2,7 +2,7 @@
 //!
 //! utoipa describes the response types from the Rust types. The request bodies are
 //! written out here as JSON Schema, because their rules are the core's (`toka-types`
-//! keeps serde only and no schema derive): an operation is one of nine shapes tagged by
+//! keeps serde only and no schema derive): an operation is one of eleven shapes tagged by
 //! `op`, ids are UUIDs, texts have lengths in characters, byte fields are canonical
 //! base64, permission names are ASCII identifiers. Every operation also lists every
 //! error status it can answer. A schemathesis run with all checks (a CI test) holds the
@@ -10,10 +10,10 @@
 
 use serde_json::{Value, json};
 use toka_types::limits::{
-    MAX_AGENT_NAME_CHARS, MAX_EXTENSION_FAMILY_BYTES, MAX_EXTENSION_PAYLOAD_BYTES,
-    MAX_GRANT_PERMISSIONS, MAX_IDEMPOTENCY_KEY_BYTES, MAX_JTI_BYTES, MAX_OBSERVATION_BYTES,
-    MAX_PERMISSION_BYTES, MAX_TASK_DESCRIPTION_CHARS, MAX_TASK_RESULT_CHARS,
-    MAX_TOKEN_LIFETIME_SECS,
+    MAX_AGENT_NAME_CHARS, MAX_APPROVAL_REASON_CHARS, MAX_EXTENSION_FAMILY_BYTES,
+    MAX_EXTENSION_PAYLOAD_BYTES, MAX_GRANT_PERMISSIONS, MAX_IDEMPOTENCY_KEY_BYTES, MAX_JTI_BYTES,
+    MAX_OBSERVATION_BYTES, MAX_PERMISSION_BYTES, MAX_TASK_DESCRIPTION_CHARS, MAX_TASK_RESULT_CHARS,
+    MAX_TOKEN_LIFETIME_SECS, MAX_TOOL_NAME_CHARS,
 };
 
 fn uuid() -> Value {
@@ -53,6 +53,45 @@ fn permission() -> Value {
     json!({"type": "string", "pattern": format!("^[A-Za-z0-9:._*/-]{{1,{MAX_PERMISSION_BYTES}}}$")})
 }
 
+fn tool_name() -> Value {
+    json!({"type": "string", "pattern": format!("^[A-Za-z0-9][A-Za-z0-9._-]{{0,{}}}$", MAX_TOOL_NAME_CHARS - 1)})
+}
+
+fn hash() -> Value {
+    json!({"type": "string", "minLength": 1, "maxLength": 64})
+}
+
+fn wait_secs() -> Value {
+    json!({"type": "integer", "minimum": 0, "maximum": toka_runtime::tools::MAX_CALL_WAIT.as_secs()})
+}
+
+fn call_request() -> Value {
+    let mut v = object(
+        &["input"],
+        json!({
+            "agent": uuid(),
+            "input": {"description": "any JSON value matching the tool's input schema (at most 1 MiB)"},
+            "wait_secs": wait_secs(),
+        }),
+    );
+    v["description"] = json!("Body of `POST /v1/tools/{name}/calls`.");
+    v
+}
+
+fn approval_request() -> Value {
+    let mut v = object(
+        &["approve"],
+        json!({
+            "approve": {"type": "boolean"},
+            "reason": text(0, MAX_APPROVAL_REASON_CHARS),
+            "input_hash": hash(),
+            "wait_secs": wait_secs(),
+        }),
+    );
+    v["description"] = json!("Body of `POST /v1/calls/{id}/approval`.");
+    v
+}
+
 fn ttl() -> Value {
     json!({"type": "integer", "minimum": 1, "maximum": MAX_TOKEN_LIFETIME_SECS})
 }
@@ -90,6 +129,17 @@ pub fn operation() -> Value {
                 "ttl_secs": ttl(),
             })),
             op("revoke_token", &["jti"], json!({"jti": text(1, MAX_JTI_BYTES)})),
+            op("call_tool", &["agent", "tool", "input"], json!({
+                "agent": uuid(),
+                "tool": tool_name(),
+                "input": {"description": "any JSON value matching the tool's input schema (at most 1 MiB)"},
+            })),
+            op("decide_approval", &["call", "approve"], json!({
+                "call": uuid(),
+                "approve": {"type": "boolean"},
+                "reason": text(0, MAX_APPROVAL_REASON_CHARS),
+                "input_hash": hash(),
+            })),
             op("extension", &["family", "opcode", "payload"], json!({
                 "family": {"type": "string", "pattern": format!("^[a-z0-9._-]{{1,{MAX_EXTENSION_FAMILY_BYTES}}}$")},
                 "opcode": {"type": "integer", "minimum": 0, "maximum": 65535},
@@ -138,6 +188,8 @@ pub fn complete(doc: &mut Value) {
     schemas["Operation"] = operation();
     schemas["SubmitRequest"] = submit_request();
     schemas["TokenRequest"] = token_request();
+    schemas["CallRequest"] = call_request();
+    schemas["ApprovalRequest"] = approval_request();
     let Some(paths) = doc["paths"].as_object_mut() else {
         return;
     };
@@ -173,6 +225,12 @@ pub fn complete(doc: &mut Value) {
                     }
                     if name == "Idempotency-Key" {
                         p["schema"] = json!({"type": "string", "pattern": format!("^[\\x21-\\x7e]{{1,{MAX_IDEMPOTENCY_KEY_BYTES}}}$")});
+                    }
+                    if name == "wait_secs" {
+                        p["schema"] = wait_secs();
+                    }
+                    if name == "name" && path.starts_with("/v1/tools/") {
+                        p["schema"] = tool_name();
                     }
                     if name == "Last-Event-ID" {
                         p["schema"] = json!({"type": "integer", "minimum": 0, "maximum": i64::MAX});

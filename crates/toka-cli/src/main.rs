@@ -1,7 +1,8 @@
 //! The `toka` command.
 //!
 //! Exit codes: 0 ok, 1 failed or refused (the message says why and what to do),
-//! 2 usage error (from clap).
+//! 2 usage error (from clap), 3 a tool call still open when `--wait` ran out
+//! (`toka tool call|show`, `toka approve`).
 #![forbid(unsafe_code)]
 
 mod client;
@@ -84,6 +85,37 @@ pub enum Command {
     /// Tokens: issue (attenuated), inspect, revoke, root.
     #[command(subcommand)]
     Token(cmd::client::TokenCmd),
+    /// Tools: list the ones you may call, call one, show a call.
+    #[command(subcommand)]
+    Tool(cmd::tool::ToolCmd),
+    /// Tool calls waiting for approval, in your token's scope.
+    Approvals {
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Approve a waiting call (needs approval:grant; never your own or a descendant's).
+    Approve {
+        #[command(flatten)]
+        remote: Remote,
+        /// The call id.
+        call: String,
+        /// Why (recorded in the log).
+        #[arg(long, default_value = "")]
+        reason: String,
+        /// Seconds to wait for the approved call to end (0 to 120).
+        #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(0..=120))]
+        wait: u64,
+    },
+    /// Deny a waiting call; it ends with your reason.
+    Deny {
+        #[command(flatten)]
+        remote: Remote,
+        /// The call id.
+        call: String,
+        /// Why (required, recorded in the log).
+        #[arg(long)]
+        reason: String,
+    },
     /// Read events; `--follow` streams live ones.
     Events(cmd::client::EventsArgs),
     /// The head `seq` and the state digest.

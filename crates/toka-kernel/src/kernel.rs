@@ -48,6 +48,12 @@ impl Kernel {
         self
     }
 
+    /// Uses `handlers` (extension handlers and the schema check) instead of its own.
+    pub fn with_handlers(mut self, handlers: OpcodeRegistry) -> Self {
+        self.handlers = handlers;
+        self
+    }
+
     /// Registers an extension handler; refused if its family has one already.
     pub fn register(&mut self, handler: Arc<dyn OpcodeHandler>) -> Result<(), KernelError> {
         self.handlers.register(handler)

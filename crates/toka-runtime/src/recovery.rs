@@ -225,12 +225,5 @@ pub async fn recover_with(
 
 /// A kernel on a recovered state.
 pub fn kernel_for(state: WorldState, keys: toka_auth::KeySet, handlers: &OpcodeRegistry) -> Kernel {
-    let mut kernel = Kernel::with_state(state, keys);
-    for family in handlers.families() {
-        if let Some(h) = handlers.get(family) {
-            // Families are unique in `handlers`, so registering cannot collide.
-            let _ = kernel.register(h.clone());
-        }
-    }
-    kernel
+    Kernel::with_state(state, keys).with_handlers(handlers.clone())
 }

@@ -105,9 +105,19 @@ impl std::fmt::Debug for Runtime {
 impl Runtime {
     /// Opens the configured store and keys, recovers, and starts the writer.
     pub async fn start(config: &Config) -> Result<Self, RuntimeError> {
+        Self::start_with(config, OpcodeRegistry::new()).await
+    }
+
+    /// [`Runtime::start`], with what the node plugs into its kernel (extension
+    /// handlers, the tool schema check).
+    pub async fn start_with(
+        config: &Config,
+        handlers: OpcodeRegistry,
+    ) -> Result<Self, RuntimeError> {
         let key_file = config.resolve(&config.auth.key_file);
         let keys = crate::keys::load_keys(&key_file)?;
         let mut options = RuntimeOptions::from_config(config);
+        options.handlers = handlers;
         let checkpoints = CheckpointSettings::from_config(config)?;
         options.node_name = checkpoints.key.verifier().key_id().to_string();
         options.checkpoints = Some(checkpoints);

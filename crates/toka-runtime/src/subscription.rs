@@ -66,7 +66,13 @@ async fn feed(shared: &Shared, mut next: u64, tx: &Tx) -> Result<(), StoreError>
         }
         // Live: from the bus until a gap sends us back to the store.
         loop {
-            match live.recv().await {
+            // A consumer that went away releases the runtime at once, not at the
+            // next event (it holds the store open).
+            let received = tokio::select! {
+                r = live.recv() => r,
+                () = tx.closed() => return Ok(()),
+            };
+            match received {
                 Ok(record) => {
                     let seq = record.header.seq;
                     if seq < next {

@@ -174,10 +174,12 @@ impl ToolsConfig {
 
     /// Whether calls of tool `name` wait for approval.
     pub fn needs_approval(&self, name: &str) -> bool {
-        self.require_approval.iter().any(|p| match p.strip_suffix('*') {
-            Some(prefix) => name.starts_with(prefix),
-            None => p == name,
-        })
+        self.require_approval
+            .iter()
+            .any(|p| match p.strip_suffix('*') {
+                Some(prefix) => name.starts_with(prefix),
+                None => p == name,
+            })
     }
 
     fn check(&self) -> Result<(), ConfigError> {
@@ -194,7 +196,10 @@ impl ToolsConfig {
                 "approval_ttl_secs must be 1 to {MAX_APPROVAL_TTL_SECS}"
             )));
         }
-        for (what, ms) in [("fs_timeout_ms", self.fs_timeout_ms), ("http.timeout_ms", self.http.timeout_ms)] {
+        for (what, ms) in [
+            ("fs_timeout_ms", self.fs_timeout_ms),
+            ("http.timeout_ms", self.http.timeout_ms),
+        ] {
             if !(1..=MAX_TOOL_TIMEOUT_MS).contains(&ms) {
                 return Err(bad(format!("{what} must be 1 to {MAX_TOOL_TIMEOUT_MS}")));
             }
@@ -252,7 +257,10 @@ mod tests {
             ("approval_ttl_secs = 0", "approval_ttl_secs"),
             ("[http]\nallow_hosts = [\"http://x\"]", "allow_hosts"),
             ("[exec.ls]\nprogram = \"ls\"", "absolute"),
-            ("[exec.ls]\nprogram = \"/bin/ls\"\nargs = [\"{dir}\"]", "dir"),
+            (
+                "[exec.ls]\nprogram = \"/bin/ls\"\nargs = [\"{dir}\"]",
+                "dir",
+            ),
         ] {
             let err = parse(text).unwrap_err().to_string();
             assert!(err.contains(needle), "{text}: {err}");

@@ -13,8 +13,8 @@ use std::process::Stdio;
 
 use async_trait::async_trait;
 use serde_json::{Value, json};
-use tokio::io::{AsyncRead, AsyncReadExt};
 use toka_types::{ApprovalPolicy, RetryPolicy};
+use tokio::io::{AsyncRead, AsyncReadExt};
 
 use crate::config::ExecCommand;
 use crate::workspace::Workspace;
@@ -80,7 +80,9 @@ pub(crate) fn check_command(name: &str, cmd: &ExecCommand) -> Result<(), String>
             if let Piece::Param(p) = piece
                 && !cmd.params.contains_key(&p)
             {
-                return Err(format!("argument {arg:?} uses {{{p}}}, which is not in params"));
+                return Err(format!(
+                    "argument {arg:?} uses {{{p}}}, which is not in params"
+                ));
             }
         }
     }
@@ -95,7 +97,9 @@ pub(crate) fn check_command(name: &str, cmd: &ExecCommand) -> Result<(), String>
     }
     for p in &cmd.allow_leading_dash {
         if !cmd.params.contains_key(p) {
-            return Err(format!("allow_leading_dash names {p:?}, which is not in params"));
+            return Err(format!(
+                "allow_leading_dash names {p:?}, which is not in params"
+            ));
         }
     }
     if !(1..=toka_types::limits::MAX_TOOL_TIMEOUT_MS).contains(&cmd.timeout_ms) {
@@ -119,7 +123,11 @@ pub(crate) struct ExecTool {
 impl ExecTool {
     pub(crate) fn new(name: &str, cmd: &ExecCommand, workspace: Workspace) -> Result<Self, String> {
         check_command(name, cmd)?;
-        let template = cmd.args.iter().map(|a| parse_template(a)).collect::<Result<_, _>>()?;
+        let template = cmd
+            .args
+            .iter()
+            .map(|a| parse_template(a))
+            .collect::<Result<_, _>>()?;
         let properties: BTreeMap<&String, Value> = cmd
             .params
             .iter()
@@ -150,10 +158,16 @@ impl ExecTool {
                 Value::String(s) => s.clone(),
                 Value::Number(n) => n.to_string(),
                 Value::Bool(b) => b.to_string(),
-                _ => return Err(ToolError::new(format!("parameter {param:?} must be a scalar"))),
+                _ => {
+                    return Err(ToolError::new(format!(
+                        "parameter {param:?} must be a scalar"
+                    )));
+                }
             };
             if text.contains('\0') {
-                return Err(ToolError::new(format!("parameter {param:?} contains a NUL byte")));
+                return Err(ToolError::new(format!(
+                    "parameter {param:?} contains a NUL byte"
+                )));
             }
             if text.starts_with('-') && !self.cmd.allow_leading_dash.iter().any(|p| p == param) {
                 return Err(ToolError::new(format!(
@@ -202,7 +216,11 @@ async fn capped(mut stream: impl AsyncRead + Unpin, cap: usize) -> (Vec<u8>, boo
 impl Tool for ExecTool {
     fn info(&self) -> ToolInfo {
         let description = if self.cmd.description.is_empty() {
-            format!("Run {} {}", self.cmd.program.display(), self.cmd.args.join(" "))
+            format!(
+                "Run {} {}",
+                self.cmd.program.display(),
+                self.cmd.args.join(" ")
+            )
         } else {
             self.cmd.description.clone()
         };
@@ -234,7 +252,9 @@ impl Tool for ExecTool {
             .stderr(Stdio::piped())
             .kill_on_drop(true)
             .spawn()
-            .map_err(|e| ToolError::new(format!("cannot start {}: {e}", self.cmd.program.display())))?;
+            .map_err(|e| {
+                ToolError::new(format!("cannot start {}: {e}", self.cmd.program.display()))
+            })?;
         let cap = self.cmd.max_output_bytes;
         let stdout = child.stdout.take();
         let stderr = child.stderr.take();
@@ -252,10 +272,12 @@ impl Tool for ExecTool {
                 }
             }
         );
-        let status = child
-            .wait()
-            .await
-            .map_err(|e| ToolError::new(format!("waiting for {} failed: {e}", self.cmd.program.display())))?;
+        let status = child.wait().await.map_err(|e| {
+            ToolError::new(format!(
+                "waiting for {} failed: {e}",
+                self.cmd.program.display()
+            ))
+        })?;
         #[cfg(unix)]
         let signal = std::os::unix::process::ExitStatusExt::signal(&status);
         #[cfg(not(unix))]
@@ -287,7 +309,10 @@ mod tests {
                 Piece::Text(".txt".into())
             ]
         );
-        assert_eq!(parse_template("{{x}}").unwrap(), vec![Piece::Text("{x}".into())]);
+        assert_eq!(
+            parse_template("{{x}}").unwrap(),
+            vec![Piece::Text("{x}".into())]
+        );
         assert!(parse_template("{a b}").is_err());
         assert!(parse_template("x}").is_err());
     }

@@ -146,8 +146,14 @@ impl Tool for FsWrite {
         blocking(move || {
             let path = input_str(&input, "path").unwrap_or_default().to_string();
             let content = input_str(&input, "content").unwrap_or_default();
-            let append = input.get("append").and_then(Value::as_bool).unwrap_or(false);
-            let create_dirs = input.get("create_dirs").and_then(Value::as_bool).unwrap_or(false);
+            let append = input
+                .get("append")
+                .and_then(Value::as_bool)
+                .unwrap_or(false);
+            let create_dirs = input
+                .get("create_dirs")
+                .and_then(Value::as_bool)
+                .unwrap_or(false);
             if content.len() as u64 > settings.max_write_bytes {
                 return Err(ToolError::new(format!(
                     "content is {} bytes, limit {}",
@@ -160,7 +166,8 @@ impl Tool for FsWrite {
                 return Err(ToolError::new(format!("{path:?} names no file")));
             }
             let dir = settings.workspace.dir_for(agent)?;
-            if create_dirs && let Some(parent) = rel.parent().filter(|p| !p.as_os_str().is_empty()) {
+            if create_dirs && let Some(parent) = rel.parent().filter(|p| !p.as_os_str().is_empty())
+            {
                 dir.create_dir_all(parent).map_err(|e| io_error(&path, e))?;
             }
             let mut options = cap_std::fs::OpenOptions::new();
@@ -171,8 +178,11 @@ impl Tool for FsWrite {
                 options.truncate(true);
             }
             options.follow(FollowSymlinks::No);
-            let mut file = dir.open_with(rel, &options).map_err(|e| io_error(&path, e))?;
-            file.write_all(content.as_bytes()).map_err(|e| io_error(&path, e))?;
+            let mut file = dir
+                .open_with(rel, &options)
+                .map_err(|e| io_error(&path, e))?;
+            file.write_all(content.as_bytes())
+                .map_err(|e| io_error(&path, e))?;
             file.sync_all().map_err(|e| io_error(&path, e))?;
             Ok(json!({"path": path, "written": content.len(), "appended": append}))
         })
@@ -185,7 +195,9 @@ impl Tool for FsList {
     fn info(&self) -> ToolInfo {
         ToolInfo {
             name: "fs.list".into(),
-            description: format!("List a folder of the workspace (at most {MAX_LIST_ENTRIES} entries, by name)."),
+            description: format!(
+                "List a folder of the workspace (at most {MAX_LIST_ENTRIES} entries, by name)."
+            ),
             input_schema: json!({
                 "type": "object",
                 "properties": {"path": path_schema("the folder, relative to the workspace (default: the workspace)")},

@@ -20,7 +20,13 @@ const MAX_URL_CHARS: usize = 2048;
 /// Largest request body, in bytes.
 const MAX_REQUEST_BODY_CHARS: usize = 256 * 1024;
 /// Request headers an input may not set.
-const FORBIDDEN_HEADERS: &[&str] = &["host", "content-length", "transfer-encoding", "connection", "upgrade"];
+const FORBIDDEN_HEADERS: &[&str] = &[
+    "host",
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "upgrade",
+];
 
 /// Hosts `http.fetch` may reach.
 #[derive(Debug, Clone)]
@@ -33,8 +39,13 @@ impl Allowlist {
                 .iter()
                 .map(|e| {
                     let e = e.to_ascii_lowercase();
-                    match e.rsplit_once(':').and_then(|(h, p)| Some((h, p.parse().ok()?))) {
-                        Some((host, port)) => (host.trim_matches(['[', ']']).to_string(), Some(port)),
+                    match e
+                        .rsplit_once(':')
+                        .and_then(|(h, p)| Some((h, p.parse().ok()?)))
+                    {
+                        Some((host, port)) => {
+                            (host.trim_matches(['[', ']']).to_string(), Some(port))
+                        }
                         None => (e.trim_matches(['[', ']']).to_string(), None),
                     }
                 })
@@ -169,7 +180,8 @@ impl Tool for HttpFetch {
 
     async fn call(&self, input: Value, _ctx: &ToolContext) -> Result<Value, ToolError> {
         let raw = input.get("url").and_then(Value::as_str).unwrap_or_default();
-        let url = reqwest::Url::parse(raw).map_err(|e| ToolError::new(format!("invalid URL {raw:?}: {e}")))?;
+        let url = reqwest::Url::parse(raw)
+            .map_err(|e| ToolError::new(format!("invalid URL {raw:?}: {e}")))?;
         if let Some(why) = self.allow.refuses(&url) {
             return Err(ToolError::new(format!("{url} refused: {why}")));
         }
@@ -237,7 +249,10 @@ mod tests {
         let allow = Allowlist::new(&["api.example.com".into(), "127.0.0.1:8080".into()]);
         let ok = |u: &str| allow.refuses(&reqwest::Url::parse(u).unwrap()).is_none();
         assert!(ok("https://api.example.com/x"));
-        assert!(ok("http://API.example.com:9999/x"), "no port in the entry: any port");
+        assert!(
+            ok("http://API.example.com:9999/x"),
+            "no port in the entry: any port"
+        );
         assert!(ok("http://127.0.0.1:8080/"));
         assert!(!ok("http://127.0.0.1:8081/"));
         assert!(!ok("http://api.example.com.evil.test/"));

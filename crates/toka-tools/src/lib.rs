@@ -25,6 +25,7 @@ mod config;
 mod exec;
 mod fs;
 mod http;
+mod node;
 mod registry;
 mod schema;
 mod workspace;
@@ -33,6 +34,7 @@ use async_trait::async_trait;
 use toka_types::{ApprovalPolicy, EntityId, RetryPolicy};
 
 pub use config::{ConfigError, ExecCommand, HttpConfig, ToolsConfig};
+pub use node::{NodeError, plug_in, start_node};
 pub use registry::Registry;
 pub use schema::JsonSchemaCheck;
 pub use workspace::{Workspace, WorkspaceError};

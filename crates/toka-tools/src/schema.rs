@@ -59,7 +59,11 @@ impl SchemaCheck for JsonSchemaCheck {
                 .take(limit)
                 .map(|e| {
                     let path = e.instance_path().to_string();
-                    let at = if path.is_empty() { "/".to_string() } else { path };
+                    let at = if path.is_empty() {
+                        "/".to_string()
+                    } else {
+                        path
+                    };
                     format!("at {at}: {e}")
                 })
                 .collect(),

@@ -109,7 +109,9 @@ pub fn check_path(path: &str) -> Result<&Path, WorkspaceError> {
             Component::CurDir => {}
             Component::ParentDir => return Err(refuse("`..` leaves the workspace")),
             Component::RootDir | Component::Prefix(_) => {
-                return Err(refuse("absolute paths are not allowed; give a path relative to the workspace"));
+                return Err(refuse(
+                    "absolute paths are not allowed; give a path relative to the workspace",
+                ));
             }
         }
     }
@@ -150,7 +152,14 @@ mod tests {
         }
         let long_name = "n".repeat(MAX_NAME_BYTES + 1);
         let long_path = "a/".repeat(MAX_PATH_BYTES);
-        for bad in ["../x", "a/../../x", "/etc/passwd", "a\0b", &long_name, &long_path] {
+        for bad in [
+            "../x",
+            "a/../../x",
+            "/etc/passwd",
+            "a\0b",
+            &long_name,
+            &long_path,
+        ] {
             assert!(check_path(bad).is_err(), "{bad:?}");
         }
     }

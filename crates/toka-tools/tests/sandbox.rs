@@ -28,7 +28,12 @@ fn sandbox(extra: &str) -> Sandbox {
     let table: toml::Table = toml::from_str(&text).unwrap();
     let config = ToolsConfig::from_table(&table, &root).unwrap();
     let registry = Registry::from_config(&config).unwrap();
-    Sandbox { _dir: dir, root, outside, registry }
+    Sandbox {
+        _dir: dir,
+        root,
+        outside,
+        registry,
+    }
 }
 
 impl Sandbox {
@@ -53,8 +58,15 @@ impl Sandbox {
             .unwrap()
             .map(|e| e.unwrap().file_name().into_string().unwrap())
             .collect();
-        assert_eq!(names, ["secret.txt"], "something was written outside the workspace");
-        assert_eq!(std::fs::read_to_string(self.outside.join("secret.txt")).unwrap(), "top secret");
+        assert_eq!(
+            names,
+            ["secret.txt"],
+            "something was written outside the workspace"
+        );
+        assert_eq!(
+            std::fs::read_to_string(self.outside.join("secret.txt")).unwrap(),
+            "top secret"
+        );
     }
 }
 
@@ -77,20 +89,60 @@ async fn fs_escape_attempts_are_refused() {
     let long = "n".repeat(4096);
     let cases: Vec<(&str, Value, &str)> = vec![
         ("fs.read", json!({"path": "../outside/secret.txt"}), "`..`"),
-        ("fs.read", json!({"path": "a/../../outside/secret.txt"}), "`..`"),
+        (
+            "fs.read",
+            json!({"path": "a/../../outside/secret.txt"}),
+            "`..`",
+        ),
         ("fs.read", json!({"path": secret}), "absolute"),
-        ("fs.read", json!({"path": "out-file"}), "outside the workspace"),
-        ("fs.read", json!({"path": "out-dir/secret.txt"}), "outside the workspace"),
+        (
+            "fs.read",
+            json!({"path": "out-file"}),
+            "outside the workspace",
+        ),
+        (
+            "fs.read",
+            json!({"path": "out-dir/secret.txt"}),
+            "outside the workspace",
+        ),
         ("fs.read", json!({"path": "inside.txt\u{0}.png"}), "NUL"),
         ("fs.read", json!({"path": long}), "longer than"),
-        ("fs.list", json!({"path": "out-dir"}), "outside the workspace"),
+        (
+            "fs.list",
+            json!({"path": "out-dir"}),
+            "outside the workspace",
+        ),
         ("fs.list", json!({"path": ".."}), "`..`"),
-        ("fs.write", json!({"path": "../outside/new.txt", "content": "x"}), "`..`"),
-        ("fs.write", json!({"path": "out-dir/new.txt", "content": "x"}), "outside the workspace"),
-        ("fs.write", json!({"path": "out-file", "content": "pwned"}), "symlink"),
-        ("fs.write", json!({"path": "in-link", "content": "x"}), "symlink"),
-        ("fs.write", json!({"path": "out-dir/sub/x", "content": "x", "create_dirs": true}), "outside the workspace"),
-        ("fs.write", json!({"path": format!("{}/x", "d".repeat(300)), "content": "x"}), "longer than 255"),
+        (
+            "fs.write",
+            json!({"path": "../outside/new.txt", "content": "x"}),
+            "`..`",
+        ),
+        (
+            "fs.write",
+            json!({"path": "out-dir/new.txt", "content": "x"}),
+            "outside the workspace",
+        ),
+        (
+            "fs.write",
+            json!({"path": "out-file", "content": "pwned"}),
+            "symlink",
+        ),
+        (
+            "fs.write",
+            json!({"path": "in-link", "content": "x"}),
+            "symlink",
+        ),
+        (
+            "fs.write",
+            json!({"path": "out-dir/sub/x", "content": "x", "create_dirs": true}),
+            "outside the workspace",
+        ),
+        (
+            "fs.write",
+            json!({"path": format!("{}/x", "d".repeat(300)), "content": "x"}),
+            "longer than 255",
+        ),
     ];
     for (tool, input, needle) in cases {
         let result = s.call(tool, input.clone()).await;
@@ -98,7 +150,10 @@ async fn fs_escape_attempts_are_refused() {
         assert!(error.contains(needle), "{tool} {input}: {error}");
     }
     s.outside_untouched();
-    assert_eq!(std::fs::read_to_string(ws.join("inside.txt")).unwrap(), "hello");
+    assert_eq!(
+        std::fs::read_to_string(ws.join("inside.txt")).unwrap(),
+        "hello"
+    );
 }
 
 #[tokio::test]
@@ -108,17 +163,29 @@ async fn fs_tools_work_inside_and_cap_sizes() {
         ToolResult::Ok { output } => output,
         ToolResult::Error { error } => panic!("{error}"),
     };
-    let out = ok(s.call("fs.write", json!({"path": "notes/a.txt", "content": "hello world", "create_dirs": true})).await);
+    let out = ok(s
+        .call(
+            "fs.write",
+            json!({"path": "notes/a.txt", "content": "hello world", "create_dirs": true}),
+        )
+        .await);
     assert_eq!(out["written"], 11);
     let out = ok(s.call("fs.read", json!({"path": "notes/a.txt"})).await);
     assert_eq!(out["content"], "hello wo");
     assert_eq!(out["truncated"], true);
-    let out = ok(s.call("fs.read", json!({"path": "notes/a.txt", "offset": 6})).await);
+    let out = ok(s
+        .call("fs.read", json!({"path": "notes/a.txt", "offset": 6}))
+        .await);
     assert_eq!(out["content"], "world");
     let out = ok(s.call("fs.list", json!({})).await);
     assert_eq!(out["entries"][0]["name"], "notes");
     assert_eq!(out["entries"][0]["kind"], "dir");
-    let big = s.call("fs.write", json!({"path": "b.txt", "content": "x".repeat(17)})).await;
+    let big = s
+        .call(
+            "fs.write",
+            json!({"path": "b.txt", "content": "x".repeat(17)}),
+        )
+        .await;
     assert!(error_of(&big).contains("limit 16"));
     assert!(!s.ws().join("b.txt").exists());
 }
@@ -151,14 +218,20 @@ async fn http_fetch_stays_on_the_allowlist_through_redirects() {
             .route("/hello", get(|| async { "hi there" }))
             .route("/big", get(move || async move { big }))
             .route("/inside", get(|| async { Redirect::temporary("/hello") }))
-            .route("/away", get(move || async move { Redirect::temporary(&target) })),
+            .route(
+                "/away",
+                get(move || async move { Redirect::temporary(&target) }),
+            ),
     )
     .await;
     let s = sandbox(&format!(
         "[http]\nallow_hosts = [\"127.0.0.1:{allowed}\"]\nmax_response_bytes = 10\n"
     ));
     let base = format!("http://127.0.0.1:{allowed}");
-    match s.call("http.fetch", json!({"url": format!("{base}/inside")})).await {
+    match s
+        .call("http.fetch", json!({"url": format!("{base}/inside")}))
+        .await
+    {
         ToolResult::Ok { output } => {
             assert_eq!(output["status"], 200);
             assert_eq!(output["body"], "hi there");
@@ -166,7 +239,10 @@ async fn http_fetch_stays_on_the_allowlist_through_redirects() {
         }
         ToolResult::Error { error } => panic!("{error}"),
     }
-    match s.call("http.fetch", json!({"url": format!("{base}/big")})).await {
+    match s
+        .call("http.fetch", json!({"url": format!("{base}/big")}))
+        .await
+    {
         ToolResult::Ok { output } => {
             assert_eq!(output["bytes"], 10);
             assert_eq!(output["truncated"], true);
@@ -174,20 +250,33 @@ async fn http_fetch_stays_on_the_allowlist_through_redirects() {
         ToolResult::Error { error } => panic!("{error}"),
     }
     for (url, needle) in [
-        (format!("http://127.0.0.1:{off_list}/"), "not on the allowlist"),
+        (
+            format!("http://127.0.0.1:{off_list}/"),
+            "not on the allowlist",
+        ),
         (format!("{base}/away"), "redirect to"),
         ("file:///etc/passwd".to_string(), "scheme"),
-        (format!("http://localhost:{allowed}/hello"), "not on the allowlist"),
+        (
+            format!("http://localhost:{allowed}/hello"),
+            "not on the allowlist",
+        ),
     ] {
         let result = s.call("http.fetch", json!({"url": url})).await;
         let error = error_of(&result);
         assert!(error.contains(needle), "{url}: {error}");
     }
     let host_header = s
-        .call("http.fetch", json!({"url": format!("{base}/hello"), "headers": {"Host": "evil"}}))
+        .call(
+            "http.fetch",
+            json!({"url": format!("{base}/hello"), "headers": {"Host": "evil"}}),
+        )
         .await;
     assert!(error_of(&host_header).contains("Host"));
-    assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 0, "the off-list server was reached");
+    assert_eq!(
+        hits.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "the off-list server was reached"
+    );
 }
 
 #[tokio::test]
@@ -261,9 +350,24 @@ async fn exec_runs_only_declared_commands_without_a_shell() {
     let r = s.call("exec.sh", json!({"cmd": "id"})).await;
     assert!(error_of(&r).contains("does not offer"));
     // Every exec tool needs approval and runs at most once unless declared otherwise.
-    for spec in s.registry.specs().into_iter().filter(|t| t.name.starts_with("exec.")) {
-        assert_eq!(spec.approval, toka_types::ApprovalPolicy::Required, "{}", spec.name);
-        assert_eq!(spec.retry, toka_types::RetryPolicy::AtMostOnce, "{}", spec.name);
+    for spec in s
+        .registry
+        .specs()
+        .into_iter()
+        .filter(|t| t.name.starts_with("exec."))
+    {
+        assert_eq!(
+            spec.approval,
+            toka_types::ApprovalPolicy::Required,
+            "{}",
+            spec.name
+        );
+        assert_eq!(
+            spec.retry,
+            toka_types::RetryPolicy::AtMostOnce,
+            "{}",
+            spec.name
+        );
     }
     s.outside_untouched();
 }

@@ -8,6 +8,7 @@ pub mod init;
 pub mod key;
 pub mod offline;
 pub mod serve;
+pub mod tool;
 
 use std::process::ExitCode;
 
@@ -32,6 +33,19 @@ pub async fn run(command: Command, out: Out) -> Result<ExitCode> {
         Command::Observe(a) => client::observe(a, out).await,
         Command::Token(c) => client::token(c, out).await,
         Command::Events(a) => client::events(a, out).await,
+        Command::Tool(c) => tool::tool(c, out).await,
+        Command::Approvals { remote } => tool::approvals(remote, out).await,
+        Command::Approve {
+            remote,
+            call,
+            reason,
+            wait,
+        } => tool::decide(remote, call, true, reason, wait, out).await,
+        Command::Deny {
+            remote,
+            call,
+            reason,
+        } => tool::decide(remote, call, false, reason, 0, out).await,
         Command::State { remote } => client::state(remote, out).await,
         Command::Verify {
             local,

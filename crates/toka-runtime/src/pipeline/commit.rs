@@ -118,9 +118,17 @@ impl Writer {
                     }
                 }
                 for ((request, reply), outcome) in submissions.into_iter().zip(outcomes) {
-                    if let Outcome::Rejected(e) = outcome {
-                        let _ = reply.send(Err((e, request)));
-                    }
+                    let answer = match outcome {
+                        Outcome::Rejected(e) => Err((e, request)),
+                        // Accepted with nothing to record (e.g. tools offered as the
+                        // log already has them).
+                        Outcome::Accepted { first_seq, events } => Ok(Committed {
+                            first_seq,
+                            events,
+                            replayed: false,
+                        }),
+                    };
+                    let _ = reply.send(answer);
                 }
                 return;
             }

@@ -101,7 +101,16 @@ impl Runtime {
         }
         let looping = exec.clone();
         tokio::spawn(async move {
-            let mut stop = looping.stop.clone();
+            // Stopped by ToolExecutor::stop; a dropped handle leaves the executor
+            // running until the runtime stops (the feed ends).
+            let stop = looping.stop.clone();
+            let stopped = async move {
+                let mut stop = stop;
+                if stop.wait_for(|s| *s).await.is_err() {
+                    std::future::pending::<()>().await;
+                }
+            };
+            tokio::pin!(stopped);
             let mut tick = tokio::time::interval(EXPIRY_POLL);
             loop {
                 tokio::select! {
@@ -115,8 +124,13 @@ impl Runtime {
                             _ => {}
                         }
                     }
-                    _ = tick.tick() => looping.expire().await,
-                    _ = stop.changed() => return,
+                    _ = tick.tick() => {
+                        if looping.runtime().is_none() {
+                            return; // the runtime stopped
+                        }
+                        looping.expire().await;
+                    }
+                    () = &mut stopped => return,
                 }
             }
         });
