@@ -50,14 +50,7 @@ pub async fn submit(
         Some(o) => parse_id(o, "origin")?,
         None => caller.claims.sub,
     };
-    let key = match headers.get("idempotency-key") {
-        None => None,
-        Some(v) => Some(
-            v.to_str()
-                .map_err(|_| ApiError::bad_request("Idempotency-Key must be visible ASCII"))?
-                .to_string(),
-        ),
-    };
+    let key = idempotency_key(&headers)?;
     let operation: Operation = serde_json::from_value(request.operation).map_err(|e| {
         ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -85,6 +78,22 @@ pub async fn submit(
         [("idempotent-replayed", replayed)],
         Json(SubmitResponse { events }),
     ))
+}
+
+/// The `Idempotency-Key` header, if any: 1 to 128 visible ASCII characters (as the
+/// OpenAPI document states it).
+pub(crate) fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some(value) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    let bytes = value.as_bytes();
+    let limit = toka_types::limits::MAX_IDEMPOTENCY_KEY_BYTES;
+    if bytes.is_empty() || bytes.len() > limit || !bytes.iter().all(|b| (0x21..=0x7e).contains(b)) {
+        return Err(ApiError::bad_request(format!(
+            "Idempotency-Key must be 1 to {limit} visible ASCII characters (no spaces)"
+        )));
+    }
+    Ok(Some(String::from_utf8_lossy(bytes).into_owned()))
 }
 
 /// Read committed events by range (only those the token's scope covers).

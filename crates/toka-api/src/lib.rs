@@ -94,7 +94,16 @@ fn document(api: utoipa::openapi::OpenApi) -> serde_json::Value {
 /// The router: every route, the body limit, and `/openapi.json`.
 pub fn router(app: AppState, max_body_bytes: usize) -> Router {
     let (router, api) = api_router().split_for_parts();
-    let doc = serde_json::to_string_pretty(&document(api)).unwrap_or_default();
+    let mut doc = document(api);
+    let tools: Vec<(String, serde_json::Value)> = app.runtime.read(|s| {
+        s.tools()
+            .tools()
+            .filter(|t| !t.retired)
+            .map(|t| (t.spec.name.clone(), t.spec.input_schema.clone()))
+            .collect()
+    });
+    schema::per_tool(&mut doc, &tools);
+    let doc = serde_json::to_string_pretty(&doc).unwrap_or_default();
     router
         .route(
             "/openapi.json",

@@ -69,7 +69,7 @@ fn call_request() -> Value {
     let mut v = object(
         &["input"],
         json!({
-            "agent": uuid(),
+            "agent": {"type": ["string", "null"], "format": "uuid"},
             "input": {"description": "any JSON value matching the tool's input schema (at most 1 MiB)"},
             "wait_secs": wait_secs(),
         }),
@@ -190,6 +190,14 @@ pub fn complete(doc: &mut Value) {
     schemas["TokenRequest"] = token_request();
     schemas["CallRequest"] = call_request();
     schemas["ApprovalRequest"] = approval_request();
+    // A call's input is any JSON value; its result is absent until it ends.
+    let call = &mut schemas["CallResponse"]["properties"];
+    call["input"] = json!({"description": "The exact input (any JSON value)."});
+    call["result"] = json!({"description": "What the tool returned, once it did.", "oneOf": [
+        {"type": "null"},
+        object(&["status", "output"], json!({"status": {"type": "string", "enum": ["ok"]}, "output": {}})),
+        object(&["status", "error"], json!({"status": {"type": "string", "enum": ["error"]}, "error": {"type": "string"}})),
+    ]});
     let Some(paths) = doc["paths"].as_object_mut() else {
         return;
     };
@@ -245,5 +253,35 @@ pub fn complete(doc: &mut Value) {
                 }
             }
         }
+    }
+}
+
+/// The served document names each registered tool's call route with its exact input
+/// schema (`/v1/tools/fs.read/calls`), in place of the generic `/v1/tools/{name}/calls`
+/// whose `input` no schema can state: what the server accepts is then what the
+/// document says, tool by tool. (Tools change only between starts; the document is
+/// built at start.)
+pub fn per_tool(doc: &mut Value, tools: &[(String, Value)]) {
+    let template = "/v1/tools/{name}/calls";
+    let Some(generic) = doc["paths"].get(template).cloned() else {
+        return;
+    };
+    let Some(paths) = doc["paths"].as_object_mut() else {
+        return;
+    };
+    paths.remove(template);
+    for (name, input_schema) in tools {
+        let mut item = generic.clone();
+        if let Some(post) = item.get_mut("post") {
+            if let Some(params) = post.get_mut("parameters").and_then(Value::as_array_mut) {
+                params.retain(|p| p["name"] != "name");
+            }
+            let mut body = call_request();
+            body["properties"]["input"] = input_schema.clone();
+            body["description"] = json!(format!("Body of a call of tool `{name}`."));
+            post["requestBody"]["content"]["application/json"]["schema"] = body;
+            post["operationId"] = json!(format!("call_tool_{}", name.replace(['.', '-'], "_")));
+        }
+        paths.insert(format!("/v1/tools/{name}/calls"), item);
     }
 }

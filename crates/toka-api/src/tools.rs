@@ -207,17 +207,6 @@ fn parse_id(text: &str, what: &str) -> Result<EntityId, ApiError> {
         .map_err(|e: toka_types::ParseIdError| ApiError::bad_request(format!("{what}: {e}")))
 }
 
-fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
-    headers
-        .get("idempotency-key")
-        .map(|v| {
-            v.to_str()
-                .map(str::to_string)
-                .map_err(|_| ApiError::bad_request("Idempotency-Key must be visible ASCII"))
-        })
-        .transpose()
-}
-
 /// The tools the bearer's token may call (registered, not retired, permitted).
 #[utoipa::path(get, path = "/v1/tools", tag = "tools",
     responses((status = 200, body = ToolList), (status = 401, body = ErrorBody)),
@@ -282,7 +271,7 @@ pub async fn call_tool(
             input: request.input,
         },
     );
-    message.idempotency_key = idempotency_key(&headers)?;
+    message.idempotency_key = crate::handlers::idempotency_key(&headers)?;
     let committed = app
         .runtime
         .submit(message)

@@ -23,6 +23,13 @@ async fn post(server: &Server, token: &str, body: Value) -> (u16, Value) {
     (status, r.json().await.unwrap_or(Value::Null))
 }
 
+/// The server's head `seq`.
+fn head(server: &Server, token: &str) -> u64 {
+    let r = client(server, token, &["--json", "state"]);
+    let state: Value = serde_json::from_str(r.stdout.trim()).unwrap();
+    state["head"].as_u64().unwrap()
+}
+
 /// Reads SSE frames until `count` events arrived; returns their ids.
 async fn sse_ids(response: reqwest::Response, count: usize) -> Vec<u64> {
     let mut ids = Vec::new();
@@ -50,11 +57,17 @@ async fn submit_read_errors_metrics_and_openapi() {
     let dir = tempfile::tempdir().unwrap();
     let (root, admin) = init(dir.path());
     let server = Server::start(dir.path());
+    let start = head(&server, &admin);
 
     let (status, body) = post(&server, &admin, json!({"operation": {"op": "schedule_agent_task", "agent": root, "task": {"description": "hello"}}})).await;
     assert_eq!(status, 200, "{body}");
-    // seq 1 is the root agent, 2 the issuance of the admin token.
-    assert_eq!(body["events"][0]["seq"], 3);
+    // After the root agent, the admin token's issuance and the node's tools.
+    assert_eq!(
+        start,
+        2 + 3,
+        "genesis, the admin token, three fs tools registered"
+    );
+    assert_eq!(body["events"][0]["seq"], start + 1);
     assert_eq!(body["events"][0]["kind"], "task.scheduled");
 
     // Malformed JSON, unknown fields, bad operations, oversized bodies: 4xx with a JSON error.
@@ -144,6 +157,9 @@ async fn submit_read_errors_metrics_and_openapi() {
         "/readyz",
         "/v1/agents",
         "/v1/agents/{id}",
+        "/v1/approvals",
+        "/v1/calls/{id}",
+        "/v1/calls/{id}/approval",
         "/v1/checkpoints/latest",
         "/v1/events",
         "/v1/events/stream",
@@ -151,6 +167,10 @@ async fn submit_read_errors_metrics_and_openapi() {
         "/v1/state",
         "/v1/tasks",
         "/v1/tokens",
+        "/v1/tools",
+        "/v1/tools/fs.list/calls",
+        "/v1/tools/fs.read/calls",
+        "/v1/tools/fs.write/calls",
     ];
     let mut sorted: Vec<&str> = paths.iter().map(|p| p.as_str()).collect();
     sorted.sort_unstable();
@@ -171,8 +191,15 @@ async fn submit_read_errors_metrics_and_openapi() {
             .unwrap()
             .unwrap();
             let code = response.status().as_u16();
+            // A route that exists answers; a 404 only as its own JSON error (the id
+            // names no such call), never the router's empty "no such route".
+            let body: Value = if code == 404 {
+                response.json().await.unwrap_or(Value::Null)
+            } else {
+                Value::Null // (the event stream never ends: do not read it)
+            };
             assert!(
-                code != 404 && code != 405,
+                code != 405 && (code != 404 || body["error"]["code"].is_string()),
                 "{method} {path} answered {code}"
             );
         }
@@ -338,8 +365,10 @@ async fn idempotency_key_header_makes_retries_safe() {
         third.json::<Value>().await.unwrap()["error"]["code"],
         "idempotency_key_reused"
     );
-    let r = client(&server, &admin, &["--json", "state"]);
-    let state: Value = serde_json::from_str(r.stdout.trim()).unwrap();
-    // genesis, the admin token, the task and its idempotency record.
-    assert_eq!(state["head"], 4);
+    // Before them: genesis, the admin token and the node's tools; then the task and
+    // its idempotency record.
+    assert_eq!(
+        head(&server, &admin),
+        first["events"][0]["seq"].as_u64().unwrap() + 1
+    );
 }

@@ -57,7 +57,7 @@ fn usage_errors_exit_2_and_completions_print() {
 #[test]
 fn client_commands_against_a_server_with_their_refusals() {
     let dir = tempfile::tempdir().unwrap();
-    let (root, admin) = init(dir.path());
+    let (root, admin) = init_without_tools(dir.path());
     let server = Server::start(dir.path());
 
     let r = client(&server, &admin, &["--json", "agent", "spawn", "worker"]);
@@ -196,7 +196,7 @@ fn client_commands_against_a_server_with_their_refusals() {
 #[test]
 fn verify_replay_export_import_and_tampering() {
     let dir = tempfile::tempdir().unwrap();
-    let (_, admin) = init(dir.path());
+    let (_, admin) = init_without_tools(dir.path());
     let server = Server::start(dir.path());
     for n in 0..10 {
         assert_eq!(
@@ -426,7 +426,7 @@ fn terminate_revoke_inspect_root_token_and_snapshots() {
 fn events_follow_streams_new_events() {
     use std::io::{BufRead, BufReader};
     let dir = tempfile::tempdir().unwrap();
-    let (_, admin) = init(dir.path());
+    let (_, admin) = init_without_tools(dir.path());
     let server = Server::start(dir.path());
     let mut follower = toka()
         .env("TOKA_SERVER", &server.url)

@@ -34,6 +34,12 @@ fn schemathesis_with_every_check_finds_nothing() {
     }
     let dir = tempfile::tempdir().unwrap();
     let (_, admin) = init(dir.path());
+    // Tool calls end at once (no approval to wait for): a call waiting for approval
+    // would hold a `wait_secs` request past schemathesis' request timeout.
+    let cfg = config(dir.path());
+    let mut text = std::fs::read_to_string(&cfg).unwrap();
+    text.push_str("\n[tools]\nrequire_approval = []\n");
+    std::fs::write(&cfg, text).unwrap();
     let server = Server::start(dir.path());
     let seed = std::env::var("TOKA_SCHEMATHESIS_SEED").unwrap_or_else(|_| "2".into());
     let examples = std::env::var("TOKA_SCHEMATHESIS_EXAMPLES").unwrap_or_else(|_| "30".into());

@@ -14,7 +14,7 @@ use util::*;
 /// A stopped node whose log is: 1 genesis, 2 the admin token, 3..=10 tasks `job 0..7`;
 /// a snapshot and a signed checkpoint at 10 (clean shutdown).
 fn stopped_node(dir: &Path) {
-    let (_, admin) = init(dir);
+    let (_, admin) = init_without_tools(dir);
     let server = Server::start(dir);
     for n in 0..8 {
         let r = client(&server, &admin, &["task", "schedule", &format!("job {n}")]);
@@ -342,6 +342,7 @@ fn every_edit_through_psql_is_caught_naming_the_seq() {
         psql(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"));
         let env = |c: &mut Command| postgres_env(c, &schema);
         let (_, admin) = init_with(dir.path(), env);
+        without_tools(dir.path());
         let server = Server::start_with(dir.path(), |c| env(c));
         for j in 0..8 {
             let r = client(&server, &admin, &["task", "schedule", &format!("job {j}")]);

@@ -27,6 +27,25 @@ pub struct Field {
 /// The section the tool crate owns (tools, workspaces, allowlists, commands).
 pub const TOOLS_SECTION: &str = "tools";
 
+/// The commented `[tools]` section of a new `toka.toml` (the tool crate documents and
+/// checks the keys; see docs/tools.md).
+const TOOLS_TEMPLATE: &str = r#"
+# Tools agents may call through Toka (docs/tools.md). Uncomment to change the defaults.
+# [tools]
+# workspace = "workspace"                  # fs.* and exec.* work only inside it
+# per_agent_workspace = false
+# require_approval = ["fs.write", "exec.*"]
+# approval_ttl_secs = 3600
+#
+# [tools.http]                             # http.fetch is offered once hosts are allowed
+# allow_hosts = ["api.example.com", "127.0.0.1:8080"]
+#
+# [tools.exec.git-log]                     # the tool exec.git-log; no shell, fixed program
+# program = "/usr/bin/git"
+# args = ["log", "--oneline", "-n", "{count}"]
+# params.count = { type = "integer", minimum = 1, maximum = 50 }
+"#;
+
 /// Every setting, in file order.
 pub const FIELDS: &[Field] = &[
     Field {
@@ -610,6 +629,7 @@ impl Config {
             }
             out.push_str(&format!("# {}\n{} = {}\n", f.doc, f.key, f.default));
         }
+        out.push_str(TOOLS_TEMPLATE);
         out
     }
 }

@@ -266,9 +266,8 @@ async fn a_call_runs_once_and_its_result_is_committed() {
         ))
         .await
         .unwrap_err();
-    assert_eq!(
+    assert!(
         refused.error.to_string().contains("schema"),
-        true,
         "{}",
         refused.error
     );

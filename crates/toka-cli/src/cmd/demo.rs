@@ -2,7 +2,9 @@
 //! spawns a planner and two workers with attenuated tokens; tasks are scheduled,
 //! claimed and completed with observations; a worker tries what its token does not
 //! allow and is refused, the planner tries to mint for the root and to revoke the
-//! root's token and is refused; then the agent tree, the tasks and the last events are shown,
+//! root's token and is refused; a worker calls tools (a read runs at once, a write waits
+//! for approval, which the worker may not give itself; the root approves one write and
+//! denies another); then the agent tree, the tasks and the last events are shown,
 //! the chain is verified and a replay reaches the same digest.
 
 use std::path::PathBuf;
@@ -58,6 +60,138 @@ fn new_id(events: &[KernelEvent]) -> Result<EntityId> {
     }
 }
 
+/// Opens a call of `tool` for `agent`; its id.
+async fn call(
+    rt: &Runtime,
+    (agent, token): (EntityId, &str),
+    tool: &str,
+    input: serde_json::Value,
+) -> Result<EntityId> {
+    let events = send(
+        rt,
+        agent,
+        token,
+        Operation::CallTool {
+            agent,
+            tool: tool.into(),
+            input,
+        },
+    )
+    .await?;
+    match events.first() {
+        Some(KernelEvent::ToolCalled(c)) => Ok(c.call),
+        other => bail!("unexpected event {other:?}"),
+    }
+}
+
+/// The call once it ended (the executor runs it outside the kernel).
+async fn ended(rt: &Runtime, id: EntityId) -> Result<toka_runtime::tools::CallView> {
+    rt.wait_call(id, std::time::Duration::from_secs(10)).await;
+    rt.call_view(id)
+        .await
+        .map_err(anyhow::Error::msg)?
+        .context("the call is not in the state")
+}
+
+fn result_line(view: &toka_runtime::tools::CallView) -> String {
+    match &view.result {
+        Some(r) => serde_json::to_string(r).unwrap_or_default(),
+        None => view.record.reason.clone().unwrap_or_default(),
+    }
+}
+
+/// Step 7: tools. A read runs at once; a write waits for approval, which the worker
+/// cannot give itself; the root approves one (for its exact input) and denies another.
+async fn tool_tour(
+    rt: &Runtime,
+    (root, admin): (EntityId, &str),
+    (worker, token): (EntityId, &str),
+    out: Out,
+) -> Result<()> {
+    let note = json!({"path": "postmortem.md", "content": "# Postmortem\nRoot cause: expired certificate.\n"});
+    let write = call(rt, (worker, token), "fs.write", note).await?;
+    let record = rt
+        .wait_call(write, std::time::Duration::from_millis(300))
+        .await
+        .context("the call is not in the state")?;
+    out.say(format!(
+        "7. worker-1 called fs.write: {} (fs.write needs approval; input hash {}…)",
+        record.status.as_str(),
+        &record.input_hash[..16]
+    ));
+    let decide = |approve: bool, call: EntityId, reason: &str, hash: Option<String>| {
+        Operation::DecideApproval {
+            call,
+            approve,
+            reason: reason.into(),
+            input_hash: hash,
+        }
+    };
+    let own = decide(
+        true,
+        write,
+        "looks right to me",
+        Some(record.input_hash.clone()),
+    );
+    match send(rt, worker, token, own).await {
+        Ok(_) => bail!("worker-1 approved its own call"),
+        Err(e) => out.say(format!(
+            "   worker-1 tried to approve it itself, refused:\n   {e}"
+        )),
+    }
+    send(
+        rt,
+        root,
+        admin,
+        decide(
+            true,
+            write,
+            "reviewed the postmortem",
+            Some(record.input_hash),
+        ),
+    )
+    .await?;
+    let view = ended(rt, write).await?;
+    out.say(format!(
+        "   root approved it for exactly that input; it ran: {} {}",
+        view.record.status.as_str(),
+        result_line(&view)
+    ));
+    let read = call(
+        rt,
+        (worker, token),
+        "fs.read",
+        json!({"path": "postmortem.md"}),
+    )
+    .await?;
+    let view = ended(rt, read).await?;
+    out.say(format!(
+        "   fs.read needs no approval: {} ({} bytes read)",
+        view.record.status.as_str(),
+        view.result
+            .as_ref()
+            .and_then(|r| serde_json::to_value(r).ok())
+            .and_then(|v| v["output"]["read"].as_u64())
+            .unwrap_or(0)
+    ));
+    let risky = json!({"path": "notes/../../toka.toml", "content": "pwned"});
+    let denied = call(rt, (worker, token), "fs.write", risky).await?;
+    send(
+        rt,
+        root,
+        admin,
+        decide(false, denied, "writes outside the task's files", None),
+    )
+    .await?;
+    let view = ended(rt, denied).await?;
+    out.say(format!(
+        "   a second fs.write (to notes/../../toka.toml) was denied: {} ({})",
+        view.record.status.as_str(),
+        view.record.reason.as_deref().unwrap_or("")
+    ));
+    Ok(())
+}
+
 pub async fn run(dir: Option<PathBuf>, out: Out) -> Result<ExitCode> {
     let dir = match dir {
         Some(d) => d,
@@ -71,7 +205,7 @@ pub async fn run(dir: Option<PathBuf>, out: Out) -> Result<ExitCode> {
     );
     let (config, root, admin) = initialise(&dir, true, Alg::Hs256).await?;
     let root: EntityId = root.parse()?;
-    let rt = Runtime::start(&config).await?;
+    let (rt, executor, _tools) = toka_tools::start_node(&config).await?;
 
     let planner = new_id(
         &send(
@@ -116,19 +250,28 @@ pub async fn run(dir: Option<PathBuf>, out: Out) -> Result<ExitCode> {
             )
             .await?,
         )?;
-        // Workers act on their own queues: the root grants them claim/complete.
+        // Workers act on their own queues: the root grants them claim/complete, the
+        // fs tools, and approval:grant (over their own subtree, where the rule that no
+        // one approves their own calls still refuses them).
         let token = issue(
             &rt,
             root,
             &admin,
             id,
-            &[p::TASK_CLAIM, p::TASK_COMPLETE, p::OBSERVATION_EMIT],
+            &[
+                p::TASK_CLAIM,
+                p::TASK_COMPLETE,
+                p::OBSERVATION_EMIT,
+                "tool:fs.*",
+                p::APPROVAL_GRANT,
+            ],
         )
         .await?
         .token;
         workers.push((name, id, token));
     }
-    out.say("2. planner spawned worker-1 and worker-2; their tokens allow task:claim, task:complete, observation:emit");
+    out.say("2. planner spawned worker-1 and worker-2; their tokens allow task:claim, task:complete, observation:emit,
+   tool:fs.* and approval:grant");
 
     let jobs = [
         ("fetch the incident report", 0),
@@ -261,6 +404,9 @@ pub async fn run(dir: Option<PathBuf>, out: Out) -> Result<ExitCode> {
         )),
     }
 
+    let (_, w1, w1_token) = &workers[0];
+    tool_tour(&rt, (root, &admin), (*w1, w1_token), out).await?;
+
     out.say("\nAgent tree:");
     let rows: Vec<Vec<String>> = rt.read(|s| {
         s.subtree(root)
@@ -296,6 +442,7 @@ pub async fn run(dir: Option<PathBuf>, out: Out) -> Result<ExitCode> {
 
     let head = rt.head();
     let live_digest = rt.read(|s| s.digest());
+    executor.stop(std::time::Duration::from_secs(3)).await;
     rt.shutdown().await;
     drop(rt);
 

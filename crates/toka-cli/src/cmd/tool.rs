@@ -180,7 +180,7 @@ pub async fn decide(
     let current: CallResponse = client.get(&format!("/v1/calls/{call}"), &[]).await?;
     if approve {
         out.say(format!(
-            "approving {} of {} with input {}",
+            "asking to approve {} of {} with input {}",
             current.tool,
             current.agent,
             serde_json::to_string(&current.input).unwrap_or_default()

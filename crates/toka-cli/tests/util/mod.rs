@@ -55,6 +55,22 @@ pub fn init_with(dir: &Path, setup: impl FnOnce(&mut Command)) -> (String, Strin
     )
 }
 
+/// [`init`] for a node that offers no tools, so its log holds exactly what the test
+/// writes (tests that count or edit events by `seq`).
+pub fn init_without_tools(dir: &Path) -> (String, String) {
+    let ids = init(dir);
+    without_tools(dir);
+    ids
+}
+
+/// Turns tools off in `dir`'s toka.toml.
+pub fn without_tools(dir: &Path) {
+    let path = config(dir);
+    let mut text = std::fs::read_to_string(&path).unwrap();
+    text.push_str("\n[tools]\nenabled = false\n");
+    std::fs::write(path, text).unwrap();
+}
+
 pub fn config(dir: &Path) -> PathBuf {
     dir.join("toka.toml")
 }
