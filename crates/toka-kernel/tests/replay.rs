@@ -15,10 +15,12 @@ use std::sync::Arc;
 
 use proptest::prelude::*;
 use toka_auth::{Scope, permissions};
-use toka_kernel::{ExtensionRefusal, ExtensionState, Kernel, OpcodeHandler, WorldState, apply};
+use toka_kernel::{
+    ExtensionRefusal, ExtensionState, Kernel, OpcodeHandler, ToolOp, WorldState, apply,
+};
 use toka_types::{
-    AgentSpec, EntityId, ExtensionCall, KernelEvent, Observation, Operation, TaskOutcome, TaskSpec,
-    TaskState, TokenGrant,
+    AgentSpec, ApprovalPolicy, EntityId, ExtensionCall, KernelEvent, Observation, Operation,
+    RetryPolicy, TaskOutcome, TaskSpec, TaskState, TokenGrant, ToolResult,
 };
 
 /// A test extension: opcode 1 adds the payload's first byte to a counter keyed by the
@@ -81,7 +83,7 @@ fn action() -> impl Strategy<Value = Action> {
     (
         0usize..64,
         token,
-        0u8..10,
+        0u8..15,
         0usize..64,
         0usize..256,
         0usize..5000,
@@ -108,9 +110,37 @@ fn pick<T: Copy>(items: &[T], index: usize, ghost: T) -> T {
         .unwrap_or(ghost)
 }
 
+/// The tools of the run: one needing no approval and repeatable, one needing approval
+/// and run at most once.
+fn offer_tools(w: &mut common::World) {
+    let spec = |name: &str, approval, retry| toka_types::ToolSpec {
+        name: name.into(),
+        description: "test tool".into(),
+        input_schema: serde_json::json!({"type": "object", "properties": {"n": {"type": "integer", "maximum": 3000}}, "required": ["n"]}),
+        approval,
+        retry,
+        timeout_ms: 1000,
+        approval_ttl_secs: 600,
+    };
+    let ctx = w.ctx();
+    let events = w
+        .kernel
+        .tool_op(
+            &ToolOp::Offer(vec![
+                spec("t.read", ApprovalPolicy::Never, RetryPolicy::Repeatable),
+                spec("t.write", ApprovalPolicy::Required, RetryPolicy::AtMostOnce),
+            ]),
+            &ctx,
+        )
+        .unwrap();
+    w.log.extend(events);
+}
+
 fn run(actions: Vec<Action>) -> Result<(), TestCaseError> {
     let mut w = common::World::new();
     w.kernel.register(Arc::new(Counter)).unwrap();
+    w.kernel.set_schema_check(Arc::new(common::JsonSchema));
+    offer_tools(&mut w);
     let ghost = EntityId::from_u128(0xdead);
     let mut revoked_token: Option<(EntityId, String)> = None;
 
@@ -144,8 +174,67 @@ fn run(actions: Vec<Action>) -> Result<(), TestCaseError> {
                 _ => w.token(origin, permissions::ALL, None),
             },
         };
+        let calls: Vec<toka_kernel::CallRecord> = w
+            .kernel
+            .state()
+            .tools()
+            .calls()
+            .into_iter()
+            .cloned()
+            .collect();
+        let call = calls.get(a.task % (calls.len() + 1)).cloned();
+        let call_id = call.as_ref().map(|c| c.id).unwrap_or(ghost);
+        // What only the executor may ask: start, return, expire.
+        if a.op >= 12 {
+            let op = match (a.op, a.text_len % 3) {
+                (12, _) => ToolOp::Start {
+                    call: call_id,
+                    node: "n1".into(),
+                },
+                (13, 0) => ToolOp::Return {
+                    call: call_id,
+                    result: ToolResult::error("failed"),
+                },
+                (13, _) => ToolOp::Return {
+                    call: call_id,
+                    result: ToolResult::output(serde_json::json!({"n": a.text_len})),
+                },
+                _ => ToolOp::ExpireApprovals,
+            };
+            let before = w.kernel.state().clone();
+            let ctx = w.ctx();
+            match w.kernel.tool_op(&op, &ctx) {
+                Ok(events) => {
+                    w.log.extend(events);
+                    w.kernel
+                        .state()
+                        .check_invariants()
+                        .map_err(|e| TestCaseError::fail(e.to_string()))?;
+                }
+                Err(_) => prop_assert_eq!(w.kernel.state(), &before),
+            }
+            continue;
+        }
         let text = "x".repeat(a.text_len.max(1));
         let op = match a.op {
+            10 => Operation::CallTool {
+                agent: target,
+                tool: ["t.read", "t.write", "t.ghost"][a.text_len % 3].into(),
+                input: serde_json::json!({"n": a.text_len}),
+            },
+            11 => Operation::DecideApproval {
+                call: call_id,
+                approve: a.text_len % 3 != 0,
+                reason: if a.text_len % 5 == 0 {
+                    String::new()
+                } else {
+                    "because".into()
+                },
+                input_hash: call
+                    .as_ref()
+                    .filter(|_| a.text_len % 7 != 0)
+                    .map(|c| c.input_hash.clone()),
+            },
             0 => Operation::ScheduleAgentTask {
                 agent: target,
                 task: TaskSpec::new(text.chars().take(4096).collect::<String>()).unwrap(),

@@ -7,37 +7,12 @@ mod common;
 
 use std::sync::Arc;
 
-use common::World;
+use common::{JsonSchema, World};
 use toka_auth::{Scope, permissions as p};
-use toka_kernel::{Kernel, KernelError, SchemaCheck, ToolOp, WorldState};
+use toka_kernel::{Kernel, KernelError, ToolOp, WorldState};
 use toka_types::{
     ApprovalPolicy, CallStatus, EntityId, KernelEvent, Operation, RetryPolicy, ToolResult, ToolSpec,
 };
-
-struct JsonSchema;
-
-impl SchemaCheck for JsonSchema {
-    fn compile(&self, schema: &serde_json::Value) -> Result<(), String> {
-        jsonschema::validator_for(schema)
-            .map(|_| ())
-            .map_err(|e| e.to_string())
-    }
-    fn errors(
-        &self,
-        schema: &serde_json::Value,
-        input: &serde_json::Value,
-        limit: usize,
-    ) -> Vec<String> {
-        match jsonschema::validator_for(schema) {
-            Ok(v) => v
-                .iter_errors(input)
-                .take(limit)
-                .map(|e| e.to_string())
-                .collect(),
-            Err(e) => vec![e.to_string()],
-        }
-    }
-}
 
 fn spec(name: &str, approval: ApprovalPolicy, retry: RetryPolicy) -> ToolSpec {
     ToolSpec {

@@ -456,3 +456,50 @@ async fn a_stopped_node_repeats_the_repeatable_and_abandons_the_rest() {
     let _ = (worker, wt);
     n.assert_replays().await;
 }
+
+/// A hosted agent that calls one tool and reports what it got.
+struct Caller(tokio::sync::mpsc::Sender<toka_runtime::tools::CallView>);
+
+#[async_trait]
+impl toka_runtime::host::Agent for Caller {
+    async fn run(
+        &self,
+        ctx: &mut toka_runtime::host::AgentContext,
+    ) -> Result<(), toka_runtime::host::AgentError> {
+        let view = ctx
+            .call_tool("count.read", json!({"n": 42}), Duration::from_secs(10))
+            .await?;
+        let _ = self.0.send(view).await;
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_hosted_agent_calls_a_tool_and_gets_the_committed_result() {
+    let t = tools();
+    let n = node(
+        Arc::new(toka_store_memory::MemoryStore::new()),
+        options(None),
+    )
+    .await;
+    n.rt.start_tools(Arc::new(registry(Duration::ZERO, &t)))
+        .await
+        .unwrap();
+    let worker = n.spawn(n.root, "hosted").await;
+    let token = n.token(worker, &["tool:count.read"], None).await;
+    let (tx, mut rx) = tokio::sync::mpsc::channel(1);
+    let _handle = toka_runtime::host::host(&n.rt, worker, token, Arc::new(Caller(tx)), 0);
+    let view = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(view.record.status, CallStatus::Succeeded);
+    assert_eq!(view.record.agent, worker);
+    assert_eq!(
+        view.result,
+        Some(ToolResult::Ok {
+            output: json!({"run": 1, "n": 42, "attempt": 1})
+        })
+    );
+    n.assert_replays().await;
+}

@@ -137,3 +137,29 @@ impl World {
         }
     }
 }
+
+/// A real JSON Schema check (the crate the node plugs in), for the tool rules.
+pub struct JsonSchema;
+
+impl toka_kernel::SchemaCheck for JsonSchema {
+    fn compile(&self, schema: &serde_json::Value) -> Result<(), String> {
+        jsonschema::validator_for(schema)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+    fn errors(
+        &self,
+        schema: &serde_json::Value,
+        input: &serde_json::Value,
+        limit: usize,
+    ) -> Vec<String> {
+        match jsonschema::validator_for(schema) {
+            Ok(v) => v
+                .iter_errors(input)
+                .take(limit)
+                .map(|e| e.to_string())
+                .collect(),
+            Err(e) => vec![e.to_string()],
+        }
+    }
+}
