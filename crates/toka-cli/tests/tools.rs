@@ -213,6 +213,32 @@ fn tokens_see_and_call_only_their_tools_and_never_approve_themselves() {
     assert_eq!(server.stop(), 0);
     let r = run(&["verify", "--config", config(dir.path()).to_str().unwrap()]);
     assert_eq!(r.code, 0, "{}", r.stderr);
+    // The record reads with sqlite3 like the rest of the log: the call, its exact
+    // input, who approved it, what it returned.
+    let out = std::process::Command::new("sqlite3")
+        .arg(dir.path().join("data/toka.db"))
+        .arg(format!(
+            "SELECT e.kind, CAST(p.body AS TEXT) FROM events e JOIN payloads p ON p.hash = e.payload_hash \
+             WHERE e.kind LIKE 'tool.%' AND CAST(p.body AS TEXT) LIKE '%{call}%' ORDER BY e.seq"
+        ))
+        .output()
+        .expect("sqlite3 (scripts/test.sh installs it)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let kinds: Vec<&str> = text.lines().filter_map(|l| l.split('|').next()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "tool.called",
+            "tool.approved",
+            "tool.started",
+            "tool.returned"
+        ],
+        "{text}"
+    );
+    assert!(
+        text.contains("approved bytes") && text.contains("reviewed"),
+        "{text}"
+    );
 }
 
 fn lines(path: &Path) -> usize {

@@ -151,11 +151,15 @@ impl Exec {
         *self.stop.borrow()
     }
 
-    /// Commits `tool.started` for `call`, then runs it on its own task.
+    /// Takes a run slot, commits `tool.started` for `call`, then runs it on its own
+    /// task. (The slot comes first, so a call recorded as running is running.)
     async fn start(&self, call: EntityId) {
         if self.stopping() {
             return;
         }
+        let Ok(slot) = Arc::clone(&self.slots).acquire_owned().await else {
+            return;
+        };
         let op = ToolOp::Start {
             call,
             node: self.node.clone(),
@@ -175,9 +179,6 @@ impl Exec {
             }
         }
         let Some(attempt) = attempt else { return };
-        let Ok(slot) = Arc::clone(&self.slots).acquire_owned().await else {
-            return;
-        };
         let exec = self.clone();
         tokio::spawn(async move {
             let result = exec.run(call, attempt).await;
