@@ -114,8 +114,30 @@ pub fn router(app: AppState, max_body_bytes: usize) -> Router {
                 )
             }),
         )
+        .fallback(no_route)
+        .method_not_allowed_fallback(wrong_method)
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .with_state(app)
+}
+
+/// Unknown routes answer a JSON error like every other refusal.
+async fn no_route(uri: axum::http::Uri) -> error::ApiError {
+    error::ApiError::not_found(format!(
+        "no route {}; the routes are listed in /openapi.json",
+        uri.path()
+    ))
+}
+
+/// A known route asked with a method it does not take.
+async fn wrong_method(method: axum::http::Method, uri: axum::http::Uri) -> error::ApiError {
+    error::ApiError::new(
+        axum::http::StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!(
+            "{method} is not allowed on {}; see /openapi.json",
+            uri.path()
+        ),
+    )
 }
 
 /// Serves `router` on `listener` until `shutdown` resolves (then finishes in-flight

@@ -199,6 +199,8 @@ fn main() -> ExitCode {
     };
     match runtime.block_on(cmd::run(cli.command, out)) {
         Ok(code) => code,
+        // `toka export | head`: the reader closed the pipe; nothing went wrong.
+        Err(err) if output::is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
             output::warn(format!("{err:#}"));
             ExitCode::from(1)

@@ -2,7 +2,41 @@
 
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+use std::io::Write as _;
+
 use serde::Serialize;
+
+/// Writes `text` and a newline to stdout. A closed pipe (`toka export | head`) ends the
+/// process quietly with exit code 0: the reader has what it wanted.
+pub fn line(text: &str) {
+    raw(text.as_bytes());
+    raw(b"\n");
+}
+
+/// Writes `bytes` to stdout, ending quietly on a closed pipe (see [`line`]).
+pub fn raw(bytes: &[u8]) {
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_all(bytes).and_then(|()| out.flush()) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("toka: cannot write to stdout: {e}");
+        std::process::exit(1);
+    }
+}
+
+/// Whether `err` is, somewhere in its chain, a closed output pipe.
+pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+            || cause
+                .downcast_ref::<serde_json::Error>()
+                .and_then(serde_json::Error::io_error_kind)
+                == Some(std::io::ErrorKind::BrokenPipe)
+    })
+}
 
 /// Where command results go.
 #[derive(Debug, Clone, Copy)]
@@ -15,9 +49,8 @@ impl Out {
     /// Prints `value` as JSON (one line) in JSON mode, else runs `human`.
     pub fn emit<T: Serialize>(&self, value: &T, human: impl FnOnce()) {
         if self.json {
-            println!(
-                "{}",
-                serde_json::to_string(value).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+            line(
+                &serde_json::to_string(value).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}")),
             );
         } else {
             human();
@@ -27,7 +60,7 @@ impl Out {
     /// A line for people (suppressed in JSON mode).
     pub fn say(&self, text: impl AsRef<str>) {
         if !self.json {
-            println!("{}", text.as_ref());
+            line(text.as_ref());
         }
     }
 }
@@ -48,7 +81,7 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) {
             .enumerate()
             .map(|(i, c)| format!("{c:<w$}", w = widths[i]))
             .collect();
-        println!("{}", padded.join("  ").trim_end());
+        line(padded.join("  ").trim_end());
     };
     line(headers.iter().map(|h| h.to_uppercase()).collect());
     for row in rows {

@@ -24,6 +24,39 @@ pub struct Field {
     pub doc: &'static str,
 }
 
+/// The section `rest` (a `TOKA_` variable's name after the prefix, lower case) seems
+/// meant for, when its first word is a near miss of a section's (`servr_listen`):
+/// such a variable is a typo, not someone else's variable, and is refused.
+fn misspelt_section(rest: &str) -> Option<&'static str> {
+    let (word, _) = rest.split_once('_')?;
+    FIELDS
+        .iter()
+        .map(|f| f.section)
+        .chain([TOOLS_SECTION])
+        .find(|section| {
+            let first = section.split('_').next().unwrap_or(section);
+            first != word && edit_distance(first, word) <= 2 && word.len() >= 3
+        })
+}
+
+/// Levenshtein distance (short ASCII words only).
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let here = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != *cb))
+                .min(row[j] + 1)
+                .min(here + 1);
+            prev = here;
+        }
+    }
+    row[b.len()]
+}
+
 /// The section the tool crate owns (tools, workspaces, allowlists, commands).
 pub const TOOLS_SECTION: &str = "tools";
 
@@ -541,7 +574,18 @@ impl Config {
                         message: format!("unknown setting {name} (see `toka init` for the list)"),
                     });
                 }
-                None => {}
+                None => {
+                    if let Some(section) = misspelt_section(&rest) {
+                        return Err(ConfigError::Invalid {
+                            origin: "environment".into(),
+                            message: format!(
+                                "unknown setting {name}: there is no section [{}]; did you mean [{section}] (TOKA_{}_…)?",
+                                rest.split('_').next().unwrap_or(""),
+                                section.to_ascii_uppercase()
+                            ),
+                        });
+                    }
+                }
             }
         }
         Self::from_table(table, base_dir.into(), origin)
@@ -690,6 +734,20 @@ mod tests {
         let err = Config::from_toml("[store]\ndriver = \"oracle\"\n", ".", "t.toml", no_env())
             .unwrap_err();
         assert!(err.to_string().starts_with("store.driver:"), "{err}");
+        let err = Config::from_toml("", ".", "t", vec![("TOKA_SERVR_LISTEN".into(), "x".into())])
+            .unwrap_err();
+        assert!(err.to_string().contains("did you mean [server]"), "{err}");
+        for fine in [
+            "TOKA_TOKEN",
+            "TOKA_SERVER",
+            "TOKA_CONFIG",
+            "TOKA_SCHEMATHESIS_SEED",
+        ] {
+            assert!(
+                Config::from_toml("", ".", "t", vec![(fine.into(), "x".into())]).is_ok(),
+                "{fine} is not a setting and must be left alone"
+            );
+        }
         let err = Config::from_toml("", ".", "t", vec![("TOKA_STORE_DRIVR".into(), "x".into())])
             .unwrap_err();
         assert!(err.to_string().contains("TOKA_STORE_DRIVR"), "{err}");

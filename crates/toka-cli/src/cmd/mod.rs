@@ -71,7 +71,9 @@ pub async fn run(command: Command, out: Out) -> Result<ExitCode> {
         Command::Demo { dir } => demo::run(dir, out).await,
         Command::Bench(args) => bench::run(args, out).await,
         Command::Completions { shell } => {
-            clap_complete::generate(shell, &mut Cli::command(), "toka", &mut std::io::stdout());
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "toka", &mut script);
+            crate::output::raw(&script);
             Ok(ExitCode::SUCCESS)
         }
     }
