@@ -20,6 +20,13 @@ if ! python3 -m schemathesis.cli --version 2>/dev/null | grep -q 'version 4\.32\
     python3 -m pip install --quiet --disable-pip-version-check 'schemathesis==4.32.*'
 fi
 
+# The official MCP Python SDK: a real MCP client for `toka mcp` (tests/mcp.rs). Pinned
+# to a minor version: the SDK and the protocol move quickly.
+if ! python3 -c 'import importlib.metadata as m, sys; sys.exit(0 if m.version("mcp").startswith("2.3.") else 1)' 2>/dev/null; then
+    echo "test.sh: installing the MCP Python SDK for the MCP client test" >&2
+    python3 -m pip install --quiet --disable-pip-version-check 'mcp==2.3.*'
+fi
+
 # The sqlite3 command-line tool: the tamper tests edit the data as an attacker would.
 if ! command -v sqlite3 >/dev/null 2>&1; then
     echo "test.sh: installing the sqlite3 command-line tool for the tamper tests" >&2

@@ -88,6 +88,9 @@ pub enum Command {
     /// Tools: list the ones you may call, call one, show a call.
     #[command(subcommand)]
     Tool(cmd::tool::ToolCmd),
+    /// Serve MCP on stdio: an MCP client lists and calls your token's tools through
+    /// a running `toka serve` (token from TOKA_TOKEN or --token-file).
+    Mcp(cmd::mcp::McpArgs),
     /// Tool calls waiting for approval, in your token's scope.
     Approvals {
         #[command(flatten)]

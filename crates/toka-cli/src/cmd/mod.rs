@@ -6,6 +6,7 @@ pub mod client;
 pub mod demo;
 pub mod init;
 pub mod key;
+pub mod mcp;
 pub mod offline;
 pub mod serve;
 pub mod tool;
@@ -34,6 +35,7 @@ pub async fn run(command: Command, out: Out) -> Result<ExitCode> {
         Command::Token(c) => client::token(c, out).await,
         Command::Events(a) => client::events(a, out).await,
         Command::Tool(c) => tool::tool(c, out).await,
+        Command::Mcp(a) => mcp::run(a).await,
         Command::Approvals { remote } => tool::approvals(remote, out).await,
         Command::Approve {
             remote,
