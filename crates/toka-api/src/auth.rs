@@ -96,6 +96,14 @@ impl FromRequestParts<AppState> for Caller {
         let text = header
             .to_str()
             .map_err(|_| ApiError::unauthorized("Authorization header is not text"))?;
+        Self::from_authorization(app, text)
+    }
+}
+
+impl Caller {
+    /// The caller an `Authorization: Bearer <token>` header value names, validated now
+    /// against the keys and the revocations of the committed state.
+    pub fn from_authorization(app: &AppState, text: &str) -> Result<Self, ApiError> {
         let token = text
             .strip_prefix("Bearer ")
             .ok_or_else(|| ApiError::unauthorized("Authorization must be `Bearer <token>`"))?

@@ -212,7 +212,20 @@ fn parse_id(text: &str, what: &str) -> Result<EntityId, ApiError> {
     responses((status = 200, body = ToolList), (status = 401, body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn list_tools(State(app): State<AppState>, caller: Caller) -> Json<ToolList> {
-    let tools = app.runtime.read(|s| {
+    Json(ToolList {
+        tools: visible_tools(&app, &caller),
+    })
+}
+
+/// The registered, not retired tools `caller`'s token may call, by name (what
+/// `GET /v1/tools` and an MCP `tools/list` show).
+pub fn visible_tools(app: &AppState, caller: &Caller) -> Vec<ToolView> {
+    let text = |v: serde_json::Result<serde_json::Value>| {
+        v.ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default()
+    };
+    app.runtime.read(|s| {
         s.tools()
             .tools()
             .filter(|t| {
@@ -225,20 +238,13 @@ pub async fn list_tools(State(app): State<AppState>, caller: Caller) -> Json<Too
                 name: t.spec.name.clone(),
                 description: t.spec.description.clone(),
                 input_schema: t.spec.input_schema.clone(),
-                approval: serde_json::to_value(t.spec.approval)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_string))
-                    .unwrap_or_default(),
-                retry: serde_json::to_value(t.spec.retry)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_string))
-                    .unwrap_or_default(),
+                approval: text(serde_json::to_value(t.spec.approval)),
+                retry: text(serde_json::to_value(t.spec.retry)),
                 timeout_ms: t.spec.timeout_ms,
                 approval_ttl_secs: t.spec.approval_ttl_secs,
             })
             .collect()
-    });
-    Json(ToolList { tools })
+    })
 }
 
 /// Call a tool. Answered once `tool.called` is durable (and, with `wait_secs`, once
@@ -259,19 +265,37 @@ pub async fn call_tool(
     let Json(request) = body?;
     let wait = wait_of(request.wait_secs)?;
     let agent = match &request.agent {
-        Some(a) => parse_id(a, "agent")?,
-        None => caller.claims.sub,
+        Some(a) => Some(parse_id(a, "agent")?),
+        None => None,
     };
+    let key = crate::handlers::idempotency_key(&headers)?;
+    call_as(&app, &caller, &name, agent, request.input, wait, key)
+        .await
+        .map(Json)
+}
+
+/// Calls tool `name` as `caller` (for `agent`, default the token's subject) and
+/// waits up to `wait` for it to end: the call as committed, or why it was refused.
+/// (What `POST /v1/tools/{name}/calls` and an MCP `tools/call` do.)
+pub async fn call_as(
+    app: &AppState,
+    caller: &Caller,
+    name: &str,
+    agent: Option<EntityId>,
+    input: serde_json::Value,
+    wait: Duration,
+    idempotency_key: Option<String>,
+) -> Result<CallResponse, ApiError> {
     let mut message = Message::new(
         caller.claims.sub,
         caller.token.clone(),
         Operation::CallTool {
-            agent,
-            tool: name,
-            input: request.input,
+            agent: agent.unwrap_or(caller.claims.sub),
+            tool: name.to_string(),
+            input,
         },
     );
-    message.idempotency_key = crate::handlers::idempotency_key(&headers)?;
+    message.idempotency_key = idempotency_key;
     let committed = app
         .runtime
         .submit(message)
@@ -280,7 +304,7 @@ pub async fn call_tool(
     let Some(KernelEvent::ToolCalled(call)) = committed.events.first() else {
         return Err(storage("the call produced no tool.called event".into()));
     };
-    read_call(&app, &caller, call.call, wait).await.map(Json)
+    read_call(app, caller, call.call, wait.min(MAX_CALL_WAIT)).await
 }
 
 /// Read a call: its input, status and result. With `wait_secs`, waits (at most 120 s)

@@ -17,8 +17,8 @@ use std::process::Command;
 use serde_json::Value;
 use util::*;
 
-#[test]
-fn the_official_mcp_client_lists_and_calls_through_toka() {
+/// Whether the MCP Python SDK is installed (CI must have it).
+fn sdk_installed() -> bool {
     let installed = Command::new("python3")
         .args(["-c", "import mcp"])
         .output()
@@ -29,6 +29,114 @@ fn the_official_mcp_client_lists_and_calls_through_toka() {
             "CI must have the MCP Python SDK (scripts/test.sh installs it)"
         );
         eprintln!("\n*** SKIPPED MCP client test: no `mcp` Python package (pip install mcp) ***\n");
+    }
+    installed
+}
+
+/// Spawns an agent under the root with a token for `perms`; (agent, token).
+fn agent_with(server: &Server, admin: &str, perms: &[&str]) -> (String, String) {
+    let r = client(server, admin, &["--json", "agent", "spawn", "mcp-agent"]);
+    let v: Value = serde_json::from_str(r.stdout.trim()).unwrap();
+    let agent = v["events"][0]["event"]["agent"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut args = vec!["--json", "token", "issue", "--sub", agent.as_str()];
+    for p in perms {
+        args.extend(["--perm", p]);
+    }
+    let r = client(server, admin, &args);
+    let v: Value = serde_json::from_str(r.stdout.trim()).unwrap();
+    (agent, v["token"].as_str().unwrap().to_string())
+}
+
+fn script(name: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/mcp")
+        .join(name)
+}
+
+#[test]
+fn streamable_http_at_slash_mcp_checks_the_bearer_on_every_request() {
+    if !sdk_installed() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (_, admin) = init(dir.path());
+    let server = Server::start(dir.path());
+    std::fs::write(dir.path().join("workspace/hello.txt"), "hello over HTTP").unwrap();
+    let (agent, token) = agent_with(&server, &admin, &["tool:fs.read"]);
+    // Without a token, or with a bad one: 401 and a Bearer challenge.
+    for auth in [None, Some("Bearer not.a.token")] {
+        let mut curl = Command::new("curl");
+        curl.args([
+            "-s",
+            "-i",
+            "-X",
+            "POST",
+            "-H",
+            "Content-Type: application/json",
+        ]);
+        curl.args(["-H", "Accept: application/json, text/event-stream"]);
+        if let Some(a) = auth {
+            curl.args(["-H", &format!("Authorization: {a}")]);
+        }
+        let body = r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#;
+        let out = curl
+            .args(["-d", body, &format!("{}/mcp", server.url)])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_lowercase();
+        assert!(text.starts_with("http/1.1 401"), "{auth:?}: {text}");
+        assert!(
+            text.contains("www-authenticate: bearer realm=\"toka\""),
+            "{auth:?}: {text}"
+        );
+    }
+    let out = Command::new("python3")
+        .arg(script("http_client.py"))
+        .arg(&server.url)
+        .arg(&token)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "MCP client failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_str(String::from_utf8_lossy(&out.stdout).trim()).unwrap();
+    assert_eq!(v["tools"], serde_json::json!(["fs.read"]), "{v}");
+    assert_eq!(v["read"]["is_error"], false, "{v}");
+    assert!(
+        v["read"]["text"]
+            .as_str()
+            .unwrap()
+            .contains("hello over HTTP"),
+        "{v}"
+    );
+    assert_eq!(v["escape"]["is_error"], true, "{v}");
+    assert!(
+        v["escape"]["text"]
+            .as_str()
+            .unwrap()
+            .contains("absolute paths"),
+        "{v}"
+    );
+    let r = client(&server, &admin, &["--json", "events", "--from", "1"]);
+    let called = r
+        .stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|e| e["kind"] == "tool.called" && e["origin"] == agent.as_str())
+        .count();
+    assert_eq!(called, 2, "both calls are in the log under the agent");
+    assert_eq!(server.stop(), 0);
+}
+
+#[test]
+fn the_official_mcp_client_lists_and_calls_through_toka() {
+    if !sdk_installed() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -36,34 +144,11 @@ fn the_official_mcp_client_lists_and_calls_through_toka() {
     let server = Server::start(dir.path());
     std::fs::write(dir.path().join("workspace/hello.txt"), "hello over MCP").unwrap();
     // An agent whose token allows fs.read and fs.write, not fs.list.
-    let r = client(&server, &admin, &["--json", "agent", "spawn", "mcp-agent"]);
-    let v: Value = serde_json::from_str(r.stdout.trim()).unwrap();
-    let agent = v["events"][0]["event"]["agent"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let r = client(
-        &server,
-        &admin,
-        &[
-            "--json",
-            "token",
-            "issue",
-            "--sub",
-            &agent,
-            "--perm",
-            "tool:fs.read",
-            "--perm",
-            "tool:fs.write",
-        ],
-    );
-    let v: Value = serde_json::from_str(r.stdout.trim()).unwrap();
-    let token = v["token"].as_str().unwrap().to_string();
+    let (agent, token) = agent_with(&server, &admin, &["tool:fs.read", "tool:fs.write"]);
 
     let binary = assert_cmd::cargo::cargo_bin("toka");
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/mcp/stdio_client.py");
     let out = Command::new("python3")
-        .arg(&script)
+        .arg(script("stdio_client.py"))
         .arg(&binary)
         .arg(&server.url)
         .env("TOKA_TOKEN", &token)

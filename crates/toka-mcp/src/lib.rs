@@ -2,20 +2,67 @@
 //! lists and calls tools, and every call is a Toka tool call, authorised by the
 //! capability token and recorded in the log like any other.
 //!
-//! This crate has the **bridge**: `toka mcp --server URL` speaks MCP on stdio to its
-//! client and the HTTP API to a running `toka serve`, with the token from `TOKA_TOKEN`
-//! or `--token-file` (never an argument: it would show in `ps`). `tools/list` shows
-//! exactly the tools the token may call, with their JSON Schemas; a refused or failed
-//! call is an MCP tool error (`isError: true`, with Toka's reason), never a protocol
-//! failure; a call waiting for approval answers with its id and state.
+//! Two ways in:
+//!
+//! * **stdio**, `toka mcp --server URL`: speaks MCP on stdin/stdout to the client that
+//!   started it and the HTTP API to a running `toka serve`, with the token from
+//!   `TOKA_TOKEN` or `--token-file` (never an argument: it would show in `ps`).
+//! * **streamable HTTP**, `/mcp` on `toka serve`: the bearer token on every request;
+//!   without a usable one, 401 with `WWW-Authenticate: Bearer`.
+//!
+//! Either way `tools/list` shows exactly the tools the token may call (what `GET
+//! /v1/tools` shows it), with their JSON Schemas; a refused or failed call is an MCP
+//! tool error (`isError: true`, with Toka's reason), never a protocol failure; a call
+//! still waiting for approval answers with its id and state.
 //!
 //! What it is not: the rules (the kernel decides every call) or the tools (the node
 //! runs them). Not yet here (issue 11): Toka's own operations as MCP tools, the
-//! streamable HTTP endpoint on `toka serve`, the stand-alone mode without a server,
-//! `notifications/tools/list_changed`, and the gateway to downstream MCP servers.
+//! stand-alone stdio mode without a server, `notifications/tools/list_changed`, and
+//! the gateway to downstream MCP servers.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
-mod bridge;
+mod backend;
+mod http;
+mod server;
 
-pub use bridge::{Bridge, BridgeError, CALL_WAIT_SECS, MAX_CALL_WAIT_SECS, serve_stdio};
+pub use backend::Backend;
+pub use http::http_service;
+pub use server::{CALL_WAIT_SECS, MAX_CALL_WAIT_SECS, TokaMcp};
+
+use rmcp::ServiceExt as _;
+
+/// Why an MCP session could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum McpError {
+    /// The HTTP client could not be built.
+    #[error("HTTP client: {0}")]
+    Client(String),
+    /// The MCP session failed.
+    #[error("MCP session: {0}")]
+    Session(String),
+}
+
+/// Serves MCP on stdin/stdout, bridged to the Toka server at `server` with `token`,
+/// until the client closes the session.
+pub async fn serve_stdio_bridge(server: &str, token: &str, wait_secs: u64) -> Result<(), McpError> {
+    let http = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(
+            wait_secs.min(MAX_CALL_WAIT_SECS) + 15,
+        ))
+        .build()
+        .map_err(|e| McpError::Client(e.to_string()))?;
+    let backend = Backend::Remote {
+        http,
+        base: server.trim_end_matches('/').into(),
+    };
+    let service = TokaMcp::new(backend, Some(token), wait_secs)
+        .serve(rmcp::transport::stdio())
+        .await
+        .map_err(|e| McpError::Session(e.to_string()))?;
+    service
+        .waiting()
+        .await
+        .map_err(|e| McpError::Session(e.to_string()))?;
+    Ok(())
+}

@@ -35,8 +35,7 @@ pub async fn run(args: McpArgs) -> Result<ExitCode> {
             "no token: set TOKA_TOKEN or pass --token-file (never the token itself as an argument)"
         );
     }
-    let bridge = toka_mcp::Bridge::new(&args.server, &token, args.wait_secs)?;
     tracing::info!(server = %args.server, "MCP bridge on stdio");
-    toka_mcp::serve_stdio(bridge).await?;
+    toka_mcp::serve_stdio_bridge(&args.server, &token, args.wait_secs).await?;
     Ok(ExitCode::SUCCESS)
 }

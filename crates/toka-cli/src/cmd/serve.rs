@@ -61,10 +61,12 @@ pub async fn run(config_path: &Path, listen: Option<String>, out: Out) -> Result
         .with_context(|| format!("cannot listen on {addr}"))?;
     let local = listener.local_addr()?;
     let (stopping, stop) = tokio::sync::watch::channel(false);
-    let router = toka_api::router(
-        toka_api::AppState::new(runtime.clone(), config.server.max_streams, stop.clone()),
-        config.server.max_body_bytes,
-    );
+    let app = toka_api::AppState::new(runtime.clone(), config.server.max_streams, stop.clone());
+    // MCP over streamable HTTP at /mcp, the bearer checked per request; the Host
+    // header must name this server (DNS-rebinding protection).
+    let hosts = vec![local.to_string(), local.ip().to_string()];
+    let router = toka_api::router(app.clone(), config.server.max_body_bytes)
+        .nest_service("/mcp", toka_mcp::http_service(app, hosts));
     out.emit(
         &serde_json::json!({"listening": format!("http://{local}"), "head": runtime.head().seq}),
         || {

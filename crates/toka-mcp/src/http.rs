@@ -1,0 +1,65 @@
+//! `/mcp` on `toka serve`: the streamable HTTP transport, with the bearer token checked
+//! on every request. A request without a usable token gets 401 with
+//! `WWW-Authenticate: Bearer` (the MCP authorization spec's bearer usage) and a JSON
+//! error like the rest of the API.
+
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+use toka_api::AppState;
+use toka_api::auth::Caller;
+
+use crate::backend::Backend;
+use crate::server::{CALL_WAIT_SECS, TokaMcp};
+
+/// The `/mcp` service for the runtime of `app`. `allowed_hosts` are the `Host` header
+/// values accepted (DNS-rebinding protection), e.g. the listen address.
+pub fn http_service(app: AppState, allowed_hosts: Vec<String>) -> axum::Router {
+    let backend = Backend::Local(app.clone());
+    let mut config = StreamableHttpServerConfig::default();
+    config.allowed_hosts.extend(allowed_hosts);
+    let service = StreamableHttpService::new(
+        move || Ok(TokaMcp::new(backend.clone(), None, CALL_WAIT_SECS)),
+        Arc::new(LocalSessionManager::default()),
+        config,
+    );
+    axum::Router::new()
+        .fallback_service(service)
+        .layer(axum::middleware::from_fn_with_state(app, require_bearer))
+}
+
+async fn require_bearer(State(app): State<AppState>, request: Request, next: Next) -> Response {
+    let header_value = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let refusal = match header_value {
+        None => Some((
+            "invalid_request",
+            "missing Authorization: Bearer <token>".to_string(),
+        )),
+        Some(text) => match Caller::from_authorization(&app, &text) {
+            Ok(_) => None,
+            Err(e) => Some(("invalid_token", e.message)),
+        },
+    };
+    match refusal {
+        None => next.run(request).await,
+        Some((error, message)) => {
+            let body =
+                serde_json::json!({"error": {"code": "unauthenticated", "message": message}});
+            let mut response = (StatusCode::UNAUTHORIZED, axum::Json(body)).into_response();
+            let challenge = format!("Bearer realm=\"toka\", error=\"{error}\"");
+            if let Ok(v) = HeaderValue::from_str(&challenge) {
+                response.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+            }
+            response
+        }
+    }
+}

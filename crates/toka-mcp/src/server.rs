@@ -1,0 +1,145 @@
+//! [`TokaMcp`]: the MCP server handler, over either [`Backend`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
+    ListToolsResult, PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool,
+};
+use rmcp::service::{RequestContext, RoleServer};
+use rmcp::{ErrorData, ServerHandler};
+use serde_json::Value;
+use toka_api::tools::CallResponse;
+
+use crate::backend::Backend;
+
+/// How long one `tools/call` waits by default for the call to end (approval included)
+/// before it answers with the call's id and state.
+pub const CALL_WAIT_SECS: u64 = 30;
+/// The longest wait the server takes.
+pub const MAX_CALL_WAIT_SECS: u64 = 120;
+
+/// An MCP server whose tools are those a Toka token may call.
+#[derive(Clone, Debug)]
+pub struct TokaMcp {
+    backend: Backend,
+    /// The token of a stdio session; `None` on HTTP, where each request carries its own.
+    token: Option<Arc<str>>,
+    wait: Duration,
+}
+
+impl TokaMcp {
+    /// A server over `backend`, with `token` for every request (stdio) or, with
+    /// `None`, the bearer token of each HTTP request.
+    pub fn new(backend: Backend, token: Option<&str>, wait_secs: u64) -> Self {
+        Self {
+            backend,
+            token: token.map(|t| t.trim().into()),
+            wait: Duration::from_secs(wait_secs.min(MAX_CALL_WAIT_SECS)),
+        }
+    }
+
+    /// The token of this request.
+    fn token(&self, context: &RequestContext<RoleServer>) -> Result<String, ErrorData> {
+        if let Some(t) = &self.token {
+            return Ok(t.to_string());
+        }
+        context
+            .extensions
+            .get::<axum::http::request::Parts>()
+            .and_then(|p| p.headers.get(axum::http::header::AUTHORIZATION))
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(|t| t.trim().to_string())
+            .ok_or_else(|| ErrorData::invalid_request("no bearer token on the request", None))
+    }
+}
+
+/// The MCP result of a committed call.
+fn result_of(call: CallResponse) -> CallToolResult {
+    let header = format!("Toka call {} ({}): {}", call.call, call.tool, call.status);
+    match call.status.as_str() {
+        "succeeded" => {
+            let output = call
+                .result
+                .as_ref()
+                .map(|r| r["output"].clone())
+                .unwrap_or(Value::Null);
+            let text = serde_json::to_string(&output).unwrap_or_default();
+            CallToolResult::success(vec![ContentBlock::text(text)])
+        }
+        "awaiting_approval" | "ready" | "running" => {
+            CallToolResult::success(vec![ContentBlock::text(format!(
+                "{header}. It has not ended yet; an approver can run `toka approve {}` (or deny \
+                 it), and its result can be read with `toka tool show {}`.",
+                call.call, call.call
+            ))])
+        }
+        _ => {
+            let why = call
+                .result
+                .as_ref()
+                .and_then(|r| r["error"].as_str().map(str::to_string))
+                .or(call.reason.clone())
+                .unwrap_or_default();
+            CallToolResult::error(vec![ContentBlock::text(format!("{header}: {why}"))])
+        }
+    }
+}
+
+impl ServerHandler for TokaMcp {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+            .with_server_info(Implementation::new("toka", env!("CARGO_PKG_VERSION")))
+    }
+
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, ErrorData> {
+        let token = self.token(&context)?;
+        let tools = self
+            .backend
+            .tools(&token)
+            .await
+            .map_err(|e| ErrorData::invalid_request(e, None))?;
+        Ok(ListToolsResult::with_all_items(
+            tools
+                .into_iter()
+                .map(|t| {
+                    let schema = match t.input_schema {
+                        Value::Object(map) => map,
+                        _ => serde_json::Map::new(),
+                    };
+                    let description = if t.approval == "required" {
+                        format!("{} (calls wait for approval)", t.description)
+                    } else {
+                        t.description
+                    };
+                    Tool::new(t.name, description, Arc::new(schema))
+                })
+                .collect(),
+        ))
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let token = self.token(&context)?;
+        let input = Value::Object(request.arguments.unwrap_or_default());
+        let result = match self
+            .backend
+            .call(&token, &request.name, input, self.wait)
+            .await
+        {
+            Ok(call) => result_of(call),
+            // A refusal is the tool's error, never a protocol failure.
+            Err(refusal) => CallToolResult::error(vec![ContentBlock::text(refusal)]),
+        };
+        Ok(result.into())
+    }
+}
