@@ -106,7 +106,16 @@ fn streamable_http_at_slash_mcp_checks_the_bearer_on_every_request() {
         String::from_utf8_lossy(&out.stderr)
     );
     let v: Value = serde_json::from_str(String::from_utf8_lossy(&out.stdout).trim()).unwrap();
-    assert_eq!(v["tools"], serde_json::json!(["fs.read"]), "{v}");
+    // The tool it may call, and the reads every token has (they show its scope).
+    let reads = [
+        "toka.list_agents",
+        "toka.list_tasks",
+        "toka.read_call",
+        "toka.read_events",
+    ];
+    let mut expected = vec!["fs.read"];
+    expected.extend(reads);
+    assert_eq!(v["tools"], serde_json::json!(expected), "{v}");
     assert_eq!(v["read"]["is_error"], false, "{v}");
     assert!(
         v["read"]["text"]
@@ -144,13 +153,17 @@ fn the_official_mcp_client_lists_and_calls_through_toka() {
     let server = Server::start(dir.path());
     std::fs::write(dir.path().join("workspace/hello.txt"), "hello over MCP").unwrap();
     // An agent whose token allows fs.read and fs.write, not fs.list.
-    let (agent, token) = agent_with(&server, &admin, &["tool:fs.read", "tool:fs.write"]);
+    let (agent, token) = agent_with(
+        &server,
+        &admin,
+        &["tool:fs.read", "tool:fs.write", "task:schedule"],
+    );
 
     let binary = assert_cmd::cargo::cargo_bin("toka");
     let out = Command::new("python3")
         .arg(script("stdio_client.py"))
         .arg(&binary)
-        .arg(&server.url)
+        .args(["mcp", "--server", &server.url])
         .env("TOKA_TOKEN", &token)
         .output()
         .unwrap();
@@ -161,9 +174,36 @@ fn the_official_mcp_client_lists_and_calls_through_toka() {
         String::from_utf8_lossy(&out.stderr)
     );
     let v: Value = serde_json::from_str(String::from_utf8_lossy(&out.stdout).trim()).unwrap();
-    assert_eq!(
-        v["tools"],
-        serde_json::json!(["fs.read", "fs.write"]),
+    let expected = [
+        "fs.read",
+        "fs.write",
+        "toka.list_agents",
+        "toka.list_tasks",
+        "toka.read_call",
+        "toka.read_events",
+        "toka.schedule_task",
+    ];
+    assert_eq!(v["tools"], serde_json::json!(expected), "{v}");
+    // Toka's own operations: allowed ones run (recorded), others are refused.
+    assert_eq!(v["schedule"]["is_error"], false, "{v}");
+    assert!(
+        v["tasks"]["text"]
+            .as_str()
+            .unwrap()
+            .contains("scheduled over MCP"),
+        "{v}"
+    );
+    assert_eq!(v["spawn_refused"]["is_error"], true);
+    assert!(
+        v["spawn_refused"]["text"]
+            .as_str()
+            .unwrap()
+            .contains("agent:spawn"),
+        "{v}"
+    );
+    assert_eq!(v["bad_id"]["is_error"], true);
+    assert!(
+        v["bad_id"]["text"].as_str().unwrap().contains("UUID"),
         "{v}"
     );
     assert_eq!(
@@ -226,4 +266,38 @@ fn the_official_mcp_client_lists_and_calls_through_toka() {
     );
     assert!(called.iter().all(|e| e["origin"] == agent.as_str()));
     assert_eq!(server.stop(), 0);
+
+    // On its own, on the data folder (no server): the same tools, the same record.
+    let out = Command::new("python3")
+        .arg(script("stdio_client.py"))
+        .arg(&binary)
+        .args(["mcp", "--config", config(dir.path()).to_str().unwrap()])
+        .env("TOKA_TOKEN", &token)
+        .env_remove("TOKA_SERVER")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "stand-alone MCP failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_str(String::from_utf8_lossy(&out.stdout).trim()).unwrap();
+    assert_eq!(v["tools"], serde_json::json!(expected), "{v}");
+    assert!(
+        v["read_ok"]["text"]
+            .as_str()
+            .unwrap()
+            .contains("hello over MCP"),
+        "{v}"
+    );
+    let r = run(&["export", "--config", config(dir.path()).to_str().unwrap()]);
+    let calls = r
+        .stdout
+        .lines()
+        .filter(|l| l.contains("\"tool.called\""))
+        .count();
+    assert_eq!(calls, 6, "three calls per session are recorded");
+    let r = run(&["verify", "--config", config(dir.path()).to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
 }

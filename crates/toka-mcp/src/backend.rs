@@ -1,18 +1,20 @@
-//! [`Backend`]: where the MCP server's tools come from and its calls go: a running
-//! server over HTTP (the stdio bridge) or the runtime in this process (`/mcp`).
+//! [`Backend`]: where the MCP server's requests go: a running `toka serve` over HTTP
+//! (the stdio bridge) or the API router of this process (`/mcp`, stand-alone stdio).
 //!
-//! Both ask the same questions the HTTP API answers (`toka_api::tools`), so an MCP
-//! client sees exactly what the API would show the same token.
+//! Either way a request is an HTTP API request, answered by the API's own code, so an
+//! MCP client gets exactly what an HTTP client with the same token gets.
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use serde_json::{Value, json};
-use toka_api::AppState;
-use toka_api::auth::Caller;
-use toka_api::tools::{CallResponse, ToolList, ToolView};
+use axum::body::Body;
+use axum::http::{Method, Request, header};
+use serde_json::Value;
+use tower::ServiceExt as _;
 
-/// Where tools are listed and called.
+/// Largest API answer read back, in bytes (a call's output is at most 1 MiB of JSON).
+const MAX_ANSWER_BYTES: usize = 4 * 1024 * 1024;
+
+/// Where requests go.
 #[derive(Clone)]
 pub enum Backend {
     /// A running `toka serve`, over its HTTP API.
@@ -22,8 +24,8 @@ pub enum Backend {
         /// Its base URL.
         base: Arc<str>,
     },
-    /// The runtime of this process.
-    Local(AppState),
+    /// The API router of this process.
+    Local(axum::Router),
 }
 
 impl std::fmt::Debug for Backend {
@@ -38,87 +40,70 @@ impl std::fmt::Debug for Backend {
 /// A refusal or failure, as the MCP client is told it.
 pub type Refusal = String;
 
+fn refusal(status: u16, body: &Value) -> Refusal {
+    format!(
+        "Toka refused ({status} {}): {}",
+        body["error"]["code"].as_str().unwrap_or("error"),
+        body["error"]["message"].as_str().unwrap_or("no details")
+    )
+}
+
 impl Backend {
-    /// The tools `token` may call.
-    pub async fn tools(&self, token: &str) -> Result<Vec<ToolView>, Refusal> {
-        match self {
-            Self::Remote { .. } => {
-                let list: ToolList =
-                    serde_json::from_value(self.request(token, "/v1/tools", None).await?)
-                        .map_err(|e| format!("unexpected /v1/tools answer: {e}"))?;
-                Ok(list.tools)
-            }
-            Self::Local(app) => {
-                let caller = local_caller(app, token)?;
-                Ok(toka_api::tools::visible_tools(app, &caller))
-            }
-        }
-    }
-
-    /// Calls `name` with `input` as `token`, waiting up to `wait` for the result.
-    pub async fn call(
+    /// `method path` with `body` as `token`: the JSON answer, or Toka's refusal.
+    pub async fn request(
         &self,
         token: &str,
-        name: &str,
-        input: Value,
-        wait: Duration,
-    ) -> Result<CallResponse, Refusal> {
-        match self {
-            Self::Remote { .. } => {
-                let body = json!({"input": input, "wait_secs": wait.as_secs()});
-                let answer = self
-                    .request(token, &format!("/v1/tools/{name}/calls"), Some(&body))
-                    .await?;
-                serde_json::from_value(answer)
-                    .map_err(|e| format!("unexpected answer from Toka: {e}"))
-            }
-            Self::Local(app) => {
-                let caller = local_caller(app, token)?;
-                toka_api::tools::call_as(app, &caller, name, None, input, wait, None)
-                    .await
-                    .map_err(|e| refusal(e.status.as_u16(), e.code, &e.message))
-            }
-        }
-    }
-
-    async fn request(
-        &self,
-        token: &str,
+        method: Method,
         path: &str,
         body: Option<&Value>,
     ) -> Result<Value, Refusal> {
-        let Self::Remote { http, base } = self else {
-            return Err("not a remote backend".into());
+        let (status, answer) = match self {
+            Self::Remote { http, base } => {
+                let mut request = http
+                    .request(method, format!("{base}{path}"))
+                    .bearer_auth(token);
+                if let Some(b) = body {
+                    request = request.json(b);
+                }
+                let response = request
+                    .send()
+                    .await
+                    .map_err(|e| format!("cannot reach the Toka server at {base}: {e}"))?;
+                let status = response.status().as_u16();
+                (status, response.json().await.unwrap_or(Value::Null))
+            }
+            Self::Local(router) => {
+                let mut request = Request::builder()
+                    .method(method)
+                    .uri(path)
+                    .header(header::AUTHORIZATION, format!("Bearer {token}"));
+                let body = match body {
+                    Some(b) => {
+                        request = request.header(header::CONTENT_TYPE, "application/json");
+                        Body::from(serde_json::to_vec(b).unwrap_or_default())
+                    }
+                    None => Body::empty(),
+                };
+                let request = request.body(body).map_err(|e| e.to_string())?;
+                let response = router
+                    .clone()
+                    .oneshot(request)
+                    .await
+                    .map_err(|e| format!("the API failed: {e}"))?;
+                let status = response.status().as_u16();
+                let bytes = axum::body::to_bytes(response.into_body(), MAX_ANSWER_BYTES)
+                    .await
+                    .map_err(|e| format!("the API's answer could not be read: {e}"))?;
+                (
+                    status,
+                    serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+                )
+            }
         };
-        let url = format!("{base}{path}");
-        let request = match body {
-            Some(b) => http.post(&url).json(b),
-            None => http.get(&url),
-        };
-        let response = request
-            .bearer_auth(token)
-            .send()
-            .await
-            .map_err(|e| format!("cannot reach the Toka server at {base}: {e}"))?;
-        let status = response.status();
-        let value: Value = response.json().await.unwrap_or(Value::Null);
-        if status.is_success() {
-            Ok(value)
+        if (200..300).contains(&status) {
+            Ok(answer)
         } else {
-            Err(refusal(
-                status.as_u16(),
-                value["error"]["code"].as_str().unwrap_or("error"),
-                value["error"]["message"].as_str().unwrap_or("no details"),
-            ))
+            Err(refusal(status, &answer))
         }
     }
-}
-
-fn refusal(status: u16, code: &str, message: &str) -> Refusal {
-    format!("Toka refused ({status} {code}): {message}")
-}
-
-fn local_caller(app: &AppState, token: &str) -> Result<Caller, Refusal> {
-    Caller::from_authorization(app, &format!("Bearer {token}"))
-        .map_err(|e| refusal(e.status.as_u16(), e.code, &e.message))
 }

@@ -17,10 +17,11 @@ use toka_api::auth::Caller;
 use crate::backend::Backend;
 use crate::server::{CALL_WAIT_SECS, TokaMcp};
 
-/// The `/mcp` service for the runtime of `app`. `allowed_hosts` are the `Host` header
-/// values accepted (DNS-rebinding protection), e.g. the listen address.
-pub fn http_service(app: AppState, allowed_hosts: Vec<String>) -> axum::Router {
-    let backend = Backend::Local(app.clone());
+/// The `/mcp` service for the runtime of `app`, answering through `api` (the API
+/// router of the same `app`). `allowed_hosts` are the `Host` header values accepted
+/// (DNS-rebinding protection), e.g. the listen address.
+pub fn http_service(app: AppState, api: axum::Router, allowed_hosts: Vec<String>) -> axum::Router {
+    let backend = Backend::Local(api);
     let mut config = StreamableHttpServerConfig::default();
     config.allowed_hosts.extend(allowed_hosts);
     let service = StreamableHttpService::new(

@@ -16,14 +16,16 @@
 //! still waiting for approval answers with its id and state.
 //!
 //! What it is not: the rules (the kernel decides every call) or the tools (the node
-//! runs them). Not yet here (issue 11): Toka's own operations as MCP tools, the
-//! stand-alone stdio mode without a server, `notifications/tools/list_changed`, and
-//! the gateway to downstream MCP servers.
+//! runs them). Besides the registered tools, Toka's own operations are tools
+//! ([`ops`]: `toka.spawn_agent`, `toka.schedule_task`, `toka.decide_approval`, …),
+//! listed when the token has their permission. Not yet here (issue 11):
+//! `notifications/tools/list_changed`, and the gateway to downstream MCP servers.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 mod backend;
 mod http;
+pub mod ops;
 mod server;
 
 pub use backend::Backend;
@@ -43,19 +45,23 @@ pub enum McpError {
     Session(String),
 }
 
-/// Serves MCP on stdin/stdout, bridged to the Toka server at `server` with `token`,
-/// until the client closes the session.
-pub async fn serve_stdio_bridge(server: &str, token: &str, wait_secs: u64) -> Result<(), McpError> {
+/// The backend of a bridge to the Toka server at `server`.
+pub fn remote(server: &str, wait_secs: u64) -> Result<Backend, McpError> {
     let http = reqwest::Client::builder()
         .timeout(std::time::Duration::from_secs(
             wait_secs.min(MAX_CALL_WAIT_SECS) + 15,
         ))
         .build()
         .map_err(|e| McpError::Client(e.to_string()))?;
-    let backend = Backend::Remote {
+    Ok(Backend::Remote {
         http,
         base: server.trim_end_matches('/').into(),
-    };
+    })
+}
+
+/// Serves MCP on stdin/stdout over `backend` with `token`, until the client closes
+/// the session.
+pub async fn serve_stdio(backend: Backend, token: &str, wait_secs: u64) -> Result<(), McpError> {
     let service = TokaMcp::new(backend, Some(token), wait_secs)
         .serve(rmcp::transport::stdio())
         .await

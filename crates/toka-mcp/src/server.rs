@@ -3,14 +3,15 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::http::Method;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
     ListToolsResult, PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool,
 };
 use rmcp::service::{RequestContext, RoleServer};
 use rmcp::{ErrorData, ServerHandler};
-use serde_json::Value;
-use toka_api::tools::CallResponse;
+use serde_json::{Value, json};
+use toka_api::tools::{CallResponse, ToolList};
 
 use crate::backend::Backend;
 
@@ -100,13 +101,29 @@ impl ServerHandler for TokaMcp {
         context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
         let token = self.token(&context)?;
-        let tools = self
+        let answer = self
             .backend
-            .tools(&token)
+            .request(&token, Method::GET, "/v1/tools", None)
             .await
             .map_err(|e| ErrorData::invalid_request(e, None))?;
+        let tools: ToolList = serde_json::from_value(answer).map_err(|e| {
+            ErrorData::internal_error(format!("unexpected /v1/tools answer: {e}"), None)
+        })?;
+        let (_, permissions) = crate::ops::claimed(&token);
+        let ops = crate::ops::all().into_iter().filter(|op| {
+            op.permission
+                .is_none_or(|p| permissions.iter().any(|held| held == p))
+        });
+        let ops = ops.map(|op| {
+            let schema = match op.schema {
+                Value::Object(map) => map,
+                _ => serde_json::Map::new(),
+            };
+            Tool::new(op.name, op.description, Arc::new(schema))
+        });
         Ok(ListToolsResult::with_all_items(
             tools
+                .tools
                 .into_iter()
                 .map(|t| {
                     let schema = match t.input_schema {
@@ -120,6 +137,7 @@ impl ServerHandler for TokaMcp {
                     };
                     Tool::new(t.name, description, Arc::new(schema))
                 })
+                .chain(ops)
                 .collect(),
         ))
     }
@@ -131,14 +149,32 @@ impl ServerHandler for TokaMcp {
     ) -> Result<CallToolResponse, ErrorData> {
         let token = self.token(&context)?;
         let input = Value::Object(request.arguments.unwrap_or_default());
-        let result = match self
-            .backend
-            .call(&token, &request.name, input, self.wait)
-            .await
-        {
-            Ok(call) => result_of(call),
-            // A refusal is the tool's error, never a protocol failure.
-            Err(refusal) => CallToolResult::error(vec![ContentBlock::text(refusal)]),
+        let result = if request.name.starts_with("toka.") {
+            match crate::ops::run(&self.backend, &token, &request.name, &input).await {
+                Ok(answer) => CallToolResult::success(vec![ContentBlock::text(
+                    serde_json::to_string(&answer).unwrap_or_default(),
+                )]),
+                Err(refusal) => CallToolResult::error(vec![ContentBlock::text(refusal)]),
+            }
+        } else if let Err(e) = toka_types::check_tool_name(&request.name) {
+            CallToolResult::error(vec![ContentBlock::text(format!("no such tool: {e}"))])
+        } else {
+            let body = json!({"input": input, "wait_secs": self.wait.as_secs()});
+            let path = format!("/v1/tools/{}/calls", request.name);
+            match self
+                .backend
+                .request(&token, Method::POST, &path, Some(&body))
+                .await
+            {
+                Ok(answer) => match serde_json::from_value::<CallResponse>(answer) {
+                    Ok(call) => result_of(call),
+                    Err(e) => CallToolResult::error(vec![ContentBlock::text(format!(
+                        "unexpected answer from Toka: {e}"
+                    ))]),
+                },
+                // A refusal is the tool's error, never a protocol failure.
+                Err(refusal) => CallToolResult::error(vec![ContentBlock::text(refusal)]),
+            }
         };
         Ok(result.into())
     }

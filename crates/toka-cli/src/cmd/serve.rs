@@ -65,8 +65,10 @@ pub async fn run(config_path: &Path, listen: Option<String>, out: Out) -> Result
     // MCP over streamable HTTP at /mcp, the bearer checked per request; the Host
     // header must name this server (DNS-rebinding protection).
     let hosts = vec![local.to_string(), local.ip().to_string()];
-    let router = toka_api::router(app.clone(), config.server.max_body_bytes)
-        .nest_service("/mcp", toka_mcp::http_service(app, hosts));
+    let api = toka_api::router(app.clone(), config.server.max_body_bytes);
+    let router = api
+        .clone()
+        .nest_service("/mcp", toka_mcp::http_service(app, api, hosts));
     out.emit(
         &serde_json::json!({"listening": format!("http://{local}"), "head": runtime.head().seq}),
         || {

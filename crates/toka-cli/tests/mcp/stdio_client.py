@@ -1,6 +1,6 @@
 """Drives `toka mcp` with the official MCP Python SDK (a real MCP client).
 
-Usage: stdio_client.py TOKA_BINARY SERVER_URL
+Usage: stdio_client.py TOKA_BINARY ARG...   (ARGs: `mcp --server URL ...` or `mcp --config F`)
 The token comes from TOKA_TOKEN in the environment, as an MCP client would pass it.
 Prints one JSON object: the listed tool names and the outcome of each call.
 """
@@ -18,10 +18,10 @@ def text_of(result):
     return "".join(getattr(c, "text", "") for c in result.content)
 
 
-async def main(binary, server):
+async def main(binary, args):
     params = StdioServerParameters(
         command=binary,
-        args=["mcp", "--server", server, "--wait-secs", "1"],
+        args=args + ["--wait-secs", "1"],
         env={"TOKA_TOKEN": os.environ["TOKA_TOKEN"], "RUST_LOG": "warn"},
     )
     out = {}
@@ -37,6 +37,10 @@ async def main(binary, server):
                 "read_bad_input": ("fs.read", {"pth": 1}),
                 "write_waits": ("fs.write", {"path": "w.txt", "content": "x"}),
                 "not_permitted": ("fs.list", {}),
+                "schedule": ("toka.schedule_task", {"description": "scheduled over MCP"}),
+                "tasks": ("toka.list_tasks", {"state": "queued"}),
+                "spawn_refused": ("toka.spawn_agent", {"name": "x"}),
+                "bad_id": ("toka.read_call", {"call": "../tokens"}),
             }
             for key, (name, args) in calls.items():
                 result = await session.call_tool(name, args)
@@ -44,4 +48,4 @@ async def main(binary, server):
     print(json.dumps(out))
 
 
-asyncio.run(main(sys.argv[1], sys.argv[2]))
+asyncio.run(main(sys.argv[1], sys.argv[2:]))
