@@ -301,3 +301,117 @@ fn the_official_mcp_client_lists_and_calls_through_toka() {
     let r = run(&["verify", "--config", config(dir.path()).to_str().unwrap()]);
     assert_eq!(r.code, 0, "{}", r.stderr);
 }
+
+#[test]
+fn downstream_mcp_servers_become_recorded_toka_tools() {
+    if !sdk_installed() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (_, admin) = init(dir.path());
+    let python = String::from_utf8(
+        Command::new("python3")
+            .args(["-c", "import sys; print(sys.executable)"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    let counter = dir.path().join("count.txt");
+    let path_var = std::env::var("PATH").unwrap_or_default();
+    let cfg = config(dir.path());
+    let mut text = std::fs::read_to_string(&cfg).unwrap();
+    text.push_str(&format!(
+        "\n[tools]\nrequire_approval = [\"mcp.py.count\"]\n\n[tools.mcp.py]\ncommand = {:?}\nargs = [{:?}]\n\
+         env = {{ COUNT_FILE = {:?}, PATH = {:?} }}\ntimeout_ms = 3000\n",
+        python.trim(),
+        script("downstream_server.py").display().to_string(),
+        counter.display().to_string(),
+        path_var,
+    ));
+    std::fs::write(&cfg, text).unwrap();
+    let server = Server::start(dir.path());
+    let r = client(&server, &admin, &["--json", "tool", "list"]);
+    let v: Value = serde_json::from_str(r.stdout.trim()).unwrap();
+    let names: Vec<&str> = v["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    for expected in ["mcp.py.echo", "mcp.py.count", "mcp.py.die", "mcp.py.hang"] {
+        assert!(
+            names.contains(&expected),
+            "{expected} not offered: {names:?}"
+        );
+    }
+    // A call goes through, with the downstream schema checked by the kernel first.
+    let r = client(
+        &server,
+        &admin,
+        &[
+            "--json",
+            "tool",
+            "call",
+            "mcp.py.echo",
+            "--input",
+            r#"{"text":"hi"}"#,
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("echo: hi"), "{}", r.stdout);
+    let r = client(
+        &server,
+        &admin,
+        &["tool", "call", "mcp.py.echo", "--input", r#"{"text": 5}"#],
+    );
+    assert!(r.stderr.contains("tool_input_invalid"), "{}", r.stderr);
+    // Approval applies to downstream tools as to any: nothing ran before it.
+    let r = client(
+        &server,
+        &admin,
+        &["--json", "tool", "call", "mcp.py.count", "--wait", "0"],
+    );
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(!counter.exists(), "the downstream tool ran before approval");
+    // A downstream that dies or hangs fails the call; it never hangs the caller.
+    let started = std::time::Instant::now();
+    let r = client(&server, &admin, &["--json", "tool", "call", "mcp.py.die"]);
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    let r2 = client(&server, &admin, &["--json", "tool", "call", "mcp.py.hang"]);
+    assert_eq!(r2.code, 1, "{}", r2.stdout);
+    assert!(
+        r2.stdout.contains("did not answer within 3000 ms"),
+        "{}",
+        r2.stdout
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(20));
+    // And the server is started again for the next call.
+    let r = client(
+        &server,
+        &admin,
+        &[
+            "--json",
+            "tool",
+            "call",
+            "mcp.py.echo",
+            "--input",
+            r#"{"text":"again"}"#,
+        ],
+    );
+    assert_eq!(r.code, 0, "{} {}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("echo: again"), "{}", r.stdout);
+    assert_eq!(server.stop(), 0);
+    let r = run(&["verify", "--config", cfg.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    // The downstream server stopped with the node (none left running).
+    let left = Command::new("pgrep")
+        .args(["-f", &script("downstream_server.py").display().to_string()])
+        .output()
+        .unwrap();
+    assert!(
+        left.stdout.is_empty(),
+        "downstream servers outlived the node: {}",
+        String::from_utf8_lossy(&left.stdout)
+    );
+}

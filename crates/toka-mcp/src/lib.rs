@@ -18,17 +18,25 @@
 //! What it is not: the rules (the kernel decides every call) or the tools (the node
 //! runs them). Besides the registered tools, Toka's own operations are tools
 //! ([`ops`]: `toka.spawn_agent`, `toka.schedule_task`, `toka.decide_approval`, …),
-//! listed when the token has their permission. Not yet here (issue 11):
-//! `notifications/tools/list_changed`, and the gateway to downstream MCP servers.
+//! listed when the token has their permission.
+//!
+//! And Toka is a **gateway**: downstream MCP servers in `[tools.mcp.<name>]` become
+//! tools `mcp.<name>.<tool>` of the node (see [`gateway_tools`]). Not yet here (issue
+//! 11): `notifications/tools/list_changed`, streamable HTTP downstreams, and retiring a
+//! downstream's tools while it is down.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 mod backend;
+mod gateway;
 mod http;
 pub mod ops;
 mod server;
 
 pub use backend::Backend;
+pub use gateway::{
+    DownstreamConfig, Gateway, GatewayError, Node, StartError, gateway_tools, start_node,
+};
 pub use http::http_service;
 pub use server::{CALL_WAIT_SECS, MAX_CALL_WAIT_SECS, TokaMcp};
 

@@ -60,6 +60,8 @@ pub struct ToolsConfig {
     pub http: HttpConfig,
     /// `[tools.exec.<name>]`: the commands, each the tool `exec.<name>`.
     pub exec: BTreeMap<String, ExecCommand>,
+    /// `[tools.mcp.<name>]`: downstream MCP servers (read by `toka-mcp`'s gateway).
+    pub mcp: BTreeMap<String, toml::Value>,
     /// The folder relative paths are resolved against.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -79,6 +81,7 @@ impl Default for ToolsConfig {
             fs_timeout_ms: 10_000,
             http: HttpConfig::default(),
             exec: BTreeMap::new(),
+            mcp: BTreeMap::new(),
             base_dir: PathBuf::from("."),
         }
     }

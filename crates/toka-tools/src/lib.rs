@@ -34,7 +34,7 @@ use async_trait::async_trait;
 use toka_types::{ApprovalPolicy, EntityId, RetryPolicy};
 
 pub use config::{ConfigError, ExecCommand, HttpConfig, ToolsConfig};
-pub use node::{NodeError, plug_in, start_node};
+pub use node::{NodeError, plug_in, start_node, start_node_with};
 pub use registry::Registry;
 pub use schema::JsonSchemaCheck;
 pub use workspace::{Workspace, WorkspaceError};

@@ -205,7 +205,8 @@ pub async fn run(dir: Option<PathBuf>, out: Out) -> Result<ExitCode> {
     );
     let (config, root, admin) = initialise(&dir, true, Alg::Hs256).await?;
     let root: EntityId = root.parse()?;
-    let (rt, executor, _tools) = toka_tools::start_node(&config).await?;
+    let node = toka_mcp::start_node(&config).await?;
+    let rt = node.runtime.clone();
 
     let planner = new_id(
         &send(
@@ -442,9 +443,9 @@ pub async fn run(dir: Option<PathBuf>, out: Out) -> Result<ExitCode> {
 
     let head = rt.head();
     let live_digest = rt.read(|s| s.digest());
-    executor.stop(std::time::Duration::from_secs(3)).await;
-    rt.shutdown().await;
+    node.shutdown(std::time::Duration::from_secs(3)).await;
     drop(rt);
+    drop(node);
 
     let store = toka_runtime::open_store(&config).await?;
     out.say("\nLast events:");

@@ -50,15 +50,15 @@ pub async fn run(args: McpArgs) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let config = setup::load_config(&args.config)?;
-    let (runtime, executor, _tools) = toka_tools::start_node(&config).await?;
+    let node = toka_mcp::start_node(&config).await?;
+    let runtime = node.runtime.clone();
     tracing::info!(config = %args.config.display(), "MCP on stdio, on the data folder");
     let (_stopping, stop) = tokio::sync::watch::channel(false);
     let app = toka_api::AppState::new(runtime.clone(), config.server.max_streams, stop);
     let api = toka_api::router(app, config.server.max_body_bytes);
     let served =
         toka_mcp::serve_stdio(toka_mcp::Backend::Local(api), token.trim(), args.wait_secs).await;
-    executor.stop(std::time::Duration::from_secs(3)).await;
-    runtime.shutdown().await;
+    node.shutdown(std::time::Duration::from_secs(3)).await;
     served?;
     Ok(ExitCode::SUCCESS)
 }

@@ -55,7 +55,8 @@ fn reload_keys_on_sighup(runtime: Runtime) {
 pub async fn run(config_path: &Path, listen: Option<String>, out: Out) -> Result<ExitCode> {
     let config = setup::load_config(config_path)?;
     let addr = listen.unwrap_or_else(|| config.server.listen.clone());
-    let (runtime, executor, _tools) = toka_tools::start_node(&config).await?;
+    let node = toka_mcp::start_node(&config).await?;
+    let runtime = node.runtime.clone();
     let listener = tokio::net::TcpListener::bind(&addr)
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
@@ -101,8 +102,7 @@ pub async fn run(config_path: &Path, listen: Option<String>, out: Out) -> Result
         () = grace => tracing::warn!("requests still open after {SHUTDOWN_GRACE:?}; closing them"),
     }
     tracing::info!("shutting down: letting running tool calls finish, draining the queue");
-    executor.stop(SHUTDOWN_GRACE).await;
-    runtime.shutdown().await;
+    node.shutdown(SHUTDOWN_GRACE).await;
     out.say(format!(
         "toka: stopped cleanly at seq {}",
         runtime.head().seq
