@@ -58,8 +58,11 @@ fn schemathesis_with_every_check_finds_nothing() {
             &examples,
             "--seed",
             &seed,
+            // One worker: with two, schemathesis 4.32 once failed inside its own
+            // coverage phase (a KeyError over source lines, a thread-safety slip of
+            // its caches), not on anything the server answered.
             "--workers",
-            "2",
+            "1",
             "--request-timeout",
             "2",
             "--no-color",
