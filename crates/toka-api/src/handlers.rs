@@ -23,7 +23,7 @@ use crate::views::*;
 /// The largest `seq` the API takes (JSON Schema's `int64`).
 const MAX_SEQ: u64 = i64::MAX as u64;
 
-fn parse_id(text: &str, what: &str) -> Result<EntityId, ApiError> {
+pub(crate) fn parse_id(text: &str, what: &str) -> Result<EntityId, ApiError> {
     text.parse()
         .map_err(|e: toka_types::ParseIdError| ApiError::bad_request(format!("{what}: {e}")))
 }

@@ -18,6 +18,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::Caller;
 use crate::error::{ApiError, ErrorBody};
+use crate::handlers::parse_id;
 use crate::state::AppState;
 
 /// Most pending approvals one listing returns.
@@ -200,11 +201,6 @@ async fn read_call(
         .map_err(storage)?
         .ok_or_else(|| ApiError::not_found(format!("no tool call {id}")))?;
     Ok(CallResponse::of(view))
-}
-
-fn parse_id(text: &str, what: &str) -> Result<EntityId, ApiError> {
-    text.parse()
-        .map_err(|e: toka_types::ParseIdError| ApiError::bad_request(format!("{what}: {e}")))
 }
 
 /// The tools the bearer's token may call (registered, not retired, permitted).

@@ -33,23 +33,6 @@ fn sdk_installed() -> bool {
     installed
 }
 
-/// Spawns an agent under the root with a token for `perms`; (agent, token).
-fn agent_with(server: &Server, admin: &str, perms: &[&str]) -> (String, String) {
-    let r = client(server, admin, &["--json", "agent", "spawn", "mcp-agent"]);
-    let v: Value = serde_json::from_str(r.stdout.trim()).unwrap();
-    let agent = v["events"][0]["event"]["agent"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let mut args = vec!["--json", "token", "issue", "--sub", agent.as_str()];
-    for p in perms {
-        args.extend(["--perm", p]);
-    }
-    let r = client(server, admin, &args);
-    let v: Value = serde_json::from_str(r.stdout.trim()).unwrap();
-    (agent, v["token"].as_str().unwrap().to_string())
-}
-
 fn script(name: &str) -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/mcp")
@@ -65,7 +48,7 @@ fn streamable_http_at_slash_mcp_checks_the_bearer_on_every_request() {
     let (_, admin) = init(dir.path());
     let server = Server::start(dir.path());
     std::fs::write(dir.path().join("workspace/hello.txt"), "hello over HTTP").unwrap();
-    let (agent, token) = agent_with(&server, &admin, &["tool:fs.read"]);
+    let (agent, token) = agent_with(&server, &admin, "mcp-agent", &["tool:fs.read"]);
     // Without a token, or with a bad one: 401 and a Bearer challenge.
     for auth in [None, Some("Bearer not.a.token")] {
         let mut curl = Command::new("curl");
@@ -156,6 +139,7 @@ fn the_official_mcp_client_lists_and_calls_through_toka() {
     let (agent, token) = agent_with(
         &server,
         &admin,
+        "mcp-agent",
         &["tool:fs.read", "tool:fs.write", "task:schedule"],
     );
 

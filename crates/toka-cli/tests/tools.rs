@@ -24,36 +24,19 @@ fn append_config(dir: &Path, text: &str) {
     std::fs::write(path, config).unwrap();
 }
 
-/// Spawns `name` under the root and gives it a token with `perms`.
-fn agent(server: &Server, admin: &str, name: &str, perms: &[&str]) -> (String, String) {
-    let r = client(server, admin, &["--json", "agent", "spawn", name]);
-    assert_eq!(r.code, 0, "{}", r.stderr);
-    let id = json(&r)["events"][0]["event"]["agent"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let mut args = vec!["--json", "token", "issue", "--sub", &id];
-    for p in perms {
-        args.extend(["--perm", p]);
-    }
-    let r = client(server, admin, &args);
-    assert_eq!(r.code, 0, "{}", r.stderr);
-    (id, json(&r)["token"].as_str().unwrap().to_string())
-}
-
 #[test]
 fn tokens_see_and_call_only_their_tools_and_never_approve_themselves() {
     let dir = tempfile::tempdir().unwrap();
     let (_, admin) = init(dir.path());
     let server = Server::start(dir.path());
-    let (worker, wt) = agent(
+    let (worker, wt) = agent_with(
         &server,
         &admin,
         "worker",
         &["tool:fs.*", "approval:grant", "agent:spawn", "token:issue"],
     );
-    let (_, reader) = agent(&server, &admin, "reader", &["tool:fs.read"]);
-    let (_, nothing) = agent(&server, &admin, "nothing", &["task:claim"]);
+    let (_, reader) = agent_with(&server, &admin, "reader", &["tool:fs.read"]);
+    let (_, nothing) = agent_with(&server, &admin, "nothing", &["task:claim"]);
 
     let names = |token: &str| -> Vec<String> {
         let r = client(&server, token, &["--json", "tool", "list"]);

@@ -107,8 +107,8 @@ impl ToolTable {
         self.open_per_agent.get(&agent).copied().unwrap_or(0)
     }
 
-    /// Folds one tool event at `seq`. Returns false for events that are not `tool.*`.
-    pub(crate) fn apply(&mut self, event: &KernelEvent, seq: u64) -> bool {
+    /// Folds one tool event at `seq` (other events change nothing here).
+    pub(crate) fn apply(&mut self, event: &KernelEvent, seq: u64) {
         match event {
             KernelEvent::ToolRegistered(spec) => {
                 self.tools.insert(
@@ -166,9 +166,8 @@ impl ToolTable {
                 self.update(*call, |c| c.reason = Some(reason.clone()));
                 self.end(*call, CallStatus::Abandoned, seq);
             }
-            _ => return false,
+            _ => {}
         }
-        true
     }
 
     fn open_call(&mut self, call: &ToolCall, seq: u64) {

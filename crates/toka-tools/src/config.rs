@@ -154,6 +154,14 @@ fn default_exec_output() -> usize {
     64 * 1024
 }
 
+/// Whether `name` is one of `patterns`: a tool name, or a family ending in `*`.
+pub(crate) fn names_match(patterns: &[String], name: &str) -> bool {
+    patterns.iter().any(|p| match p.strip_suffix('*') {
+        Some(prefix) => name.starts_with(prefix),
+        None => p == name,
+    })
+}
+
 impl ToolsConfig {
     /// Reads `[tools]` (as the runtime's config kept it), resolving paths against
     /// `base_dir`, and checks it.

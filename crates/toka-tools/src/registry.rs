@@ -91,11 +91,7 @@ impl Registry {
         let Some(patterns) = &self.require_approval else {
             return default;
         };
-        let required = patterns.iter().any(|p| match p.strip_suffix('*') {
-            Some(prefix) => name.starts_with(prefix),
-            None => p == name,
-        });
-        if required {
+        if crate::config::names_match(patterns, name) {
             ApprovalPolicy::Required
         } else {
             ApprovalPolicy::Never

@@ -166,3 +166,23 @@ pub fn psql(sql: &str) -> bool {
         .map(|o| o.status.success())
         .unwrap_or(false)
 }
+
+/// Spawns `name` under the token's subject and gives it a token with `perms`, both
+/// with `admin`; (agent id, its token).
+pub fn agent_with(server: &Server, admin: &str, name: &str, perms: &[&str]) -> (String, String) {
+    let r = client(server, admin, &["--json", "agent", "spawn", name]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let v: Value = serde_json::from_str(r.stdout.trim()).unwrap();
+    let id = v["events"][0]["event"]["agent"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut args = vec!["--json", "token", "issue", "--sub", &id];
+    for p in perms {
+        args.extend(["--perm", p]);
+    }
+    let r = client(server, admin, &args);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let v: Value = serde_json::from_str(r.stdout.trim()).unwrap();
+    (id, v["token"].as_str().unwrap().to_string())
+}
