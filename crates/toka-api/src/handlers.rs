@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -17,6 +17,7 @@ use toka_types::{EntityId, Message, Operation};
 
 use crate::auth::Caller;
 use crate::error::{ApiError, ErrorBody};
+use crate::query::ApiQuery;
 use crate::state::AppState;
 use crate::views::*;
 
@@ -103,9 +104,8 @@ pub(crate) fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, Api
 pub async fn events(
     State(app): State<AppState>,
     caller: Caller,
-    query: Result<Query<EventQuery>, axum::extract::rejection::QueryRejection>,
+    ApiQuery(q): ApiQuery<EventQuery>,
 ) -> Result<Json<EventPage>, ApiError> {
-    let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let from = match q.from {
         Some(f) if !(1..=MAX_SEQ).contains(&f) => {
             return Err(ApiError::bad_request(format!(
@@ -166,9 +166,8 @@ pub async fn stream(
     State(app): State<AppState>,
     caller: Caller,
     headers: HeaderMap,
-    query: Result<Query<StreamQuery>, axum::extract::rejection::QueryRejection>,
+    ApiQuery(q): ApiQuery<StreamQuery>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
-    let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let resume = match headers.get("last-event-id") {
         None => None,
         Some(value) => {
@@ -290,9 +289,8 @@ fn page_size(limit: Option<u64>) -> Result<usize, ApiError> {
 pub async fn agents(
     State(app): State<AppState>,
     caller: Caller,
-    query: Result<Query<AgentQuery>, axum::extract::rejection::QueryRejection>,
+    ApiQuery(q): ApiQuery<AgentQuery>,
 ) -> Result<Json<AgentPage>, ApiError> {
-    let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let limit = page_size(q.limit)?;
     let after = q
         .after
@@ -358,9 +356,8 @@ pub async fn agent(
 pub async fn tasks(
     State(app): State<AppState>,
     caller: Caller,
-    query: Result<Query<TaskQuery>, axum::extract::rejection::QueryRejection>,
+    ApiQuery(q): ApiQuery<TaskQuery>,
 ) -> Result<Json<TaskPage>, ApiError> {
-    let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let limit = page_size(q.limit)?;
     let agent = q
         .agent

@@ -24,6 +24,7 @@ pub mod auth;
 pub mod error;
 pub mod handlers;
 pub mod metrics;
+pub mod query;
 pub mod schema;
 pub mod state;
 pub mod tools;

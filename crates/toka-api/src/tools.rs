@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use serde::{Deserialize, Serialize};
 use toka_runtime::tools::{CallView, MAX_CALL_WAIT};
@@ -19,6 +19,7 @@ use utoipa::{IntoParams, ToSchema};
 use crate::auth::Caller;
 use crate::error::{ApiError, ErrorBody};
 use crate::handlers::parse_id;
+use crate::query::ApiQuery;
 use crate::state::AppState;
 
 /// Most pending approvals one listing returns.
@@ -49,6 +50,28 @@ pub struct ToolView {
 pub struct ToolList {
     /// By name.
     pub tools: Vec<ToolView>,
+    /// A fingerprint of this list: pass it back as `?version=` with `wait_secs` to
+    /// be answered when the list changes.
+    pub version: String,
+}
+
+/// `?wait_secs=&version=` of `GET /v1/tools`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ToolsQuery {
+    /// Wait up to this many seconds (at most 120) for the list to differ from
+    /// `version`.
+    pub wait_secs: Option<u64>,
+    /// The `version` of the list the caller has.
+    pub version: Option<String>,
+}
+
+/// Kinds of event after which the tools a token may call can differ.
+fn may_change_tools(kind: &str) -> bool {
+    matches!(
+        kind,
+        "tool.registered" | "tool.retired" | "token.revoked" | "agent.terminated" | "key.retired"
+    )
 }
 
 /// Body of `POST /v1/tools/{name}/calls`.
@@ -203,14 +226,46 @@ async fn read_call(
     Ok(CallResponse::of(view))
 }
 
-/// The tools the bearer's token may call (registered, not retired, permitted).
-#[utoipa::path(get, path = "/v1/tools", tag = "tools",
-    responses((status = 200, body = ToolList), (status = 401, body = ErrorBody)),
+/// The tools the bearer's token may call (registered, not retired, permitted). With
+/// `wait_secs` and `version`, a long-poll: answered once the list differs from that
+/// version (a tool registered or retired, the token revoked: then 401) or the wait
+/// ran out (the same list again).
+#[utoipa::path(get, path = "/v1/tools", tag = "tools", params(ToolsQuery),
+    responses((status = 200, body = ToolList), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)),
     security(("bearer" = [])))]
-pub async fn list_tools(State(app): State<AppState>, caller: Caller) -> Json<ToolList> {
-    Json(ToolList {
-        tools: visible_tools(&app, &caller),
-    })
+pub async fn list_tools(
+    State(app): State<AppState>,
+    caller: Caller,
+    ApiQuery(query): ApiQuery<ToolsQuery>,
+) -> Result<Json<ToolList>, ApiError> {
+    let wait = wait_of(query.wait_secs)?;
+    let deadline = tokio::time::Instant::now() + wait;
+    // Subscribed before the first look, so no change between the two is missed.
+    let mut feed = app.runtime.subscribe(app.runtime.head().seq + 1);
+    loop {
+        if let Some(why) = caller.lapsed(&app) {
+            return Err(ApiError::unauthorized(why));
+        }
+        let tools = visible_tools(&app, &caller);
+        let version = list_version(&tools);
+        if wait.is_zero() || query.version.as_deref() != Some(version.as_str()) {
+            return Ok(Json(ToolList { tools, version }));
+        }
+        loop {
+            match tokio::time::timeout_at(deadline, feed.next()).await {
+                Ok(Some(Ok(record))) if may_change_tools(&record.header.kind) => break,
+                Ok(Some(Ok(_))) => {}
+                // The wait ran out, or the runtime stopped: the list as it is.
+                _ => return Ok(Json(ToolList { tools, version })),
+            }
+        }
+    }
+}
+
+/// The fingerprint of a tool list (BLAKE3 of its JSON, first 16 bytes).
+fn list_version(tools: &[ToolView]) -> String {
+    let json = serde_json::to_value(tools).unwrap_or_default();
+    toka_kernel::input_hash(&json).chars().take(32).collect()
 }
 
 /// The registered, not retired tools `caller`'s token may call, by name (what
@@ -312,9 +367,8 @@ pub async fn get_call(
     State(app): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-    query: Result<Query<WaitQuery>, axum::extract::rejection::QueryRejection>,
+    ApiQuery(q): ApiQuery<WaitQuery>,
 ) -> Result<Json<CallResponse>, ApiError> {
-    let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let id = parse_id(&id, "id")?;
     read_call(&app, &caller, id, wait_of(q.wait_secs)?)
         .await

@@ -57,6 +57,21 @@ impl Backend {
         path: &str,
         body: Option<&Value>,
     ) -> Result<Value, Refusal> {
+        self.request_status(token, method, path, body)
+            .await
+            .map_err(|(_, refusal)| refusal)
+    }
+
+    /// [`Backend::request`], with the HTTP status of a refusal (`None`: Toka was not
+    /// reached).
+    pub async fn request_status(
+        &self,
+        token: &str,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Value, (Option<u16>, Refusal)> {
+        let unreachable = |e: String| (None, e);
         let (status, answer) = match self {
             Self::Remote { http, base } => {
                 let mut request = http
@@ -65,10 +80,9 @@ impl Backend {
                 if let Some(b) = body {
                     request = request.json(b);
                 }
-                let response = request
-                    .send()
-                    .await
-                    .map_err(|e| format!("cannot reach the Toka server at {base}: {e}"))?;
+                let response = request.send().await.map_err(|e| {
+                    unreachable(format!("cannot reach the Toka server at {base}: {e}"))
+                })?;
                 let status = response.status().as_u16();
                 (status, response.json().await.unwrap_or(Value::Null))
             }
@@ -84,16 +98,16 @@ impl Backend {
                     }
                     None => Body::empty(),
                 };
-                let request = request.body(body).map_err(|e| e.to_string())?;
+                let request = request.body(body).map_err(|e| unreachable(e.to_string()))?;
                 let response = router
                     .clone()
                     .oneshot(request)
                     .await
-                    .map_err(|e| format!("the API failed: {e}"))?;
+                    .map_err(|e| unreachable(format!("the API failed: {e}")))?;
                 let status = response.status().as_u16();
                 let bytes = axum::body::to_bytes(response.into_body(), MAX_ANSWER_BYTES)
                     .await
-                    .map_err(|e| format!("the API's answer could not be read: {e}"))?;
+                    .map_err(|e| unreachable(format!("the API's answer could not be read: {e}")))?;
                 (
                     status,
                     serde_json::from_slice(&bytes).unwrap_or(Value::Null),
@@ -103,7 +117,7 @@ impl Backend {
         if (200..300).contains(&status) {
             Ok(answer)
         } else {
-            Err(refusal(status, &answer))
+            Err((Some(status), refusal(status, &answer)))
         }
     }
 }

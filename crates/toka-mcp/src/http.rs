@@ -1,7 +1,8 @@
 //! `/mcp` on `toka serve`: the streamable HTTP transport, with the bearer token checked
 //! on every request. A request without a usable token gets 401 with
 //! `WWW-Authenticate: Bearer` (the MCP authorization spec's bearer usage) and a JSON
-//! error like the rest of the API.
+//! error like the rest of the API. A POST body that is not JSON gets a JSON-RPC parse
+//! error (400), one over 4 MiB a 413, before the MCP transport sees either.
 
 use std::sync::Arc;
 
@@ -15,6 +16,9 @@ use toka_api::AppState;
 use toka_api::auth::Caller;
 
 use crate::backend::Backend;
+
+/// Largest request body `/mcp` reads (a tool input is at most 1 MiB of JSON).
+const MAX_MCP_BODY_BYTES: usize = 4 * 1024 * 1024;
 use crate::server::{CALL_WAIT_SECS, TokaMcp};
 
 /// The `/mcp` service for the runtime of `app`, answering through `api` (the API
@@ -51,6 +55,10 @@ async fn require_bearer(State(app): State<AppState>, request: Request, next: Nex
         },
     };
     match refusal {
+        None if request.method() == axum::http::Method::POST => match json_body(request).await {
+            Ok(request) => next.run(request).await,
+            Err(response) => response,
+        },
         None => next.run(request).await,
         Some((error, message)) => {
             let body =
@@ -63,4 +71,35 @@ async fn require_bearer(State(app): State<AppState>, request: Request, next: Nex
             response
         }
     }
+}
+
+/// `request` with its body read and checked to be JSON, or the JSON-RPC error.
+async fn json_body(request: Request) -> Result<Request, Response> {
+    let (parts, body) = request.into_parts();
+    let bytes = axum::body::to_bytes(body, MAX_MCP_BODY_BYTES)
+        .await
+        .map_err(|_| {
+            rpc_error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                -32600,
+                format!("the request is over {MAX_MCP_BODY_BYTES} bytes"),
+            )
+        })?;
+    if let Err(e) = serde_json::from_slice::<serde_json::Value>(&bytes) {
+        return Err(rpc_error(
+            StatusCode::BAD_REQUEST,
+            -32700,
+            format!("parse error: the body is not JSON ({e})"),
+        ));
+    }
+    Ok(Request::from_parts(parts, axum::body::Body::from(bytes)))
+}
+
+fn rpc_error(status: StatusCode, code: i64, message: String) -> Response {
+    let body = serde_json::json!({
+        "jsonrpc": "2.0",
+        "id": null,
+        "error": {"code": code, "message": message},
+    });
+    (status, axum::Json(body)).into_response()
 }

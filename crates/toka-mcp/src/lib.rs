@@ -20,24 +20,27 @@
 //! ([`ops`]: `toka.spawn_agent`, `toka.schedule_task`, `toka.decide_approval`, …),
 //! listed when the token has their permission.
 //!
-//! And Toka is a **gateway**: downstream MCP servers in `[tools.mcp.<name>]` become
-//! tools `mcp.<name>.<tool>` of the node (see [`gateway_tools`]). Not yet here (issue
-//! 11): `notifications/tools/list_changed`, streamable HTTP downstreams, and retiring a
-//! downstream's tools while it is down.
+//! When the tools a token may call change (a tool registered or retired, the token
+//! revoked), a client listening for it gets `notifications/tools/list_changed`.
+//!
+//! And Toka is a **gateway**: downstream MCP servers in `[tools.mcp.<name>]`, started
+//! over stdio or reached over streamable HTTP, become tools `mcp.<name>.<tool>` of the
+//! node (see [`gateway_sources`]).
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 mod backend;
+mod changes;
 mod gateway;
 mod http;
+mod node;
 pub mod ops;
 mod server;
 
 pub use backend::Backend;
-pub use gateway::{
-    DownstreamConfig, Gateway, GatewayError, Node, StartError, gateway_tools, start_node,
-};
+pub use gateway::{DownstreamConfig, Endpoint, Gateway, GatewayError, gateway_sources};
 pub use http::http_service;
+pub use node::{Node, StartError, start_node};
 pub use server::{CALL_WAIT_SECS, MAX_CALL_WAIT_SECS, TokaMcp};
 
 use rmcp::ServiceExt as _;
@@ -56,8 +59,9 @@ pub enum McpError {
 /// The backend of a bridge to the Toka server at `server`.
 pub fn remote(server: &str, wait_secs: u64) -> Result<Backend, McpError> {
     let http = reqwest::Client::builder()
+        // Above both the longest call wait and the tool-list long-poll.
         .timeout(std::time::Duration::from_secs(
-            wait_secs.min(MAX_CALL_WAIT_SECS) + 15,
+            wait_secs.clamp(changes::LIST_WAIT_SECS, MAX_CALL_WAIT_SECS) + 15,
         ))
         .build()
         .map_err(|e| McpError::Client(e.to_string()))?;

@@ -6,9 +6,10 @@ use std::time::Duration;
 use axum::http::Method;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
-    ListToolsResult, PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool,
+    ListToolsResult, PaginatedRequestParams, ProtocolVersion, ServerCapabilities, ServerConfig,
+    SubscriptionFilter, Tool,
 };
-use rmcp::service::{RequestContext, RoleServer};
+use rmcp::service::{NotificationContext, RequestContext, RoleServer, SubscriptionContext};
 use rmcp::{ErrorData, ServerHandler};
 use serde_json::{Value, json};
 use toka_api::tools::{CallResponse, ToolList};
@@ -43,11 +44,15 @@ impl TokaMcp {
 
     /// The token of this request.
     fn token(&self, context: &RequestContext<RoleServer>) -> Result<String, ErrorData> {
+        self.token_of(&context.extensions)
+    }
+
+    /// The stdio token, or the bearer token of the HTTP request in `extensions`.
+    fn token_of(&self, extensions: &rmcp::model::Extensions) -> Result<String, ErrorData> {
         if let Some(t) = &self.token {
             return Ok(t.to_string());
         }
-        context
-            .extensions
+        extensions
             .get::<axum::http::request::Parts>()
             .and_then(|p| p.headers.get(axum::http::header::AUTHORIZATION))
             .and_then(|v| v.to_str().ok())
@@ -91,8 +96,69 @@ fn result_of(call: CallResponse) -> CallToolResult {
 
 impl ServerHandler for TokaMcp {
     fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+        let capabilities = ServerCapabilities::builder()
+            .enable_tools()
+            .enable_tool_list_changed()
+            .build();
+        ServerConfig::new(capabilities)
             .with_server_info(Implementation::new("toka", env!("CARGO_PKG_VERSION")))
+    }
+
+    fn accepted_subscription_filter(
+        &self,
+        _requested: &SubscriptionFilter,
+    ) -> Option<SubscriptionFilter> {
+        Some(SubscriptionFilter::builder().tools_list_changed().build())
+    }
+
+    /// A `subscriptions/listen` stream (2026-07-28): a change notification each time
+    /// the token's tools change, until the client cancels it.
+    async fn listen(&self, context: SubscriptionContext) -> Result<(), ErrorData> {
+        let token = self.token(context.request_context())?;
+        let sink = context.sink().clone();
+        let watching = async {
+            crate::changes::watch_tools(
+                &self.backend,
+                &token,
+                || true,
+                || {
+                    let sink = sink.clone();
+                    async move { sink.notify_tool_list_changed().await.is_ok() }
+                },
+            )
+            .await;
+            std::future::pending::<()>().await;
+        };
+        tokio::select! {
+            () = context.cancelled() => {}
+            () = watching => {}
+        }
+        Ok(())
+    }
+
+    /// Clients of earlier protocol versions have no `subscriptions/listen`: they get
+    /// `notifications/tools/list_changed` on the session, for as long as it is open.
+    async fn on_initialized(&self, context: NotificationContext<RoleServer>) {
+        let legacy = context
+            .peer
+            .peer_info()
+            .is_some_and(|info| info.protocol_version != ProtocolVersion::V_2026_07_28);
+        let Ok(token) = self.token_of(&context.extensions) else {
+            return;
+        };
+        if !legacy {
+            return;
+        }
+        let backend = self.backend.clone();
+        let peer = context.peer;
+        tokio::spawn(async move {
+            let open = || !peer.is_transport_closed();
+            crate::changes::watch_tools(&backend, &token, open, || {
+                let peer = peer.clone();
+                async move { peer.notify_tool_list_changed().await.is_ok() }
+            })
+            .await;
+        });
     }
 
     async fn list_tools(

@@ -28,6 +28,7 @@ mod http;
 mod node;
 mod registry;
 mod schema;
+mod source;
 mod workspace;
 
 use async_trait::async_trait;
@@ -37,6 +38,7 @@ pub use config::{ConfigError, ExecCommand, HttpConfig, ToolsConfig};
 pub use node::{NodeError, plug_in, start_node, start_node_with};
 pub use registry::Registry;
 pub use schema::JsonSchemaCheck;
+pub use source::{ToolSource, ToolsChanged};
 pub use workspace::{Workspace, WorkspaceError};
 
 /// What a tool knows about the call it runs.

@@ -31,19 +31,16 @@ pub fn plug_in(handlers: &mut OpcodeRegistry) {
 /// Starts the runtime of `config` with the tools of its `[tools]` section: registers
 /// them in the log, resolves calls left open by a crash, and runs the executor.
 pub async fn start_node(config: &Config) -> Result<(Runtime, ToolExecutor, Registry), NodeError> {
-    start_node_with(config, Vec::new()).await
+    let tools = ToolsConfig::from_table(&config.tools, &config.base_dir)?;
+    start_node_with(config, Registry::from_config(&tools)?).await
 }
 
-/// [`start_node`], offering `extra` tools too (e.g. a gateway's downstream tools).
+/// [`start_node`] with `registry` (e.g. the configured tools plus a gateway's
+/// downstream servers as a [`crate::ToolSource`]).
 pub async fn start_node_with(
     config: &Config,
-    extra: Vec<Arc<dyn crate::Tool>>,
+    registry: Registry,
 ) -> Result<(Runtime, ToolExecutor, Registry), NodeError> {
-    let tools = ToolsConfig::from_table(&config.tools, &config.base_dir)?;
-    let mut registry = Registry::from_config(&tools)?;
-    for tool in extra {
-        registry.add(tool);
-    }
     let mut handlers = OpcodeRegistry::new();
     plug_in(&mut handlers);
     let runtime = Runtime::start_with(config, handlers).await?;

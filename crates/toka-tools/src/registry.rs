@@ -8,13 +8,17 @@ use toka_types::{ApprovalPolicy, ToolResult, ToolSpec};
 
 use crate::config::{ConfigError, ToolsConfig};
 use crate::fs::{FsList, FsRead, FsSettings, FsWrite};
+use crate::source::{ToolSource, ToolsChanged};
 use crate::workspace::Workspace;
 use crate::{Tool, ToolContext};
 
-/// The tools of a node, by name.
+/// The tools of a node, by name: fixed ones (built-ins, commands) and those of
+/// [`ToolSource`]s, which come and go.
 #[derive(Clone)]
 pub struct Registry {
     tools: Vec<Arc<dyn Tool>>,
+    sources: Vec<Arc<dyn ToolSource>>,
+    changed: ToolsChanged,
     require_approval: Option<Vec<String>>,
     approval_ttl_secs: u64,
 }
@@ -22,7 +26,7 @@ pub struct Registry {
 impl std::fmt::Debug for Registry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_list()
-            .entries(self.tools.iter().map(|t| t.info().name))
+            .entries(self.all().iter().map(|t| t.info().name))
             .finish()
     }
 }
@@ -32,6 +36,8 @@ impl Registry {
     pub fn new(approval_ttl_secs: u64) -> Self {
         Self {
             tools: Vec::new(),
+            sources: Vec::new(),
+            changed: ToolsChanged::new(),
             require_approval: None,
             approval_ttl_secs,
         }
@@ -82,9 +88,37 @@ impl Registry {
         self.tools.push(tool);
     }
 
-    /// The tool `name`.
-    pub fn get(&self, name: &str) -> Option<&Arc<dyn Tool>> {
-        self.tools.iter().find(|t| t.info().name == name)
+    /// Adds `source`, whose tools are offered while it has them. A fixed tool of the
+    /// same name wins.
+    pub fn add_source(&mut self, source: Arc<dyn ToolSource>) {
+        self.sources.push(source);
+    }
+
+    /// The signal a source raises when its tools changed (the node then offers them
+    /// again).
+    pub fn changes(&self) -> ToolsChanged {
+        self.changed.clone()
+    }
+
+    /// Every tool offered now: the fixed ones, then the sources' (a name already
+    /// taken is skipped).
+    pub fn all(&self) -> Vec<Arc<dyn Tool>> {
+        let mut all = self.tools.clone();
+        let mut names: std::collections::BTreeSet<String> =
+            all.iter().map(|t| t.info().name).collect();
+        for source in &self.sources {
+            for tool in source.tools() {
+                if names.insert(tool.info().name) {
+                    all.push(tool);
+                }
+            }
+        }
+        all
+    }
+
+    /// The tool `name`, if it is offered now.
+    pub fn get(&self, name: &str) -> Option<Arc<dyn Tool>> {
+        self.all().into_iter().find(|t| t.info().name == name)
     }
 
     fn approval_of(&self, name: &str, default: ApprovalPolicy) -> ApprovalPolicy {
@@ -102,7 +136,7 @@ impl Registry {
 impl ToolHost for Registry {
     fn specs(&self) -> Vec<ToolSpec> {
         let mut specs: Vec<ToolSpec> = self
-            .tools
+            .all()
             .iter()
             .map(|t| {
                 let info = t.info();
@@ -121,8 +155,12 @@ impl ToolHost for Registry {
         specs
     }
 
+    fn changes(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        (!self.sources.is_empty()).then(|| self.changed.watch())
+    }
+
     fn run(&self, invocation: ToolInvocation) -> BoxFuture<'static, ToolResult> {
-        let tool = self.get(&invocation.tool).cloned();
+        let tool = self.get(&invocation.tool);
         Box::pin(async move {
             let Some(tool) = tool else {
                 return ToolResult::error(format!(

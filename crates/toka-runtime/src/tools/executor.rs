@@ -53,6 +53,18 @@ impl ToolExecutor {
     }
 }
 
+/// The next change of the host's tools (never, for a host without changes).
+async fn changed(changes: &mut Option<watch::Receiver<u64>>) {
+    match changes {
+        Some(rx) => {
+            if rx.changed().await.is_err() {
+                *changes = None; // the host went away: no more changes
+            }
+        }
+        None => std::future::pending().await,
+    }
+}
+
 #[derive(Clone)]
 struct Exec {
     runtime: Weak<Inner>,
@@ -66,6 +78,11 @@ impl Runtime {
     /// Offers `host`'s tools (recording registrations and retirements), resolves the
     /// calls this node left open, and starts the executor.
     pub async fn start_tools(&self, host: Arc<dyn ToolHost>) -> Result<ToolExecutor, SubmitError> {
+        // Watched before the first offer, so a change in between is offered again.
+        let mut changes = host.changes();
+        if let Some(c) = &mut changes {
+            c.mark_unchanged();
+        }
         let specs = host.specs();
         self.submit_request(Request::Tool(ToolOp::Offer(specs)))
             .await
@@ -124,6 +141,7 @@ impl Runtime {
                             _ => {}
                         }
                     }
+                    () = changed(&mut changes) => looping.offer_again().await,
                     _ = tick.tick() => {
                         if looping.runtime().is_none() {
                             return; // the runtime stopped
@@ -218,6 +236,17 @@ impl Exec {
             Ok(ToolResult::Ok { output }) => ToolResult::output(output),
             Ok(error) => error,
             Err(_) => ToolResult::error(format!("timed out after {timeout_ms} ms")),
+        }
+    }
+
+    /// Offers the host's tools again after they changed: the kernel records what was
+    /// retired (a downstream server went down) or registered (it came back).
+    async fn offer_again(&self) {
+        let specs = self.host.specs();
+        if let Some(events) = self.submit(ToolOp::Offer(specs)).await
+            && !events.is_empty()
+        {
+            tracing::info!(changes = events.len(), "the node's tools changed");
         }
     }
 

@@ -53,6 +53,13 @@ pub trait ToolHost: Send + Sync + 'static {
 
     /// Runs one call. Failures are a [`ToolResult::Error`], never a panic.
     fn run(&self, invocation: ToolInvocation) -> BoxFuture<'static, ToolResult>;
+
+    /// Changes whenever [`ToolHost::specs`] may have changed while the node runs (a
+    /// downstream server went down or came back); the executor then offers the
+    /// tools again. `None`: the tools are fixed for the node's life.
+    fn changes(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        None
+    }
 }
 
 /// A call with what the log says about it: its input, and how it ended.
