@@ -89,7 +89,8 @@ pub enum Command {
     #[command(subcommand)]
     Tool(cmd::tool::ToolCmd),
     /// Serve MCP on stdio: an MCP client lists and calls your token's tools through
-    /// a running `toka serve` (token from TOKA_TOKEN or --token-file).
+    /// a running `toka serve` (token from TOKA_TOKEN or --token-file); `toka mcp
+    /// config` prints a client's configuration entry.
     Mcp(cmd::mcp::McpArgs),
     /// Tool calls waiting for approval, in your token's scope.
     Approvals {

@@ -118,19 +118,6 @@ async fn refused(
     assert_eq!(head(url, admin).await, before, "{what} moved the head");
 }
 
-/// The `jti` a token carries (read without verifying: it is our own test's token).
-fn jti_of(token: &str) -> String {
-    use base64::Engine as _;
-    let payload = token.split('.').nth(1).unwrap();
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(payload)
-        .unwrap();
-    serde_json::from_slice::<Value>(&bytes).unwrap()["jti"]
-        .as_str()
-        .unwrap()
-        .to_string()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn delegation_and_revocation_attacks_are_refused() {
     let dir = tempfile::tempdir().unwrap();

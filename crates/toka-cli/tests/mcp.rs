@@ -17,31 +17,9 @@ use std::process::Command;
 use serde_json::Value;
 use util::*;
 
-/// Whether the MCP Python SDK is installed (CI must have it).
-fn sdk_installed() -> bool {
-    let installed = Command::new("python3")
-        .args(["-c", "import mcp"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !installed {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI must have the MCP Python SDK (scripts/test.sh installs it)"
-        );
-        eprintln!("\n*** SKIPPED MCP client test: no `mcp` Python package (pip install mcp) ***\n");
-    }
-    installed
-}
-
-fn script(name: &str) -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/mcp")
-        .join(name)
-}
-
 #[test]
 fn streamable_http_at_slash_mcp_checks_the_bearer_on_every_request() {
-    if !sdk_installed() {
+    if !mcp_sdk_installed() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -77,7 +55,7 @@ fn streamable_http_at_slash_mcp_checks_the_bearer_on_every_request() {
         );
     }
     let out = Command::new("python3")
-        .arg(script("http_client.py"))
+        .arg(mcp_script("http_client.py"))
         .arg(&server.url)
         .arg(&token)
         .output()
@@ -128,7 +106,7 @@ fn streamable_http_at_slash_mcp_checks_the_bearer_on_every_request() {
 
 #[test]
 fn the_official_mcp_client_lists_and_calls_through_toka() {
-    if !sdk_installed() {
+    if !mcp_sdk_installed() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -145,7 +123,7 @@ fn the_official_mcp_client_lists_and_calls_through_toka() {
 
     let binary = assert_cmd::cargo::cargo_bin("toka");
     let out = Command::new("python3")
-        .arg(script("stdio_client.py"))
+        .arg(mcp_script("stdio_client.py"))
         .arg(&binary)
         .args(["mcp", "--server", &server.url])
         .env("TOKA_TOKEN", &token)
@@ -235,6 +213,42 @@ fn the_official_mcp_client_lists_and_calls_through_toka() {
         "{v}"
     );
 
+    // Approved by a person with `toka approve`, the call runs; reading it through MCP
+    // (a new session of the same agent) gives its result.
+    let text = v["write_waits"]["text"].as_str().unwrap();
+    let call = text
+        .strip_prefix("Toka call ")
+        .and_then(|t| t.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no call id in {text:?}"));
+    let r = client(&server, &admin, &["approve", call]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let read = serde_json::json!([["toka.read_call", {"call": call, "wait_secs": 10}]]);
+    let out = Command::new("python3")
+        .arg(mcp_script("calls_client.py"))
+        .arg("stdio")
+        .arg(&binary)
+        .args(["mcp", "--server", &server.url])
+        .env("TOKA_TOKEN", &token)
+        .env("CALLS", read.to_string())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let read: Value = serde_json::from_str(String::from_utf8_lossy(&out.stdout).trim()).unwrap();
+    let answer = read["results"][0]["text"].as_str().unwrap();
+    assert!(answer.contains("\"status\":\"succeeded\""), "{answer}");
+    assert!(
+        answer.contains("\"written\":1"),
+        "the result is in the answer: {answer}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("workspace/w.txt")).unwrap(),
+        "x"
+    );
+
     // Every call is in the log, under the agent's token.
     let r = client(&server, &admin, &["--json", "events", "--from", "1"]);
     let called: Vec<Value> = r
@@ -248,12 +262,16 @@ fn the_official_mcp_client_lists_and_calls_through_toka() {
         3,
         "read_ok, read_escape and write_waits were called: {called:?}"
     );
+    assert!(
+        r.stdout.contains("\"tool.approved\""),
+        "the approval is in the log"
+    );
     assert!(called.iter().all(|e| e["origin"] == agent.as_str()));
     assert_eq!(server.stop(), 0);
 
     // On its own, on the data folder (no server): the same tools, the same record.
     let out = Command::new("python3")
-        .arg(script("stdio_client.py"))
+        .arg(mcp_script("stdio_client.py"))
         .arg(&binary)
         .args(["mcp", "--config", config(dir.path()).to_str().unwrap()])
         .env("TOKA_TOKEN", &token)
@@ -287,115 +305,147 @@ fn the_official_mcp_client_lists_and_calls_through_toka() {
 }
 
 #[test]
-fn downstream_mcp_servers_become_recorded_toka_tools() {
-    if !sdk_installed() {
+fn malformed_and_oversized_requests_leave_the_session_usable() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, admin) = init(dir.path());
+    let server = Server::start(dir.path());
+    // stdio: a line that is not JSON is skipped, an oversized tool input is the
+    // API's clean refusal (an MCP tool error), and the session answers what follows.
+    let initialize = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}"#;
+    let big = "a".repeat(2 * 1024 * 1024);
+    let input = [
+        "{not json".to_string(),
+        initialize.to_string(),
+        r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#.to_string(),
+        format!(
+            r#"{{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{{"name":"fs.read","arguments":{{"path":"{big}"}}}}}}"#
+        ),
+        r#"{"jsonrpc":"2.0","id":3,"method":"tools/list"}"#.to_string(),
+    ]
+    .join("\n")
+        + "\n";
+    let mut child = toka()
+        .args(["mcp", "--server", &server.url])
+        .env("TOKA_TOKEN", &admin)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write as _;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(input.as_bytes()).unwrap();
+    } // closing stdin ends the session once the answers are out
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let answers: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let by_id = |id: u64| {
+        answers
+            .iter()
+            .find(|a| a["id"] == id)
+            .unwrap_or_else(|| panic!("no answer {id}: {answers:?}"))
+    };
+    assert!(by_id(1)["result"]["capabilities"]["tools"]["listChanged"] == true);
+    let oversized = by_id(2);
+    assert_eq!(oversized["result"]["isError"], true, "{oversized}");
+    assert!(
+        oversized.to_string().contains("413 body_too_large"),
+        "{oversized}"
+    );
+    assert!(by_id(3)["result"]["tools"].as_array().unwrap().len() > 3);
+
+    // HTTP: a body that is not JSON is a JSON-RPC parse error, one too large a 413;
+    // the endpoint then answers a good request.
+    let post = |body: &[u8]| {
+        let mut curl = Command::new("curl")
+            .args(["-s", "-m", "20", "-w", "\n%{http_code}", "-X", "POST"])
+            .args(["-H", &format!("Authorization: Bearer {admin}")])
+            .args(["-H", "Content-Type: application/json"])
+            .args(["-H", "Accept: application/json, text/event-stream"])
+            .args(["--data-binary", "@-", &format!("{}/mcp", server.url)])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        {
+            use std::io::Write as _;
+            let _ = curl.stdin.take().unwrap().write_all(body);
+        }
+        let out = curl.wait_with_output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        let (body, status) = text.rsplit_once('\n').unwrap();
+        (status.to_string(), body.to_string())
+    };
+    let (status, body) = post(b"{not json");
+    assert_eq!(status, "400", "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["error"]["code"], -32700, "{v}");
+    let (status, _) = post(&vec![b' '; 5 * 1024 * 1024]);
+    assert_eq!(status, "413");
+    let (status, body) = post(initialize.as_bytes());
+    assert_eq!(status, "200", "{body}");
+    assert!(body.contains("\"serverInfo\""), "{body}");
+    assert_eq!(server.stop(), 0);
+}
+
+#[test]
+fn an_mcp_agent_example_does_its_job_through_toka() {
+    if !mcp_sdk_installed() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
     let (_, admin) = init(dir.path());
-    let python = String::from_utf8(
-        Command::new("python3")
-            .args(["-c", "import sys; print(sys.executable)"])
-            .output()
-            .unwrap()
-            .stdout,
-    )
-    .unwrap();
-    let counter = dir.path().join("count.txt");
-    let path_var = std::env::var("PATH").unwrap_or_default();
-    let cfg = config(dir.path());
-    let mut text = std::fs::read_to_string(&cfg).unwrap();
-    text.push_str(&format!(
-        "\n[tools]\nrequire_approval = [\"mcp.py.count\"]\n\n[tools.mcp.py]\ncommand = {:?}\nargs = [{:?}]\n\
-         env = {{ COUNT_FILE = {:?}, PATH = {:?} }}\ntimeout_ms = 3000\n",
-        python.trim(),
-        script("downstream_server.py").display().to_string(),
-        counter.display().to_string(),
-        path_var,
-    ));
-    std::fs::write(&cfg, text).unwrap();
     let server = Server::start(dir.path());
-    let r = client(&server, &admin, &["--json", "tool", "list"]);
-    let v: Value = serde_json::from_str(r.stdout.trim()).unwrap();
-    let names: Vec<&str> = v["tools"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["name"].as_str().unwrap())
-        .collect();
-    for expected in ["mcp.py.echo", "mcp.py.count", "mcp.py.die", "mcp.py.hang"] {
-        assert!(
-            names.contains(&expected),
-            "{expected} not offered: {names:?}"
-        );
-    }
-    // A call goes through, with the downstream schema checked by the kernel first.
-    let r = client(
+    std::fs::write(dir.path().join("workspace/a.txt"), "the quick brown fox").unwrap();
+    std::fs::write(dir.path().join("workspace/b.txt"), "hello world").unwrap();
+    std::fs::write(dir.path().join("workspace/c.md"), "not counted").unwrap();
+    let (agent, token) = agent_with(
         &server,
         &admin,
-        &[
-            "--json",
-            "tool",
-            "call",
-            "mcp.py.echo",
-            "--input",
-            r#"{"text":"hi"}"#,
-        ],
+        "counter",
+        &["tool:fs.list", "tool:fs.read", "observation:emit"],
     );
-    assert_eq!(r.code, 0, "{}", r.stderr);
-    assert!(r.stdout.contains("echo: hi"), "{}", r.stdout);
-    let r = client(
-        &server,
-        &admin,
-        &["tool", "call", "mcp.py.echo", "--input", r#"{"text": 5}"#],
-    );
-    assert!(r.stderr.contains("tool_input_invalid"), "{}", r.stderr);
-    // Approval applies to downstream tools as to any: nothing ran before it.
-    let r = client(
-        &server,
-        &admin,
-        &["--json", "tool", "call", "mcp.py.count", "--wait", "0"],
-    );
-    assert_eq!(r.code, 3, "{}", r.stderr);
-    assert!(!counter.exists(), "the downstream tool ran before approval");
-    // A downstream that dies or hangs fails the call; it never hangs the caller.
-    let started = std::time::Instant::now();
-    let r = client(&server, &admin, &["--json", "tool", "call", "mcp.py.die"]);
-    assert_eq!(r.code, 1, "{}", r.stdout);
-    let r2 = client(&server, &admin, &["--json", "tool", "call", "mcp.py.hang"]);
-    assert_eq!(r2.code, 1, "{}", r2.stdout);
-    assert!(
-        r2.stdout.contains("did not answer within 3000 ms"),
-        "{}",
-        r2.stdout
-    );
-    assert!(started.elapsed() < std::time::Duration::from_secs(20));
-    // And the server is started again for the next call.
-    let r = client(
-        &server,
-        &admin,
-        &[
-            "--json",
-            "tool",
-            "call",
-            "mcp.py.echo",
-            "--input",
-            r#"{"text":"again"}"#,
-        ],
-    );
-    assert_eq!(r.code, 0, "{} {}", r.stdout, r.stderr);
-    assert!(r.stdout.contains("echo: again"), "{}", r.stdout);
-    assert_eq!(server.stop(), 0);
-    let r = run(&["verify", "--config", cfg.to_str().unwrap()]);
-    assert_eq!(r.code, 0, "{}", r.stderr);
-    // The downstream server stopped with the node (none left running).
-    let left = Command::new("pgrep")
-        .args(["-f", &script("downstream_server.py").display().to_string()])
+    let example =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/mcp_agent.py");
+    let out = Command::new("python3")
+        .arg(example)
+        .arg(&server.url)
+        .env("TOKA_TOKEN", &token)
+        .env("TOKA_BIN", assert_cmd::cargo::cargo_bin("toka"))
         .output()
         .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
-        left.stdout.is_empty(),
-        "downstream servers outlived the node: {}",
-        String::from_utf8_lossy(&left.stdout)
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
     );
+    assert!(
+        stdout.contains("recorded: a.txt: 4 words, b.txt: 2 words"),
+        "{stdout}"
+    );
+    // Its audit trail: three tool calls and the observation, all under its token.
+    let jti = jti_of(&token);
+    let r = client(&server, &admin, &["--json", "events", "--from", "1"]);
+    let kinds: Vec<String> = r
+        .stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|e| e["origin"] == agent.as_str() && e["jti"] == jti.as_str())
+        .map(|e| e["kind"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "tool.called",
+            "tool.called",
+            "tool.called",
+            "observation.emitted"
+        ],
+        "{kinds:?}"
+    );
+    assert_eq!(server.stop(), 0);
 }

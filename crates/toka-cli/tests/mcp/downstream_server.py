@@ -2,10 +2,20 @@
 
 Tools: echo (returns its text), count (appends a line to COUNT_FILE: a side effect the
 test counts), die (the process exits mid-call), hang (never answers).
+
+Usage: downstream_server.py              (stdio; refuses to start while BROKEN_FILE exists)
+       downstream_server.py --http PORT  (streamable HTTP on 127.0.0.1:PORT/mcp, answering
+                                          only requests with `Authorization: Bearer
+                                          $EXPECT_TOKEN` and `X-Team: agents`)
 """
 
 import os
+import sys
 import time
+
+broken = os.environ.get("BROKEN_FILE")
+if broken and os.path.exists(broken):
+    sys.exit(4)
 
 from mcp.server.mcpserver import MCPServer
 
@@ -35,4 +45,21 @@ def hang() -> str:
     return "late"
 
 
-server.run("stdio")
+if len(sys.argv) == 3 and sys.argv[1] == "--http":
+    import uvicorn
+
+    app = server.streamable_http_app()
+    expected = ("Bearer " + os.environ["EXPECT_TOKEN"]).encode()
+
+    async def guarded(scope, receive, send):
+        if scope["type"] == "http":
+            headers = dict(scope["headers"])
+            if headers.get(b"authorization") != expected or headers.get(b"x-team") != b"agents":
+                await send({"type": "http.response.start", "status": 401, "headers": [(b"content-type", b"text/plain")]})
+                await send({"type": "http.response.body", "body": b"missing or wrong credentials"})
+                return
+        await app(scope, receive, send)
+
+    uvicorn.run(guarded, host="127.0.0.1", port=int(sys.argv[2]), log_level="warning")
+else:
+    server.run("stdio")

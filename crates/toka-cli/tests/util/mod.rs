@@ -1,5 +1,5 @@
 //! Helpers: run `toka`, start and stop real `toka serve` processes.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::print_stderr)]
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -185,4 +185,50 @@ pub fn agent_with(server: &Server, admin: &str, name: &str, perms: &[&str]) -> (
     assert_eq!(r.code, 0, "{}", r.stderr);
     let v: Value = serde_json::from_str(r.stdout.trim()).unwrap();
     (id, v["token"].as_str().unwrap().to_string())
+}
+
+/// The `jti` a token carries (read without verifying: it is our own test's token).
+pub fn jti_of(token: &str) -> String {
+    use base64::Engine as _;
+    let payload = token.split('.').nth(1).unwrap();
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .unwrap();
+    serde_json::from_slice::<Value>(&bytes).unwrap()["jti"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// Whether the MCP Python SDK is installed (CI must have it: scripts/test.sh installs
+/// it, and under CI its absence fails the test).
+pub fn mcp_sdk_installed() -> bool {
+    let installed = Command::new("python3")
+        .args(["-c", "import mcp"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !installed {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must have the MCP Python SDK (scripts/test.sh installs it)"
+        );
+        eprintln!("\n*** SKIPPED MCP client test: no `mcp` Python package (pip install mcp) ***\n");
+    }
+    installed
+}
+
+/// A script of tests/mcp.
+pub fn mcp_script(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/mcp")
+        .join(name)
+}
+
+/// The absolute path of python3 (a downstream server's `command`).
+pub fn python3() -> String {
+    let out = Command::new("python3")
+        .args(["-c", "import sys; print(sys.executable)"])
+        .output()
+        .unwrap();
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
