@@ -43,6 +43,7 @@ impl Caller {
             KernelEvent::TokenIssued(t) => Some(t.sub),
             KernelEvent::IdempotencyKeyRecorded(r) => Some(r.origin),
             KernelEvent::ToolCalled(c) => Some(c.agent),
+            KernelEvent::ModelAnswered { step, .. } => Some(step.agent),
             KernelEvent::ToolApproved { call, .. }
             | KernelEvent::ToolDenied { call, .. }
             | KernelEvent::ToolApprovalExpired { call }

@@ -12,8 +12,9 @@ use serde_json::{Value, json};
 use toka_types::limits::{
     MAX_AGENT_NAME_CHARS, MAX_APPROVAL_REASON_CHARS, MAX_EXTENSION_FAMILY_BYTES,
     MAX_EXTENSION_PAYLOAD_BYTES, MAX_GRANT_PERMISSIONS, MAX_IDEMPOTENCY_KEY_BYTES, MAX_JTI_BYTES,
-    MAX_OBSERVATION_BYTES, MAX_PERMISSION_BYTES, MAX_TASK_DESCRIPTION_CHARS, MAX_TASK_RESULT_CHARS,
-    MAX_TOKEN_LIFETIME_SECS, MAX_TOOL_NAME_CHARS,
+    MAX_MODEL_NAME_CHARS, MAX_MODEL_STEPS_PER_TASK, MAX_OBSERVATION_BYTES, MAX_PERMISSION_BYTES,
+    MAX_TASK_DESCRIPTION_CHARS, MAX_TASK_RESULT_CHARS, MAX_TOKEN_LIFETIME_SECS,
+    MAX_TOOL_NAME_CHARS,
 };
 
 fn uuid() -> Value {
@@ -139,6 +140,16 @@ pub fn operation() -> Value {
                 "approve": {"type": "boolean"},
                 "reason": text(0, MAX_APPROVAL_REASON_CHARS),
                 "input_hash": hash(),
+            })),
+            op("record_model_step", &["agent", "task", "step", "model", "request_hash", "appended", "response"], json!({
+                "agent": uuid(),
+                "task": uuid(),
+                "step": {"type": "integer", "minimum": 1, "maximum": MAX_MODEL_STEPS_PER_TASK},
+                "model": text(1, MAX_MODEL_NAME_CHARS),
+                "request_hash": {"type": "string", "pattern": "^[0-9a-fA-F]{64}$"},
+                "appended": {"type": "array", "items": {"type": "object"},
+                             "description": "the messages this request added to the conversation"},
+                "response": {"type": "object", "description": "the provider's whole response body (with the rest, at most 1 MiB)"},
             })),
             op("extension", &["family", "opcode", "payload"], json!({
                 "family": {"type": "string", "pattern": format!("^[a-z0-9._-]{{1,{MAX_EXTENSION_FAMILY_BYTES}}}$")},

@@ -30,6 +30,8 @@ pub const TOKEN_ISSUE: &str = "token:issue";
 pub const APPROVAL_GRANT: &str = "approval:grant";
 /// Every tool (the widest tool family).
 pub const TOOL_ALL: &str = "tool:*";
+/// Record exchanges with a language model (a planner's steps).
+pub const MODEL_USE: &str = "model:use";
 
 /// Every built-in permission, for minting a root token.
 pub const ALL: &[&str] = &[
@@ -43,6 +45,7 @@ pub const ALL: &[&str] = &[
     OBSERVATION_EMIT,
     TOKEN_REVOKE,
     TOKEN_ISSUE,
+    MODEL_USE,
 ];
 
 /// The permission that allows calling the extension handler family `family`.

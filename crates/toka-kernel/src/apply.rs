@@ -175,6 +175,10 @@ pub fn apply(state: &mut WorldState, event: &KernelEvent, handlers: &OpcodeRegis
             let seq = state.applied;
             state.tools.apply(event, seq);
         }
+        KernelEvent::ModelAnswered { step, tokens } => {
+            let seq = state.applied;
+            state.models.apply(step.agent, step.task, *tokens, seq);
+        }
         KernelEvent::Extension(call) => {
             if let Some(handler) = handlers.get(call.family()) {
                 let family_state = state

@@ -236,6 +236,9 @@ fn decide_operation(
             &asked(),
             (*call, *approve, reason, input_hash.as_deref()),
         ),
+        Operation::RecordModelStep(step) => {
+            crate::decide_models::record_model_step(state, claims, op, step)
+        }
         Operation::Extension(call) => {
             let family = call.family();
             let granted = claims
@@ -451,7 +454,7 @@ pub(crate) fn target<'s>(
     live_agent(state, agent)
 }
 
-fn task_in_state(
+pub(crate) fn task_in_state(
     state: &WorldState,
     agent: EntityId,
     task: EntityId,

@@ -217,9 +217,33 @@ impl WorldState {
         }
         // The tool section is appended only once the log has a tool, so the digests of
         // logs from before tools (and their signed checkpoints) stay what they were.
-        if self.tools.tools.is_empty() && self.tools.calls.is_empty() {
-            return StateDigest(*e.0.finalize().as_bytes());
+        if !(self.tools.tools.is_empty() && self.tools.calls.is_empty()) {
+            self.digest_tools(&mut e);
         }
+        // Likewise the model section, once a step was recorded.
+        if !self.models.is_empty() {
+            e.0.update(b"models.v1");
+            let tasks: Vec<_> = self.models.tasks().collect();
+            e.len(tasks.len());
+            for (task, seqs) in tasks {
+                e.id(task);
+                e.len(seqs.len());
+                for seq in seqs {
+                    e.u64(*seq);
+                }
+            }
+            let usages: Vec<_> = self.models.usages().collect();
+            e.len(usages.len());
+            for (agent, usage) in usages {
+                e.id(agent);
+                e.u64(usage.steps);
+                e.u64(usage.tokens);
+            }
+        }
+        StateDigest(*e.0.finalize().as_bytes())
+    }
+
+    fn digest_tools(&self, e: &mut Encoder) {
         e.0.update(b"tools.v1");
         e.len(self.tools.tools.len());
         for t in self.tools.tools() {
@@ -245,7 +269,6 @@ impl WorldState {
             e.u32(c.attempts);
             e.u64(c.ended_seq.unwrap_or(0));
         }
-        StateDigest(*e.0.finalize().as_bytes())
     }
 }
 

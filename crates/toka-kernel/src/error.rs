@@ -279,6 +279,16 @@ pub enum KernelError {
         /// The limit.
         limit: usize,
     },
+    /// A model step that is not the next of its task's conversation.
+    #[error("model step {step} of task {task} is out of order: the next step is {expected}")]
+    ModelStepOutOfOrder {
+        /// The task.
+        task: EntityId,
+        /// The step asked for.
+        step: u32,
+        /// The next step.
+        expected: u64,
+    },
     /// A derived id is taken (astronomically unlikely; refused rather than overwritten).
     #[error("derived id {0} is already in use")]
     IdCollision(EntityId),
@@ -334,6 +344,7 @@ impl KernelError {
             K::ReasonRequired { .. } => "reason_required",
             K::ToolSpecInvalid { .. } => "tool_spec_invalid",
             K::TooManyTools { .. } => "too_many_tools",
+            K::ModelStepOutOfOrder { .. } => "model_step_out_of_order",
         }
     }
 }

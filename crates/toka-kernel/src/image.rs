@@ -13,6 +13,7 @@ use toka_types::{
 };
 
 use crate::error::InvariantViolation;
+use crate::models::ModelUsage;
 use crate::state::{AgentRecord, AgentStatus, TaskRecord, WorldState};
 use crate::tools::CallRecord;
 
@@ -87,6 +88,13 @@ pub struct StateImage {
     /// Every tool call, in id order.
     #[serde(default)]
     pub calls: Vec<CallRecord>,
+    /// The `seq`s of each task's recorded model steps (absent in images written
+    /// before model steps existed).
+    #[serde(default)]
+    pub model_steps: Vec<(EntityId, Vec<u64>)>,
+    /// Model usage per agent.
+    #[serde(default)]
+    pub model_usage: Vec<(EntityId, ModelUsage)>,
 }
 
 /// The image format this build writes and reads.
@@ -147,6 +155,12 @@ impl WorldState {
                 .map(|t| (t.spec.clone(), t.retired))
                 .collect(),
             calls: self.tools.calls().into_iter().cloned().collect(),
+            model_steps: self
+                .models
+                .tasks()
+                .map(|(t, seqs)| (t, seqs.to_vec()))
+                .collect(),
+            model_usage: self.models.usages().collect(),
         }
     }
 
@@ -244,6 +258,7 @@ impl WorldState {
             .map(|(f, entries)| (f, entries.into_iter().collect()))
             .collect();
         state.tools = crate::tools::ToolTable::from_parts(image.tools, image.calls);
+        state.models = crate::models::ModelTable::from_parts(image.model_steps, image.model_usage);
         state.check_invariants()?;
         Ok(state)
     }

@@ -96,6 +96,7 @@
 mod apply;
 mod context;
 mod decide;
+mod decide_models;
 mod decide_tools;
 mod digest;
 mod error;
@@ -103,6 +104,7 @@ mod idempotency;
 mod ids;
 mod image;
 mod kernel;
+mod models;
 mod opcode;
 mod state;
 mod tools;
@@ -116,6 +118,7 @@ pub use error::{InvariantViolation, KernelError};
 pub use idempotency::{IdempotencyIndex, request_hash};
 pub use image::{AgentImage, ExtensionEntries, IMAGE_VERSION, StateImage, TaskImage};
 pub use kernel::Kernel;
+pub use models::{ModelTable, ModelUsage};
 pub use opcode::{ExtensionRefusal, OpcodeHandler, OpcodeRegistry, SchemaCheck};
 pub use state::{
     AgentRecord, AgentStatus, ExtensionState, MAX_AGENT_DEPTH, TaskRecord, WorldState,

@@ -91,6 +91,8 @@ pub struct WorldState {
     pub(crate) extensions: BTreeMap<String, ExtensionState>,
     /// Registered tools and every call.
     pub(crate) tools: crate::tools::ToolTable,
+    /// Recorded model steps and usage.
+    pub(crate) models: crate::models::ModelTable,
 }
 
 impl WorldState {
@@ -214,6 +216,11 @@ impl WorldState {
     /// Registered tools and every call.
     pub fn tools(&self) -> &crate::tools::ToolTable {
         &self.tools
+    }
+
+    /// Recorded model steps and usage.
+    pub fn models(&self) -> &crate::models::ModelTable {
+        &self.models
     }
 
     /// Whether `descendant` is `ancestor` or below it in the agent tree. Walks at most
@@ -360,6 +367,10 @@ impl WorldState {
         }
         // 9. Calls name known tools and agents; the open sets match the statuses.
         self.tools.check(|a| self.agents.contains_key(&a))?;
+        // 10. Model steps name known tasks, in seq order, and are counted.
+        if let Err(detail) = self.models.check(|t| self.tasks.get(&t).map(|r| r.agent)) {
+            return fail(10, detail);
+        }
         for task in self.tasks.values() {
             // 6. A task's outcome is there exactly when it finished, and matches.
             let consistent = match (&task.state, &task.outcome) {

@@ -7,9 +7,9 @@ mod common;
 
 use std::sync::Arc;
 
-use common::{JsonSchema, World};
+use common::{JsonSchema, World, assert_replays, refused};
 use toka_auth::{Scope, permissions as p};
-use toka_kernel::{Kernel, KernelError, ToolOp, WorldState};
+use toka_kernel::{KernelError, ToolOp};
 use toka_types::{
     ApprovalPolicy, CallStatus, EntityId, KernelEvent, Operation, RetryPolicy, ToolResult, ToolSpec,
 };
@@ -55,33 +55,6 @@ fn call_id(events: &[KernelEvent]) -> EntityId {
 
 fn status(w: &World, call: EntityId) -> CallStatus {
     w.kernel.state().tools().call(call).unwrap().status
-}
-
-/// Submits `op`, expects refusal `code`, and checks that nothing changed.
-fn refused(w: &mut World, origin: EntityId, token: &str, op: Operation, code: &str) -> KernelError {
-    let before = w.kernel.state().digest();
-    let err = w.submit(origin, token, op).unwrap_err();
-    assert_eq!(err.code(), code, "{err}");
-    assert_eq!(
-        w.kernel.state().digest(),
-        before,
-        "a refusal changed the state"
-    );
-    err
-}
-
-/// The log replayed into a fresh kernel, and the state through a snapshot image, both
-/// equal the live state.
-fn assert_replays(w: &World) {
-    let mut replay = Kernel::new(w.keys.clone());
-    for e in &w.log {
-        replay.apply(e);
-        replay.state().check_invariants().unwrap();
-    }
-    assert_eq!(replay.state().digest(), w.kernel.state().digest());
-    assert_eq!(replay.state(), w.kernel.state());
-    let loaded = WorldState::from_image(w.kernel.state().image()).unwrap();
-    assert_eq!(loaded.digest(), w.kernel.state().digest());
 }
 
 struct Setup {

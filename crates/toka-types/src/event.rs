@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::id::EntityId;
+use crate::model::ModelStep;
 use crate::spec::{AgentSpec, ExtensionCall, Observation, TaskOutcome, TaskSpec};
 use crate::token::IssuedToken;
 use crate::tool::{ToolCall, ToolResult, ToolSpec};
@@ -147,6 +148,13 @@ pub enum KernelEvent {
         /// Why, for the caller.
         reason: String,
     },
+    /// An agent recorded one exchange with a language model, before acting on it.
+    ModelAnswered {
+        /// The exchange.
+        step: ModelStep,
+        /// The tokens debited (what the recorded response says it used).
+        tokens: u64,
+    },
     /// An event of an extension handler; only that handler interprets the payload.
     Extension(ExtensionCall),
 }
@@ -175,6 +183,7 @@ impl KernelEvent {
             Self::ToolStarted { .. } => "tool.started",
             Self::ToolReturned { .. } => "tool.returned",
             Self::ToolAbandoned { .. } => "tool.abandoned",
+            Self::ModelAnswered { .. } => "model.answered",
             Self::Extension(_) => "extension",
         }
     }

@@ -77,6 +77,14 @@ pub const MAX_REGISTERED_TOOLS: usize = 1024;
 /// Longest node name recorded on a started call, in characters.
 pub const MAX_NODE_NAME_CHARS: usize = 64;
 
+/// Longest model name in a recorded step, in characters.
+pub const MAX_MODEL_NAME_CHARS: usize = 128;
+/// Largest recorded model step (the messages it added plus the response), in bytes.
+pub const MAX_MODEL_STEP_BYTES: usize = 1024 * 1024;
+/// Most model steps one task's conversation may have.
+pub const MAX_MODEL_STEPS_PER_TASK: u32 = 1000;
+
 // A call event holds its input, a result event its output, each in one record.
 const _: () = assert!(MAX_TOOL_INPUT_BYTES + 64 * 1024 <= 2 * 1024 * 1024);
 const _: () = assert!(MAX_TOOL_OUTPUT_BYTES + 64 * 1024 <= 2 * 1024 * 1024);
+const _: () = assert!(MAX_MODEL_STEP_BYTES + 64 * 1024 <= 2 * 1024 * 1024);

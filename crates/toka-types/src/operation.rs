@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{ValidationError, check_text};
 use crate::id::EntityId;
 use crate::limits::MAX_JTI_BYTES;
+use crate::model::ModelStep;
 use crate::spec::{AgentSpec, ExtensionCall, Observation, TaskOutcome, TaskSpec};
 use crate::token::TokenGrant;
 use crate::tool::{check_approval_reason, check_tool_input, check_tool_name};
@@ -92,6 +93,10 @@ pub enum Operation {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         input_hash: Option<String>,
     },
+    /// Record one exchange with a language model (needs `model:use`), before acting
+    /// on its answer: `agent` works on `task`, claimed. The kernel debits the tokens
+    /// the recorded response says were used.
+    RecordModelStep(Box<ModelStep>),
     /// Call a handler registered with the kernel by another crate.
     Extension(ExtensionCall),
 }
@@ -110,6 +115,7 @@ impl Operation {
             Self::RevokeToken { .. } => "token.revoke",
             Self::CallTool { .. } => "tool.call",
             Self::DecideApproval { .. } => "approval.decide",
+            Self::RecordModelStep(_) => "model.step",
             Self::Extension(_) => "extension",
         }
     }
@@ -134,6 +140,7 @@ impl Operation {
                     None => Ok(()),
                 }
             }
+            Self::RecordModelStep(step) => step.validate(),
             Self::ScheduleAgentTask { .. }
             | Self::SpawnSubAgent { .. }
             | Self::EmitObservation { .. }

@@ -3,7 +3,7 @@
 #![allow(dead_code)]
 
 use toka_auth::{Claims, KeySet, Scope, SigningKey, mint, permissions};
-use toka_kernel::{Context, Kernel, KernelError};
+use toka_kernel::{Context, Kernel, KernelError, WorldState};
 use toka_types::{
     AgentSpec, EntityId, KernelEvent, Message, Operation, TaskSpec, Timestamp, TokenGrant,
 };
@@ -162,4 +162,37 @@ impl toka_kernel::SchemaCheck for JsonSchema {
             Err(e) => vec![e.to_string()],
         }
     }
+}
+
+/// Submits `op`, expects refusal `code`, and checks that nothing changed.
+pub fn refused(
+    w: &mut World,
+    origin: EntityId,
+    token: &str,
+    op: Operation,
+    code: &str,
+) -> KernelError {
+    let before = w.kernel.state().digest();
+    let err = w.submit(origin, token, op).unwrap_err();
+    assert_eq!(err.code(), code, "{err}");
+    assert_eq!(
+        w.kernel.state().digest(),
+        before,
+        "a refusal changed the state"
+    );
+    err
+}
+
+/// The log replayed into a fresh kernel, and the state through a snapshot image, both
+/// equal the live state.
+pub fn assert_replays(w: &World) {
+    let mut replay = Kernel::new(w.keys.clone());
+    for e in &w.log {
+        replay.apply(e);
+        replay.state().check_invariants().unwrap();
+    }
+    assert_eq!(replay.state().digest(), w.kernel.state().digest());
+    assert_eq!(replay.state(), w.kernel.state());
+    let loaded = WorldState::from_image(w.kernel.state().image()).unwrap();
+    assert_eq!(loaded.digest(), w.kernel.state().digest());
 }
