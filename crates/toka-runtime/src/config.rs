@@ -32,7 +32,7 @@ fn misspelt_section(rest: &str) -> Option<&'static str> {
     FIELDS
         .iter()
         .map(|f| f.section)
-        .chain([TOOLS_SECTION])
+        .chain(OWNED_SECTIONS.iter().copied())
         .find(|section| {
             let first = section.split('_').next().unwrap_or(section);
             first != word && edit_distance(first, word) <= 2 && word.len() >= 3
@@ -59,6 +59,11 @@ fn edit_distance(a: &str, b: &str) -> usize {
 
 /// The section the tool crate owns (tools, workspaces, allowlists, commands).
 pub const TOOLS_SECTION: &str = "tools";
+/// The section the planner crate owns (the model endpoint and its settings).
+pub const PLANNER_SECTION: &str = "planner";
+/// Sections another crate reads and checks; passed through as written, with no
+/// environment overrides.
+const OWNED_SECTIONS: &[&str] = &[TOOLS_SECTION, PLANNER_SECTION];
 
 /// The commented `[tools]` section of a new `toka.toml` (the tool crate documents and
 /// checks the keys; see docs/tools.md).
@@ -368,6 +373,9 @@ pub struct Config {
     /// `[tools]`, as written: the tool crate (`toka-tools`) reads and checks it.
     #[serde(default)]
     pub tools: toml::Table,
+    /// `[planner]`, as written: the planner crate (`toka-planner`) reads and checks it.
+    #[serde(default)]
+    pub planner: toml::Table,
     /// The folder relative paths are resolved against (the config file's folder).
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -455,6 +463,7 @@ impl Default for Config {
             },
             agents: AgentsConfig { max_restarts: 5 },
             tools: toml::Table::new(),
+            planner: toml::Table::new(),
             base_dir: PathBuf::from("."),
         }
     }
@@ -511,8 +520,8 @@ impl Config {
         // Unknown sections and keys are refused with their name (serde would say
         // "unknown field" without the section).
         for (section, value) in &file {
-            if section == TOOLS_SECTION {
-                continue; // checked by the tool crate, with its own key names
+            if OWNED_SECTIONS.contains(&section.as_str()) {
+                continue; // checked by the crate that owns it, with its own key names
             }
             let known_section = FIELDS.iter().any(|f| f.section == section);
             if !known_section {
@@ -542,11 +551,14 @@ impl Config {
                 continue;
             };
             let rest = rest.to_ascii_lowercase();
-            if rest.starts_with("tools_") {
+            if let Some(owned) = OWNED_SECTIONS
+                .iter()
+                .find(|s| rest.starts_with(&format!("{s}_")))
+            {
                 return Err(ConfigError::Invalid {
                     origin: "environment".into(),
                     message: format!(
-                        "{name}: the [tools] section has no environment overrides; set it in the file"
+                        "{name}: the [{owned}] section has no environment overrides; set it in the file"
                     ),
                 });
             }

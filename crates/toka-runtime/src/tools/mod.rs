@@ -126,7 +126,7 @@ impl Runtime {
     }
 
     /// The kernel event at `seq`.
-    pub(crate) async fn event_at(&self, seq: u64) -> Result<KernelEvent, String> {
+    pub async fn event_at(&self, seq: u64) -> Result<KernelEvent, String> {
         let records = self
             .store()
             .read_range(seq, 1)

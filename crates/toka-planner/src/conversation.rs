@@ -1,0 +1,104 @@
+//! [`Conversation`]: one task's exchange with the model, rebuilt from the log. Each
+//! recorded step holds the messages its request added and the model's answer, so the
+//! conversation is those, in order; nothing is asked of the model to rebuild it.
+//!
+//! This is how a planner resumes after a crash: it reads the conversation, and if the
+//! last answer asked for tool calls, it makes them (again: each with an idempotency
+//! key, so a call already made is answered from the log, never made twice) and asks
+//! for the next step.
+
+use serde_json::{Value, json};
+use toka_types::{EntityId, KernelEvent};
+
+/// A tool call the model asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ToolCallAsk {
+    /// Its id, which the tool message answers.
+    pub id: String,
+    /// The function name.
+    pub function: String,
+    /// The arguments, as the model wrote them (JSON text, maybe malformed).
+    pub arguments: String,
+}
+
+/// What the model answered in one step.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reply {
+    /// Its text.
+    pub content: Option<String>,
+    /// The tool calls it asked for.
+    pub tool_calls: Vec<ToolCallAsk>,
+    /// The assistant message to put back into the conversation.
+    pub message: Value,
+}
+
+impl Reply {
+    /// The first choice of a Chat Completions response; `None` if it has none.
+    pub fn of(response: &Value) -> Option<Self> {
+        let message = &response["choices"][0]["message"];
+        if !message.is_object() {
+            return None;
+        }
+        let tool_calls: Vec<ToolCallAsk> = message["tool_calls"]
+            .as_array()
+            .map(|calls| {
+                calls
+                    .iter()
+                    .map(|c| ToolCallAsk {
+                        id: c["id"].as_str().unwrap_or_default().to_string(),
+                        function: c["function"]["name"]
+                            .as_str()
+                            .unwrap_or_default()
+                            .to_string(),
+                        arguments: c["function"]["arguments"]
+                            .as_str()
+                            .map(str::to_string)
+                            .unwrap_or_else(|| c["function"]["arguments"].to_string()),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let content = message["content"].as_str().map(str::to_string);
+        // Only what a request message may carry goes back.
+        let mut back = json!({"role": "assistant", "content": message["content"].clone()});
+        if !tool_calls.is_empty() {
+            back["tool_calls"] = message["tool_calls"].clone();
+        }
+        Some(Self {
+            content,
+            tool_calls,
+            message: back,
+        })
+    }
+}
+
+/// A task's conversation so far.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Conversation {
+    /// Every message, as the next request sends it.
+    pub messages: Vec<Value>,
+    /// How many steps are recorded.
+    pub steps: u32,
+    /// The last step's answer.
+    pub last: Option<Reply>,
+}
+
+impl Conversation {
+    /// The conversation of `task`, read from the recorded steps.
+    pub async fn load(runtime: &toka_runtime::Runtime, task: EntityId) -> Result<Self, String> {
+        let seqs = runtime.read(|s| s.models().steps_of(task).to_vec());
+        let mut conversation = Self::default();
+        for seq in seqs {
+            let KernelEvent::ModelAnswered { step, .. } = runtime.event_at(seq).await? else {
+                return Err(format!("seq {seq} is not a model step"));
+            };
+            conversation.messages.extend(step.appended);
+            let reply = Reply::of(&step.response)
+                .ok_or_else(|| format!("the step at seq {seq} has no answer"))?;
+            conversation.messages.push(reply.message.clone());
+            conversation.steps += 1;
+            conversation.last = Some(reply);
+        }
+        Ok(conversation)
+    }
+}
