@@ -44,6 +44,12 @@ impl Caller {
             KernelEvent::IdempotencyKeyRecorded(r) => Some(r.origin),
             KernelEvent::ToolCalled(c) => Some(c.agent),
             KernelEvent::ModelAnswered { step, .. } => Some(step.agent),
+            // Spending is the authorising token's: its subject.
+            KernelEvent::BudgetSpent(s) => s
+                .jtis
+                .last()
+                .and_then(|j| state.issued_token(j))
+                .map(|t| t.sub),
             KernelEvent::ToolApproved { call, .. }
             | KernelEvent::ToolDenied { call, .. }
             | KernelEvent::ToolApprovalExpired { call }

@@ -480,6 +480,7 @@ pub async fn mint_token(
         permissions: request.permissions,
         scope,
         ttl_secs: request.ttl_secs,
+        budget: request.budget.unwrap_or_default().into(),
     };
     let signed = app
         .runtime
@@ -493,6 +494,7 @@ pub async fn mint_token(
                 other.to_string(),
             ),
         })?;
+    let jti = signed.claims.jti.clone();
     Ok(Json(TokenResponse {
         token: signed.token,
         jti: signed.claims.jti,
@@ -500,7 +502,43 @@ pub async fn mint_token(
         exp: signed.claims.exp,
         permissions: signed.claims.permissions,
         seq: signed.seq,
+        budget: app
+            .runtime
+            .read(|s| s.issued_token(&jti).map(|t| t.budget))
+            .unwrap_or_default()
+            .into(),
     }))
+}
+
+/// What the bearer's token may still spend: its own limits, what is left along its
+/// chain (a parent's spending and its other children's count), and what it spent.
+#[utoipa::path(get, path = "/v1/budget", tag = "tokens",
+    responses((status = 200, body = BudgetLeft), (status = 401, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn budget(State(app): State<AppState>, caller: Caller) -> Json<BudgetLeft> {
+    use toka_types::BudgetKind as K;
+    app.runtime.read(|s| {
+        let left = |k| toka_kernel::remaining(s, &caller.claims, k).map(|(n, _)| n);
+        let spent = s.spent().of(&caller.claims.jti);
+        Json(BudgetLeft {
+            jti: caller.claims.jti.clone(),
+            limits: s
+                .issued_token(&caller.claims.jti)
+                .map(|t| t.budget)
+                .unwrap_or_default()
+                .into(),
+            left: BudgetView {
+                model_tokens: left(K::ModelTokens),
+                tool_calls: left(K::ToolCalls),
+                spawns: left(K::Spawns),
+            },
+            spent: BudgetView {
+                model_tokens: Some(spent.model_tokens),
+                tool_calls: Some(spent.tool_calls),
+                spawns: Some(spent.spawns),
+            },
+        })
+    })
 }
 
 /// The newest checkpoint this node signed (Ed25519 over the documented bytes), with the

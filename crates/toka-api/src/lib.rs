@@ -28,6 +28,7 @@ pub mod query;
 pub mod schema;
 pub mod state;
 pub mod tools;
+pub mod transcript;
 pub mod views;
 
 use axum::Router;
@@ -56,6 +57,8 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(handlers::tasks))
         .routes(routes!(handlers::state))
         .routes(routes!(handlers::mint_token))
+        .routes(routes!(handlers::budget))
+        .routes(routes!(transcript::transcript))
         .routes(routes!(handlers::latest_checkpoint))
         .routes(routes!(tools::list_tools))
         .routes(routes!(tools::call_tool))

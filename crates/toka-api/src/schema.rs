@@ -128,6 +128,11 @@ pub fn operation() -> Value {
                 "permissions": {"type": "array", "maxItems": MAX_GRANT_PERMISSIONS, "items": permission()},
                 "scope": scope(),
                 "ttl_secs": ttl(),
+                "budget": object(&[], json!({
+                    "model_tokens": {"type": "integer", "minimum": 0, "maximum": i64::MAX},
+                    "tool_calls": {"type": "integer", "minimum": 0, "maximum": i64::MAX},
+                    "spawns": {"type": "integer", "minimum": 0, "maximum": i64::MAX},
+                })),
             })),
             op("revoke_token", &["jti"], json!({"jti": text(1, MAX_JTI_BYTES)})),
             op("call_tool", &["agent", "tool", "input"], json!({

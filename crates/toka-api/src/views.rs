@@ -333,6 +333,73 @@ pub struct TokenRequest {
     #[schema(minimum = 1, maximum = 86400)]
     #[serde(default, deserialize_with = "toka_types::whole::opt_u64")]
     pub ttl_secs: Option<u64>,
+    /// What it may spend: each limit at most what the bearer's token has left; a
+    /// limit left out is what the bearer has left of it.
+    #[serde(default)]
+    pub budget: Option<BudgetView>,
+}
+
+/// Budget limits (absent: no limit of this token's own).
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BudgetView {
+    /// Model tokens.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "toka_types::whole::opt_u64"
+    )]
+    #[schema(minimum = 0)]
+    pub model_tokens: Option<u64>,
+    /// Tool calls.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "toka_types::whole::opt_u64"
+    )]
+    #[schema(minimum = 0)]
+    pub tool_calls: Option<u64>,
+    /// Agents spawned.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "toka_types::whole::opt_u64"
+    )]
+    #[schema(minimum = 0)]
+    pub spawns: Option<u64>,
+}
+
+impl From<BudgetView> for toka_types::Budget {
+    fn from(v: BudgetView) -> Self {
+        Self {
+            model_tokens: v.model_tokens,
+            tool_calls: v.tool_calls,
+            spawns: v.spawns,
+        }
+    }
+}
+
+impl From<toka_types::Budget> for BudgetView {
+    fn from(b: toka_types::Budget) -> Self {
+        Self {
+            model_tokens: b.model_tokens,
+            tool_calls: b.tool_calls,
+            spawns: b.spawns,
+        }
+    }
+}
+
+/// What the bearer's token may still spend.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct BudgetLeft {
+    /// The token.
+    pub jti: String,
+    /// Its own limits.
+    pub limits: BudgetView,
+    /// What it has left of each kind, along its whole chain (absent: unlimited).
+    pub left: BudgetView,
+    /// What it (and the tokens it issued) spent.
+    pub spent: BudgetView,
 }
 
 /// A minted token.
@@ -350,6 +417,9 @@ pub struct TokenResponse {
     pub permissions: Vec<String>,
     /// The `seq` of the `token.issued` event that records it.
     pub seq: u64,
+    /// What it may spend.
+    #[serde(default)]
+    pub budget: BudgetView,
 }
 
 /// A signed checkpoint and the key that signed it.

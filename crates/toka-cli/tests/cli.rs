@@ -355,7 +355,8 @@ fn terminate_revoke_inspect_root_token_and_snapshots() {
 
     // inspect shows the claims without a server.
     let r = run(&["--json", "token", "inspect", doomed_token]);
-    let claims: Value = serde_json::from_str(r.stdout.trim()).unwrap();
+    let shown: Value = serde_json::from_str(r.stdout.trim()).unwrap();
+    let claims = &shown["claims"];
     assert_eq!(claims["sub"], doomed);
     assert_eq!(
         claims["permissions"],

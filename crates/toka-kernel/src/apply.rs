@@ -175,6 +175,7 @@ pub fn apply(state: &mut WorldState, event: &KernelEvent, handlers: &OpcodeRegis
             let seq = state.applied;
             state.tools.apply(event, seq);
         }
+        KernelEvent::BudgetSpent(spend) => state.spent.apply(spend),
         KernelEvent::ModelAnswered { step, tokens } => {
             let seq = state.applied;
             state.models.apply(step.agent, step.task, *tokens, seq);

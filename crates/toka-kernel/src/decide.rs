@@ -131,11 +131,14 @@ fn decide_operation(
             if state.agents.contains_key(&id) {
                 return Err(KernelError::IdCollision(id));
             }
-            Ok(vec![KernelEvent::AgentSpawned {
+            let spent = crate::budgets::spend(state, claims, toka_types::BudgetKind::Spawns, 1)?;
+            let mut events = vec![KernelEvent::AgentSpawned {
                 agent: id,
                 parent: Some(*parent),
                 spec: spec.clone(),
-            }])
+            }];
+            events.extend(spent);
+            Ok(events)
         }
         Operation::EmitObservation { agent, data } => {
             require(claims, permissions::OBSERVATION_EMIT, op)?;
@@ -316,6 +319,7 @@ pub fn decide_root_token(
         lineage: Vec::new(),
         issuer: None,
         kid: None,
+        budget: Default::default(),
     };
     Ok(vec![KernelEvent::TokenIssued(issued)])
 }
@@ -379,6 +383,7 @@ fn delegate(
     };
     let child =
         attenuate(claims, child, |d, a| state.is_within(d, a)).map_err(KernelError::Delegation)?;
+    let budget = crate::budgets::attenuate(state, claims, grant.budget)?;
     Ok(IssuedToken {
         jti: child.jti,
         sub: child.sub,
@@ -390,6 +395,7 @@ fn delegate(
         lineage: child.lineage,
         issuer: Some(issuer),
         kid: None,
+        budget,
     })
 }
 

@@ -8,7 +8,7 @@
 //! records what it got before it acts on it.
 
 use toka_auth::{Claims, permissions};
-use toka_types::{KernelEvent, ModelStep, Operation, TaskState};
+use toka_types::{BudgetKind, KernelEvent, ModelStep, Operation, TaskState};
 
 use crate::decide::{require, target, task_in_state};
 use crate::error::KernelError;
@@ -32,8 +32,12 @@ pub(crate) fn record_model_step(
             expected: next,
         });
     }
-    Ok(vec![KernelEvent::ModelAnswered {
-        tokens: step.tokens_used(),
+    let tokens = step.tokens_used();
+    let spent = crate::budgets::spend(state, claims, BudgetKind::ModelTokens, tokens)?;
+    let mut events = vec![KernelEvent::ModelAnswered {
+        tokens,
         step: step.clone(),
-    }])
+    }];
+    events.extend(spent);
+    Ok(events)
 }

@@ -88,8 +88,9 @@ pub(crate) fn call_tool(
     if state.tools.call(call).is_some() {
         return Err(KernelError::IdCollision(call));
     }
+    let spent = crate::budgets::spend(state, claims, toka_types::BudgetKind::ToolCalls, 1)?;
     let awaiting = record.spec.approval == toka_types::ApprovalPolicy::Required;
-    Ok(vec![KernelEvent::ToolCalled(ToolCall {
+    let mut events = vec![KernelEvent::ToolCalled(ToolCall {
         call,
         agent,
         origin,
@@ -99,7 +100,9 @@ pub(crate) fn call_tool(
         awaiting_approval: awaiting,
         approval_expires_at: awaiting
             .then(|| ctx.now.as_unix_secs() + record.spec.approval_ttl_secs),
-    })])
+    })];
+    events.extend(spent);
+    Ok(events)
 }
 
 /// `DecideApproval`.

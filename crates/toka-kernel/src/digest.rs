@@ -188,6 +188,13 @@ impl WorldState {
             t.lineage.iter().for_each(|j| e.bytes(j.as_bytes()));
             e.opt_id(t.issuer);
             e.bytes(t.kid.as_deref().unwrap_or("").as_bytes());
+            // Only budgeted tokens add bytes, so older logs keep their digests.
+            if !t.budget.is_unlimited() {
+                e.0.update(b"budget.v1");
+                for kind in toka_types::BudgetKind::ALL {
+                    e.u64(t.budget.limit(kind).map_or(0, |l| l.saturating_add(1)));
+                }
+            }
         }
 
         e.len(self.keys.len());
@@ -219,6 +226,18 @@ impl WorldState {
         // logs from before tools (and their signed checkpoints) stay what they were.
         if !(self.tools.tools.is_empty() && self.tools.calls.is_empty()) {
             self.digest_tools(&mut e);
+        }
+        // Likewise the spending section, once a budgeted token spent.
+        if !self.spent.is_empty() {
+            e.0.update(b"spent.v1");
+            let entries: Vec<_> = self.spent.entries().collect();
+            e.len(entries.len());
+            for (jti, s) in entries {
+                e.bytes(jti.as_bytes());
+                e.u64(s.model_tokens);
+                e.u64(s.tool_calls);
+                e.u64(s.spawns);
+            }
         }
         // Likewise the model section, once a step was recorded.
         if !self.models.is_empty() {

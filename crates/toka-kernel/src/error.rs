@@ -289,6 +289,26 @@ pub enum KernelError {
         /// The next step.
         expected: u64,
     },
+    /// The token, or an ancestor of it, has spent its budget of this kind.
+    #[error("budget exhausted: {budget} of token {jti} (limit {limit}) is spent")]
+    BudgetExhausted {
+        /// Which budget.
+        budget: &'static str,
+        /// The token whose budget is spent.
+        jti: String,
+        /// Its limit.
+        limit: u64,
+    },
+    /// A grant asks for more budget than the issuer has left.
+    #[error("budget {budget} of {asked} is more than the issuing token has left ({left})")]
+    BudgetExceedsIssuer {
+        /// Which budget.
+        budget: &'static str,
+        /// What the grant asked.
+        asked: u64,
+        /// What the issuer has left.
+        left: u64,
+    },
     /// A derived id is taken (astronomically unlikely; refused rather than overwritten).
     #[error("derived id {0} is already in use")]
     IdCollision(EntityId),
@@ -345,6 +365,8 @@ impl KernelError {
             K::ToolSpecInvalid { .. } => "tool_spec_invalid",
             K::TooManyTools { .. } => "too_many_tools",
             K::ModelStepOutOfOrder { .. } => "model_step_out_of_order",
+            K::BudgetExhausted { .. } => "budget_exhausted",
+            K::BudgetExceedsIssuer { .. } => "budget_exceeds_issuer",
         }
     }
 }

@@ -95,6 +95,9 @@ pub struct StateImage {
     /// Model usage per agent.
     #[serde(default)]
     pub model_usage: Vec<(EntityId, ModelUsage)>,
+    /// What each budgeted token spent.
+    #[serde(default)]
+    pub spent: Vec<(String, crate::budgets::Spent)>,
 }
 
 /// The image format this build writes and reads.
@@ -161,6 +164,11 @@ impl WorldState {
                 .map(|(t, seqs)| (t, seqs.to_vec()))
                 .collect(),
             model_usage: self.models.usages().collect(),
+            spent: self
+                .spent
+                .entries()
+                .map(|(j, s)| (j.to_string(), s))
+                .collect(),
         }
     }
 
@@ -259,6 +267,7 @@ impl WorldState {
             .collect();
         state.tools = crate::tools::ToolTable::from_parts(image.tools, image.calls);
         state.models = crate::models::ModelTable::from_parts(image.model_steps, image.model_usage);
+        state.spent = crate::budgets::SpentTable::from_parts(image.spent);
         state.check_invariants()?;
         Ok(state)
     }

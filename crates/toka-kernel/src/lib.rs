@@ -94,6 +94,7 @@
 #![deny(missing_docs)]
 
 mod apply;
+mod budgets;
 mod context;
 mod decide;
 mod decide_models;
@@ -110,6 +111,7 @@ mod state;
 mod tools;
 
 pub use apply::apply;
+pub use budgets::{Spent, SpentTable, remaining};
 pub use context::Context;
 pub use decide::{decide, decide_genesis, decide_key_change, decide_root_token};
 pub use decide_tools::{MAX_EXPIRIES_PER_DECISION, ToolOp, decide_tool_op};

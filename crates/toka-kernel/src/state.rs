@@ -93,6 +93,8 @@ pub struct WorldState {
     pub(crate) tools: crate::tools::ToolTable,
     /// Recorded model steps and usage.
     pub(crate) models: crate::models::ModelTable,
+    /// What each budgeted token spent.
+    pub(crate) spent: crate::budgets::SpentTable,
 }
 
 impl WorldState {
@@ -221,6 +223,11 @@ impl WorldState {
     /// Recorded model steps and usage.
     pub fn models(&self) -> &crate::models::ModelTable {
         &self.models
+    }
+
+    /// What each budgeted token spent.
+    pub fn spent(&self) -> &crate::budgets::SpentTable {
+        &self.spent
     }
 
     /// Whether `descendant` is `ancestor` or below it in the agent tree. Walks at most
@@ -367,6 +374,17 @@ impl WorldState {
         }
         // 9. Calls name known tools and agents; the open sets match the statuses.
         self.tools.check(|a| self.agents.contains_key(&a))?;
+        // 11. Only tokens the log issued have spending.
+        if let Some((jti, _)) = self
+            .spent
+            .entries()
+            .find(|(j, _)| !self.tokens.contains_key(*j))
+        {
+            return fail(
+                11,
+                format!("spending recorded for token {jti}, which the log never issued"),
+            );
+        }
         // 10. Model steps name known tasks, in seq order, and are counted.
         if let Err(detail) = self.models.check(|t| self.tasks.get(&t).map(|r| r.agent)) {
             return fail(10, detail);

@@ -16,6 +16,7 @@ fn grant(sub: EntityId, perms: &[&str]) -> TokenGrant {
         permissions: perms.iter().map(|s| s.to_string()).collect(),
         scope: None,
         ttl_secs: None,
+        budget: Default::default(),
     }
 }
 

@@ -268,6 +268,7 @@ fn run(actions: Vec<Action>) -> Result<(), TestCaseError> {
                     permissions: vec![permissions::TASK_SCHEDULE.into()],
                     scope: None,
                     ttl_secs: None,
+                    budget: Default::default(),
                 })
             }
             6 => {
@@ -388,6 +389,7 @@ fn a_long_run_exercises_every_outcome() {
                 permissions: vec![permissions::TASK_SCHEDULE.into()],
                 scope: None,
                 ttl_secs: None,
+                budget: Default::default(),
             }),
         )
         .unwrap();

@@ -99,6 +99,11 @@ impl Planner {
                 );
                 return self.finish(ctx, task, Err(why)).await;
             }
+            // Never pay for an answer the kernel would refuse to record.
+            if let Some((0, jti)) = self.left(ctx, toka_types::BudgetKind::ModelTokens)? {
+                let why = format!("budget exhausted: model_tokens of token {jti} is spent");
+                return self.finish(ctx, task, Err(why)).await;
+            }
             let toolbox = self.toolbox(ctx)?;
             let mut messages = conversation.messages.clone();
             messages.extend(appended.iter().cloned());
@@ -164,13 +169,33 @@ impl Planner {
         })
     }
 
-    fn toolbox(&self, ctx: &AgentContext) -> Result<Toolbox, AgentError> {
+    /// Reads the state with the planner's verified claims.
+    fn with_claims<T>(
+        &self,
+        ctx: &AgentContext,
+        read: impl FnOnce(&toka_kernel::WorldState, &toka_auth::Claims) -> T,
+    ) -> Result<T, AgentError> {
         let runtime = ctx.runtime();
         let keys = runtime.keys();
         let now = runtime.now_secs();
         runtime.read(|state| {
             let claims = toka_auth::validate(ctx.token(), now, state, &keys)?;
-            Ok(Toolbox::for_claims(state, &claims))
+            Ok(read(state, &claims))
+        })
+    }
+
+    fn toolbox(&self, ctx: &AgentContext) -> Result<Toolbox, AgentError> {
+        self.with_claims(ctx, Toolbox::for_claims)
+    }
+
+    /// What the planner's token has left of `kind` (`None`: no limit).
+    fn left(
+        &self,
+        ctx: &AgentContext,
+        kind: toka_types::BudgetKind,
+    ) -> Result<Option<(u64, String)>, AgentError> {
+        self.with_claims(ctx, |state, claims| {
+            toka_kernel::remaining(state, claims, kind)
         })
     }
 

@@ -217,3 +217,43 @@ async fn a_prompt_injection_in_a_tool_result_fails_at_the_kernel() {
     assert!(!std::path::Path::new("/etc/cron.d/x").exists());
     assert_eq!(rt.read(|s| s.tasks_of(root).len()), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_planner_stops_when_its_model_budget_is_spent_without_asking_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let (rt, _executor) = node(dir.path()).await;
+    let observe = || calls(&[("toka_observe", r#"{"text": "thinking"}"#)]);
+    let (url, script, _server) =
+        provider(vec![observe(), observe(), observe(), observe(), observe()]).await;
+    let (planner, _) = agent(&rt, "frugal", PLANNER_PERMISSIONS).await;
+    // Its token carries a budget of 250 model tokens (each scripted answer uses 120).
+    let root = rt.root().unwrap();
+    let admin = rt.issue_root_token().await.unwrap().token;
+    let grant = toka_types::TokenGrant {
+        sub: planner,
+        permissions: PLANNER_PERMISSIONS.iter().map(|s| s.to_string()).collect(),
+        scope: None,
+        ttl_secs: None,
+        budget: toka_types::Budget {
+            model_tokens: Some(250),
+            ..toka_types::Budget::default()
+        },
+    };
+    let token = rt.issue_token(root, &admin, grant).await.unwrap().token;
+    let task = schedule(&rt, planner, "think for a while").await;
+    let _hosted = host(
+        &rt,
+        planner,
+        token,
+        Arc::new(Planner::new(config(&url, 5000)).unwrap()),
+        3,
+    );
+    let reason = outcome(&rt, task).await.unwrap_err();
+    assert!(
+        reason.contains("budget exhausted: model_tokens"),
+        "{reason}"
+    );
+    // 120 + 120 < 250 allowed a third answer (360 spent); then no more requests.
+    assert_eq!(script.lock().unwrap().requests.len(), 3);
+    assert_eq!(model_steps(&rt, task).await.len(), 3);
+}

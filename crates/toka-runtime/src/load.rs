@@ -70,6 +70,7 @@ pub async fn run(
             permissions: vec!["task:schedule".into(), "task:claim".into()],
             scope: None,
             ttl_secs: None,
+            budget: Default::default(),
         };
         let signed = rt
             .issue_token(root, &admin, grant)

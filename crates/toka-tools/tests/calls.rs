@@ -148,6 +148,7 @@ impl Node {
             permissions: perms.iter().map(|s| s.to_string()).collect(),
             scope,
             ttl_secs: None,
+            budget: Default::default(),
         };
         self.rt
             .issue_token(self.root, &self.admin, grant)

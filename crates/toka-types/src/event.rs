@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::budget::Spend;
 use crate::id::EntityId;
 use crate::model::ModelStep;
 use crate::spec::{AgentSpec, ExtensionCall, Observation, TaskOutcome, TaskSpec};
@@ -155,6 +156,8 @@ pub enum KernelEvent {
         /// The tokens debited (what the recorded response says it used).
         tokens: u64,
     },
+    /// A decision spent from budgets: debited from each listed token.
+    BudgetSpent(Spend),
     /// An event of an extension handler; only that handler interprets the payload.
     Extension(ExtensionCall),
 }
@@ -184,6 +187,7 @@ impl KernelEvent {
             Self::ToolReturned { .. } => "tool.returned",
             Self::ToolAbandoned { .. } => "tool.abandoned",
             Self::ModelAnswered { .. } => "model.answered",
+            Self::BudgetSpent(_) => "budget.spent",
             Self::Extension(_) => "extension",
         }
     }

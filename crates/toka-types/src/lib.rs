@@ -22,6 +22,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod budget;
 mod bytes;
 mod error;
 mod event;
@@ -36,6 +37,7 @@ mod token;
 pub mod tool;
 pub mod whole;
 
+pub use budget::{Budget, BudgetKind, Spend};
 pub use error::ValidationError;
 pub use event::{IdempotencyRecord, KernelEvent, TaskState};
 pub use id::{EntityId, ParseIdError};

@@ -24,6 +24,7 @@ pub struct ModelStep {
     pub task: EntityId,
     /// Its place in the task's conversation: 1, 2, … (the kernel refuses a gap or a
     /// repeat, so a planner resumed after a crash cannot record a step twice).
+    #[serde(deserialize_with = "crate::whole::u32")]
     pub step: u32,
     /// The model asked, as configured.
     pub model: String,

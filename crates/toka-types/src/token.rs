@@ -10,6 +10,8 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use crate::budget::Budget;
+
 use crate::error::{ValidationError, check_text};
 use crate::id::{EntityId, ParseIdError};
 use crate::limits::{
@@ -83,6 +85,10 @@ pub struct TokenGrant {
         deserialize_with = "crate::whole::opt_u64"
     )]
     pub ttl_secs: Option<u64>,
+    /// What it may spend; each limit at most what the issuer's token has left. A
+    /// limit left out is what the issuer has left of it (if the issuer has one).
+    #[serde(default, skip_serializing_if = "Budget::is_unlimited")]
+    pub budget: Budget,
 }
 
 impl TokenGrant {
@@ -164,6 +170,9 @@ pub struct IssuedToken {
     /// The `kid` of the key that signs it (the node's active key when it was decided).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kid: Option<String>,
+    /// What it may spend (absent: no limit of its own).
+    #[serde(default, skip_serializing_if = "Budget::is_unlimited")]
+    pub budget: Budget,
 }
 
 impl IssuedToken {
@@ -206,6 +215,7 @@ mod tests {
             permissions: vec!["task:claim".into()],
             scope: None,
             ttl_secs: Some(60),
+            budget: Default::default(),
         };
         assert!(grant.validate().is_ok());
         grant.ttl_secs = Some(0);

@@ -67,6 +67,14 @@ pub fn u16<'de, D: Deserializer<'de>>(d: D) -> Result<u16, D::Error> {
         .ok_or_else(|| D::Error::custom("expected a whole number from 0 to 65535"))
 }
 
+/// A whole number from 0 to 4294967295.
+pub fn u32<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    let n = serde_json_number::Number::deserialize(d)?;
+    whole(n)
+        .and_then(|v| u32::try_from(v).ok())
+        .ok_or_else(|| D::Error::custom("expected a whole number from 0 to 4294967295"))
+}
+
 #[cfg(test)]
 mod tests {
     #[derive(serde::Deserialize)]

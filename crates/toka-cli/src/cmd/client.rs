@@ -38,6 +38,13 @@ pub enum AgentCmd {
         #[command(flatten)]
         remote: Remote,
     },
+    /// The recorded model conversation of a planner agent, step by step.
+    Transcript {
+        #[command(flatten)]
+        remote: Remote,
+        /// The agent.
+        agent: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -120,11 +127,24 @@ pub enum TokenCmd {
         /// Lifetime in seconds (default: as long as your own token).
         #[arg(long = "ttl", value_parser = clap::value_parser!(u64).range(1..=86400))]
         ttl_secs: Option<u64>,
+        /// Most model tokens it may spend (default: what your token has left).
+        #[arg(long)]
+        budget_tokens: Option<u64>,
+        /// Most tool calls it may make (default: what your token has left).
+        #[arg(long)]
+        budget_tool_calls: Option<u64>,
+        /// Most agents it may spawn (default: what your token has left).
+        #[arg(long)]
+        budget_spawns: Option<u64>,
     },
-    /// Show a token's claims (without verifying it).
+    /// Show a token's claims (without verifying them) and, from the server, what its
+    /// budget has left.
     Inspect {
-        /// The token.
-        token: String,
+        #[command(flatten)]
+        remote: Remote,
+        /// The token (default: --token / TOKA_TOKEN).
+        #[arg(value_name = "TOKEN")]
+        inspected: Option<String>,
     },
     /// Revoke a token by its jti (needs token:revoke).
     Revoke {
@@ -229,6 +249,13 @@ pub async fn agent(cmd: AgentCmd, out: Out) -> Result<ExitCode> {
             out.emit(&r, || {
                 out.say(format!("terminated {} agent(s)", r.events.len()))
             });
+        }
+        AgentCmd::Transcript { remote, agent } => {
+            let client = Client::new(&remote)?;
+            let t: toka_api::transcript::Transcript = client
+                .get(&format!("/v1/agents/{agent}/transcript"), &[])
+                .await?;
+            out.emit(&t, || print_transcript(out, &t));
         }
         AgentCmd::List { remote } => {
             let client = Client::new(&remote)?;
@@ -375,30 +402,56 @@ pub async fn token(cmd: TokenCmd, out: Out) -> Result<ExitCode> {
             permissions,
             scope,
             ttl_secs,
+            budget_tokens,
+            budget_tool_calls,
+            budget_spawns,
         } => {
             let client = Client::new(&remote)?;
+            let budget = json!({"model_tokens": budget_tokens, "tool_calls": budget_tool_calls, "spawns": budget_spawns});
             let r: TokenResponse = client
                 .post(
                     "/v1/tokens",
-                    &json!({"sub": sub, "permissions": permissions, "scope": scope, "ttl_secs": ttl_secs}),
+                    &json!({"sub": sub, "permissions": permissions, "scope": scope, "ttl_secs": ttl_secs, "budget": budget}),
                 )
                 .await?;
             out.emit(&r, || {
                 out.say(format!(
-                    "token for {} (jti {}, expires {}, permissions {}):",
+                    "token for {} (jti {}, expires {}, permissions {}, budget {}):",
                     r.sub,
                     r.jti,
                     r.exp,
-                    r.permissions.join(",")
+                    r.permissions.join(","),
+                    budget_text(&r.budget)
                 ));
                 out.say(&r.token);
             });
         }
-        TokenCmd::Inspect { token } => {
+        TokenCmd::Inspect {
+            mut remote,
+            inspected,
+        } => {
+            let token = inspected
+                .or_else(|| remote.token.clone())
+                .unwrap_or_default();
             let claims = toka_auth_claims(&token)?;
-            out.emit(&claims, || {
+            // What is left is the log's to say: ask the server, if one answers.
+            remote.token = Some(token);
+            let left: Option<toka_api::views::BudgetLeft> = match Client::new(&remote) {
+                Ok(client) => client.get("/v1/budget", &[]).await.ok(),
+                Err(_) => None,
+            };
+            out.emit(&json!({"claims": claims, "budget": left}), || {
                 out.say("claims (signature NOT verified; the server verifies):");
                 out.say(serde_json::to_string_pretty(&claims).unwrap_or_default());
+                match &left {
+                    Some(b) => out.say(format!(
+                        "budget: limits {}; left {}; spent {}",
+                        budget_text(&b.limits),
+                        budget_text(&b.left),
+                        budget_text(&b.spent)
+                    )),
+                    None => out.say("budget: no server answered (--server / TOKA_SERVER)"),
+                }
             });
         }
         TokenCmd::Revoke { remote, jti } => {
@@ -422,6 +475,80 @@ pub async fn token(cmd: TokenCmd, out: Out) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// One line per message: who said it and what (tool calls with their arguments).
+fn print_transcript(out: Out, t: &toka_api::transcript::Transcript) {
+    let short = |v: &serde_json::Value| -> String {
+        let text = match v.as_str() {
+            Some(s) => s.to_string(),
+            None if v.is_null() => String::new(),
+            None => v.to_string(),
+        };
+        let flat = text.replace('\n', " ");
+        if flat.chars().count() > 200 {
+            format!("{}…", flat.chars().take(200).collect::<String>())
+        } else {
+            flat
+        }
+    };
+    if t.steps.is_empty() {
+        out.say(format!("agent {} has no recorded model steps", t.agent));
+    }
+    let mut task = String::new();
+    for s in &t.steps {
+        if s.task != task {
+            task = s.task.clone();
+            out.say(format!("task {task}"));
+        }
+        for m in &s.appended {
+            let role = m["role"].as_str().unwrap_or("?");
+            match role {
+                "tool" => out.say(format!(
+                    "  tool {}: {}",
+                    m["tool_call_id"].as_str().unwrap_or(""),
+                    short(&m["content"])
+                )),
+                _ => out.say(format!("  {role}: {}", short(&m["content"]))),
+            }
+        }
+        out.say(format!(
+            "  step {} · seq {} · {} · {} tokens · {}",
+            s.step,
+            s.seq,
+            s.model,
+            s.tokens,
+            s.finish_reason.as_deref().unwrap_or("?")
+        ));
+        let content = short(&s.answer["content"]);
+        if !content.is_empty() {
+            out.say(format!("  assistant: {content}"));
+        }
+        for c in s.answer["tool_calls"].as_array().into_iter().flatten() {
+            out.say(format!(
+                "  assistant calls {}({})",
+                c["function"]["name"].as_str().unwrap_or("?"),
+                short(&c["function"]["arguments"])
+            ));
+        }
+    }
+}
+
+/// `model_tokens 500, tool_calls 10`, or `unlimited`.
+fn budget_text(b: &toka_api::views::BudgetView) -> String {
+    let parts: Vec<String> = [
+        ("model_tokens", b.model_tokens),
+        ("tool_calls", b.tool_calls),
+        ("spawns", b.spawns),
+    ]
+    .iter()
+    .filter_map(|(k, v)| v.map(|n| format!("{k} {n}")))
+    .collect();
+    if parts.is_empty() {
+        "unlimited".into()
+    } else {
+        parts.join(", ")
+    }
 }
 
 fn print_event(out: Out, e: &EventView) {

@@ -233,6 +233,7 @@ pub async fn agent(rt: &Runtime, name: &str, permissions: &[&str]) -> (EntityId,
         permissions: permissions.iter().map(|s| s.to_string()).collect(),
         scope: None,
         ttl_secs: None,
+        budget: Default::default(),
     };
     let token = rt.issue_token(root, &admin, grant).await.unwrap().token;
     (agent, token)

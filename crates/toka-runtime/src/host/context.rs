@@ -203,6 +203,7 @@ impl AgentContext {
             permissions: permissions.iter().map(|p| p.to_string()).collect(),
             scope: None,
             ttl_secs: None,
+            budget: Default::default(),
         };
         let signed = self
             .runtime

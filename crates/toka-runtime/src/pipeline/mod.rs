@@ -116,6 +116,8 @@ pub(crate) struct Outage {
     backoff: Duration,
 }
 
+// Submit is nearly every command: boxing it would cost an allocation per message.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Command {
     Submit {
         request: Request,

@@ -48,6 +48,7 @@ pub async fn delegate(
         permissions: permissions.iter().map(|p| p.to_string()).collect(),
         scope: None,
         ttl_secs: None,
+        budget: Default::default(),
     };
     Ok(rt.issue_token(issuer, issuer_token, grant).await?.token)
 }
