@@ -92,6 +92,8 @@ pub enum Command {
     /// a running `toka serve` (token from TOKA_TOKEN or --token-file); `toka mcp
     /// config` prints a client's configuration entry.
     Mcp(cmd::mcp::McpArgs),
+    /// A planner agent works a goal on the data folder, live; prints the answer.
+    Run(cmd::run::RunArgs),
     /// Tool calls waiting for approval, in your token's scope.
     Approvals {
         #[command(flatten)]
@@ -177,6 +179,14 @@ pub enum Command {
         /// Where to put the demo's data (default: a new temporary folder).
         #[arg(long)]
         dir: Option<PathBuf>,
+        /// An OpenAI-compatible endpoint (up to /v1) for the planner step, instead of
+        /// the built-in scripted model (its key, if any, in OPENAI_API_KEY is not read:
+        /// use a local server such as Ollama).
+        #[arg(long)]
+        llm_url: Option<String>,
+        /// The model at --llm-url.
+        #[arg(long, default_value = "llama3.1", requires = "llm_url")]
+        model: String,
     },
     /// Measure acknowledged messages per second through the real runtime.
     Bench(cmd::bench::BenchArgs),

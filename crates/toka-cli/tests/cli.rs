@@ -293,6 +293,14 @@ fn demo_runs_and_verifies() {
     let r = run(&["demo", "--dir", dir.path().join("demo").to_str().unwrap()]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(r.stdout.contains("was refused"), "{}", r.stdout);
+    // The planner step, on the scripted model, says so and records its exchanges.
+    assert!(r.stdout.contains("SCRIPTED model"), "{}", r.stdout);
+    assert!(
+        r.stdout
+            .contains("answer: The outage was caused by an expired certificate."),
+        "{}",
+        r.stdout
+    );
     assert!(r.stdout.contains("(identical)"));
     let r = run(&[
         "verify",

@@ -72,6 +72,30 @@ impl Reply {
     }
 }
 
+impl Reply {
+    /// One line for people: `calls f(args), g(args)` or `answers: text`, each piece
+    /// cut to `max_chars`.
+    pub fn describe(&self, max_chars: usize) -> String {
+        let cut = |t: &str| {
+            let flat = t.replace('\n', " ");
+            if flat.chars().count() > max_chars {
+                format!("{}…", flat.chars().take(max_chars).collect::<String>())
+            } else {
+                flat
+            }
+        };
+        if self.tool_calls.is_empty() {
+            return format!("answers: {}", cut(self.content.as_deref().unwrap_or("")));
+        }
+        let calls: Vec<String> = self
+            .tool_calls
+            .iter()
+            .map(|c| format!("{}({})", c.function, cut(&c.arguments)))
+            .collect();
+        format!("calls {}", calls.join(", "))
+    }
+}
+
 /// A task's conversation so far.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Conversation {

@@ -82,6 +82,13 @@ const TOOLS_TEMPLATE: &str = r#"
 # program = "/usr/bin/git"
 # args = ["log", "--oneline", "-n", "{count}"]
 # params.count = { type = "integer", minimum = 1, maximum = 50 }
+
+# The LLM planner of `toka run` (docs/planner.md). Any OpenAI-compatible endpoint.
+# [planner]
+# base_url = "http://127.0.0.1:11434/v1"
+# model = "llama3.1"
+# api_key_env = "OPENAI_API_KEY"           # the name of the variable, never the key
+# max_steps = 20
 "#;
 
 /// Every setting, in file order.

@@ -23,7 +23,7 @@ use toka_types::{
 use crate::cmd::init::{Alg, initialise};
 use crate::output::{Out, table};
 
-async fn send(
+pub(super) async fn send(
     rt: &Runtime,
     origin: EntityId,
     token: &str,
@@ -53,7 +53,7 @@ async fn issue(
     Ok(rt.issue_token(issuer, issuer_token, grant).await?)
 }
 
-fn new_id(events: &[KernelEvent]) -> Result<EntityId> {
+pub(super) fn new_id(events: &[KernelEvent]) -> Result<EntityId> {
     match events.first() {
         Some(KernelEvent::AgentSpawned { agent, .. }) => Ok(*agent),
         Some(KernelEvent::TaskScheduled { task, .. }) => Ok(*task),
@@ -193,7 +193,11 @@ async fn tool_tour(
     Ok(())
 }
 
-pub async fn run(dir: Option<PathBuf>, out: Out) -> Result<ExitCode> {
+pub async fn run(
+    dir: Option<PathBuf>,
+    llm: Option<(String, String)>,
+    out: Out,
+) -> Result<ExitCode> {
     let dir = match dir {
         Some(d) => d,
         None => std::env::temp_dir().join(format!(
@@ -408,6 +412,8 @@ pub async fn run(dir: Option<PathBuf>, out: Out) -> Result<ExitCode> {
 
     let (_, w1, w1_token) = &workers[0];
     tool_tour(&rt, (root, &admin), (*w1, w1_token), out).await?;
+    let llm = llm.as_ref().map(|(u, m)| (u.as_str(), m.as_str()));
+    super::demo_planner::planner_step(&rt, (root, &admin), llm, out).await?;
 
     out.say("\nAgent tree:");
     let rows: Vec<Vec<String>> = rt.read(|s| {

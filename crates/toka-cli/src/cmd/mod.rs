@@ -4,10 +4,12 @@ pub mod bench;
 pub mod checkpoint;
 pub mod client;
 pub mod demo;
+mod demo_planner;
 pub mod init;
 pub mod key;
 pub mod mcp;
 pub mod offline;
+pub mod run;
 pub mod serve;
 pub mod tool;
 
@@ -36,6 +38,7 @@ pub async fn run(command: Command, out: Out) -> Result<ExitCode> {
         Command::Events(a) => client::events(a, out).await,
         Command::Tool(c) => tool::tool(c, out).await,
         Command::Mcp(a) => mcp::run(a).await,
+        Command::Run(a) => run::run(a, out).await,
         Command::Approvals { remote } => tool::approvals(remote, out).await,
         Command::Approve {
             remote,
@@ -70,7 +73,11 @@ pub async fn run(command: Command, out: Out) -> Result<ExitCode> {
             offline::export(&local.config, file.as_deref(), out).await
         }
         Command::Import { local, file } => offline::import(&local.config, &file, out).await,
-        Command::Demo { dir } => demo::run(dir, out).await,
+        Command::Demo {
+            dir,
+            llm_url,
+            model,
+        } => demo::run(dir, llm_url.map(|u| (u, model)), out).await,
         Command::Bench(args) => bench::run(args, out).await,
         Command::Completions { shell } => {
             let mut script = Vec::new();

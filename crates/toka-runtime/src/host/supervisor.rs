@@ -75,9 +75,10 @@ pub fn host(
             status_tx.send_replace(HostedStatus::Running { restarts });
             let mut ctx = AgentContext::new(runtime.clone(), id, token.clone(), max_restarts);
             let agent = Arc::clone(&agent);
-            // Its own task, so a panic is caught here instead of unwinding through us.
-            let run = tokio::spawn(async move { agent.run(&mut ctx).await });
-            let failure = match run.await {
+            // Its own task, so a panic is caught here instead of unwinding through us;
+            // aborting the supervisor drops the guard, which aborts the run too.
+            let run = AbortOnDrop(tokio::spawn(async move { agent.run(&mut ctx).await }));
+            let failure = match run.wait().await {
                 Ok(Ok(())) => {
                     status_tx.send_replace(HostedStatus::Finished);
                     return;
@@ -100,4 +101,19 @@ pub fn host(
         }
     });
     AgentHandle { id, status, task }
+}
+
+/// A task that is aborted when this handle is dropped (with the supervisor's own task).
+struct AbortOnDrop<T>(JoinHandle<T>);
+
+impl<T> AbortOnDrop<T> {
+    async fn wait(mut self) -> Result<T, tokio::task::JoinError> {
+        (&mut self.0).await
+    }
+}
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
