@@ -174,6 +174,15 @@ pub enum Command {
         /// The export file.
         file: PathBuf,
     },
+    /// Branch the log: a new folder with the verified log up to --at (offline).
+    Fork(cmd::fork::ForkArgs),
+    /// The first seq where two logs differ (exit 0 identical, 1 different; offline).
+    Diff {
+        /// One configuration.
+        a: PathBuf,
+        /// The other.
+        b: PathBuf,
+    },
     /// A short tour on an embedded SQLite store in a fresh folder.
     Demo {
         /// Where to put the demo's data (default: a new temporary folder).

@@ -195,3 +195,98 @@ fn toka_run_without_a_model_says_how_to_configure_one() {
     assert!(r.stderr.contains("[planner]"), "{}", r.stderr);
     assert!(r.stderr.contains("--llm-url"), "{}", r.stderr);
 }
+
+#[test]
+fn a_fork_mid_plan_continues_with_another_model_and_diff_names_the_fork_point() {
+    let dir = tempfile::tempdir().unwrap();
+    init(dir.path());
+    let first = Llm::start(
+        dir.path(),
+        json!([
+            say_calls("fs_read", json!({"path": "notes.txt"})),
+            say_calls("toka_finish", json!({"answer": "first model: buy milk"})),
+        ]),
+    );
+    configure(dir.path(), &first);
+    std::fs::create_dir_all(dir.path().join("workspace")).unwrap();
+    std::fs::write(dir.path().join("workspace/notes.txt"), "buy milk").unwrap();
+    let cfg = config(dir.path());
+    let cfg = cfg.to_str().unwrap();
+    let r = run(&["--json", "run", "What does notes.txt say?", "--config", cfg]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let planner = serde_json::from_str::<Value>(r.stdout.trim()).unwrap()["agent"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // The first recorded answer: the middle of the plan.
+    let export = run(&["export", "--config", cfg]);
+    let at = export
+        .stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|e| e["kind"] == "model.answered")
+        .and_then(|e| e["seq"].as_u64())
+        .unwrap();
+
+    let fork_dir = dir.path().join("fork");
+    let r = run(&[
+        "fork",
+        "--config",
+        cfg,
+        "--at",
+        &at.to_string(),
+        "--out",
+        fork_dir.to_str().unwrap(),
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    // Continue on the fork with another model: step 1 is reused from the log, only
+    // step 2 is asked of the new one.
+    let second_dir = dir.path().join("second");
+    std::fs::create_dir_all(&second_dir).unwrap();
+    let second = Llm::start(
+        &second_dir,
+        json!([say_calls(
+            "toka_finish",
+            json!({"answer": "second model: milk"})
+        )]),
+    );
+    let fork_cfg = fork_dir.join("toka.toml");
+    let r = run(&[
+        "--json",
+        "run",
+        "--resume",
+        &planner,
+        "--config",
+        fork_cfg.to_str().unwrap(),
+        "--llm-url",
+        &second.url,
+        "--model",
+        "other-model",
+    ]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let v: Value = serde_json::from_str(r.stdout.trim()).unwrap();
+    assert_eq!(v["outcome"]["result"], "second model: milk", "{v}");
+    let asked = second.requests();
+    assert_eq!(asked.len(), 1, "only the step after the fork point");
+    assert!(
+        asked[0].contains("buy milk"),
+        "it continued the recorded conversation: {}",
+        asked[0]
+    );
+    assert_eq!(first.requests().len(), 2);
+
+    let r = run(&["--json", "diff", cfg, fork_cfg.to_str().unwrap()]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let d: Value = serde_json::from_str(r.stdout.trim()).unwrap();
+    assert_eq!(d["identical"], false);
+    let part = d["first_difference"].as_u64().unwrap();
+    assert!(
+        part > at,
+        "they agree up to the fork point ({at}), part at {part}: {d}"
+    );
+    let r = run(&["diff", cfg, cfg]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("identical"), "{}", r.stdout);
+    let r = run(&["verify", "--config", fork_cfg.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+}

@@ -5,6 +5,7 @@ pub mod checkpoint;
 pub mod client;
 pub mod demo;
 mod demo_planner;
+pub mod fork;
 pub mod init;
 pub mod key;
 pub mod mcp;
@@ -73,6 +74,8 @@ pub async fn run(command: Command, out: Out) -> Result<ExitCode> {
             offline::export(&local.config, file.as_deref(), out).await
         }
         Command::Import { local, file } => offline::import(&local.config, &file, out).await,
+        Command::Fork(a) => fork::fork(&a.config, a.at, &a.out, out).await,
+        Command::Diff { a, b } => fork::diff(&a, &b, out).await,
         Command::Demo {
             dir,
             llm_url,
