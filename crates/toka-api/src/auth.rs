@@ -39,7 +39,9 @@ impl Caller {
             | KernelEvent::TaskClaimed { agent, .. }
             | KernelEvent::TaskCompleted { agent, .. }
             | KernelEvent::ObservationEmitted { agent, .. }
-            | KernelEvent::AgentTerminated { agent, .. } => Some(*agent),
+            | KernelEvent::AgentTerminated { agent, .. }
+            | KernelEvent::TaskHeartbeat { agent, .. }
+            | KernelEvent::TaskLeaseExpired { agent, .. } => Some(*agent),
             KernelEvent::TokenIssued(t) => Some(t.sub),
             KernelEvent::IdempotencyKeyRecorded(r) => Some(r.origin),
             KernelEvent::ToolCalled(c) => Some(c.agent),

@@ -12,9 +12,9 @@ use serde_json::{Value, json};
 use toka_types::limits::{
     MAX_AGENT_NAME_CHARS, MAX_APPROVAL_REASON_CHARS, MAX_EXTENSION_FAMILY_BYTES,
     MAX_EXTENSION_PAYLOAD_BYTES, MAX_GRANT_PERMISSIONS, MAX_IDEMPOTENCY_KEY_BYTES, MAX_JTI_BYTES,
-    MAX_MODEL_NAME_CHARS, MAX_MODEL_STEPS_PER_TASK, MAX_OBSERVATION_BYTES, MAX_PERMISSION_BYTES,
-    MAX_TASK_DESCRIPTION_CHARS, MAX_TASK_RESULT_CHARS, MAX_TOKEN_LIFETIME_SECS,
-    MAX_TOOL_NAME_CHARS,
+    MAX_LEASE_SECS, MAX_MODEL_NAME_CHARS, MAX_MODEL_STEPS_PER_TASK, MAX_OBSERVATION_BYTES,
+    MAX_PERMISSION_BYTES, MAX_TASK_DESCRIPTION_CHARS, MAX_TASK_RESULT_CHARS,
+    MAX_TOKEN_LIFETIME_SECS, MAX_TOOL_NAME_CHARS,
 };
 
 fn uuid() -> Value {
@@ -145,6 +145,11 @@ pub fn operation() -> Value {
                 "approve": {"type": "boolean"},
                 "reason": text(0, MAX_APPROVAL_REASON_CHARS),
                 "input_hash": hash(),
+            })),
+            op("heartbeat", &["agent", "task", "lease_secs"], json!({
+                "agent": uuid(),
+                "task": uuid(),
+                "lease_secs": {"type": "integer", "minimum": 1, "maximum": MAX_LEASE_SECS},
             })),
             op("record_model_step", &["agent", "task", "step", "model", "request_hash", "appended", "response"], json!({
                 "agent": uuid(),

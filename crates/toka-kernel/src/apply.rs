@@ -105,9 +105,23 @@ pub fn apply(state: &mut WorldState, event: &KernelEvent, handlers: &OpcodeRegis
                 };
                 t.outcome = Some(outcome.clone());
             }
+            state.leases.until.remove(task);
             if let Some(a) = state.agents.get_mut(agent) {
                 let was_open = a.open_tasks.remove(task);
                 debug_assert!(was_open);
+            }
+        }
+        KernelEvent::TaskHeartbeat { task, until, .. } => {
+            state.leases.until.insert(*task, *until);
+        }
+        KernelEvent::TaskLeaseExpired { agent, task } => {
+            if let Some(t) = state.tasks.get_mut(task) {
+                debug_assert_eq!(t.state, TaskState::Claimed);
+                t.state = TaskState::Queued;
+            }
+            state.leases.until.remove(task);
+            if let Some(a) = state.agents.get_mut(agent) {
+                a.queued += 1;
             }
         }
         KernelEvent::ObservationEmitted { agent, .. } => {
@@ -128,6 +142,7 @@ pub fn apply(state: &mut WorldState, event: &KernelEvent, handlers: &OpcodeRegis
                     }
                     t.state = TaskState::Cancelled;
                 }
+                state.leases.until.remove(id);
             }
             if let Some(a) = state.agents.get_mut(agent) {
                 debug_assert_eq!(a.status, AgentStatus::Active);

@@ -239,6 +239,11 @@ fn decide_operation(
             &asked(),
             (*call, *approve, reason, input_hash.as_deref()),
         ),
+        Operation::Heartbeat {
+            agent,
+            task,
+            lease_secs,
+        } => crate::leases::heartbeat(state, claims, op, (*agent, *task, *lease_secs), ctx),
         Operation::RecordModelStep(step) => {
             crate::decide_models::record_model_step(state, claims, op, step)
         }

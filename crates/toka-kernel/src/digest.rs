@@ -227,6 +227,16 @@ impl WorldState {
         if !(self.tools.tools.is_empty() && self.tools.calls.is_empty()) {
             self.digest_tools(&mut e);
         }
+        // Likewise the lease section, once a task held a lease.
+        if !self.leases.is_empty() {
+            e.0.update(b"leases.v1");
+            let entries: Vec<_> = self.leases.entries().collect();
+            e.len(entries.len());
+            for (task, until) in entries {
+                e.id(task);
+                e.u64(until);
+            }
+        }
         // Likewise the spending section, once a budgeted token spent.
         if !self.spent.is_empty() {
             e.0.update(b"spent.v1");

@@ -98,6 +98,9 @@ pub struct StateImage {
     /// What each budgeted token spent.
     #[serde(default)]
     pub spent: Vec<(String, crate::budgets::Spent)>,
+    /// Leases of claimed tasks (Unix seconds they run to).
+    #[serde(default)]
+    pub leases: Vec<(EntityId, u64)>,
 }
 
 /// The image format this build writes and reads.
@@ -169,6 +172,7 @@ impl WorldState {
                 .entries()
                 .map(|(j, s)| (j.to_string(), s))
                 .collect(),
+            leases: self.leases.entries().collect(),
         }
     }
 
@@ -268,6 +272,7 @@ impl WorldState {
         state.tools = crate::tools::ToolTable::from_parts(image.tools, image.calls);
         state.models = crate::models::ModelTable::from_parts(image.model_steps, image.model_usage);
         state.spent = crate::budgets::SpentTable::from_parts(image.spent);
+        state.leases = crate::leases::LeaseTable::from_parts(image.leases);
         state.check_invariants()?;
         Ok(state)
     }

@@ -173,6 +173,16 @@ impl Kernel {
         Ok(events)
     }
 
+    /// Queues again the claimed tasks whose lease ran out by `ctx.now`, and applies it.
+    /// Not reachable through a message: the runtime asks on a timer.
+    pub fn expire_leases(&mut self, ctx: &Context) -> Result<Vec<KernelEvent>, KernelError> {
+        self.check_clock(ctx)?;
+        let events = crate::leases::decide_expire_leases(&self.state, ctx)?;
+        self.apply_all(&events);
+        self.last_now = ctx.now;
+        Ok(events)
+    }
+
     /// Records what the node's executor reports (see [`ToolOp`](crate::ToolOp)), and
     /// applies it. Not reachable through a message.
     pub fn tool_op(

@@ -105,6 +105,7 @@ mod idempotency;
 mod ids;
 mod image;
 mod kernel;
+mod leases;
 mod models;
 mod opcode;
 mod state;
@@ -120,6 +121,7 @@ pub use error::{InvariantViolation, KernelError};
 pub use idempotency::{IdempotencyIndex, request_hash};
 pub use image::{AgentImage, ExtensionEntries, IMAGE_VERSION, StateImage, TaskImage};
 pub use kernel::Kernel;
+pub use leases::{LeaseTable, decide_expire_leases};
 pub use models::{ModelTable, ModelUsage};
 pub use opcode::{ExtensionRefusal, OpcodeHandler, OpcodeRegistry, SchemaCheck};
 pub use state::{

@@ -95,6 +95,8 @@ pub struct WorldState {
     pub(crate) models: crate::models::ModelTable,
     /// What each budgeted token spent.
     pub(crate) spent: crate::budgets::SpentTable,
+    /// Leases of claimed tasks whose workers heartbeat.
+    pub(crate) leases: crate::leases::LeaseTable,
 }
 
 impl WorldState {
@@ -228,6 +230,11 @@ impl WorldState {
     /// What each budgeted token spent.
     pub fn spent(&self) -> &crate::budgets::SpentTable {
         &self.spent
+    }
+
+    /// Leases of claimed tasks.
+    pub fn leases(&self) -> &crate::leases::LeaseTable {
+        &self.leases
     }
 
     /// Whether `descendant` is `ancestor` or below it in the agent tree. Walks at most
@@ -374,6 +381,14 @@ impl WorldState {
         }
         // 9. Calls name known tools and agents; the open sets match the statuses.
         self.tools.check(|a| self.agents.contains_key(&a))?;
+        // 12. Only claimed tasks hold a lease.
+        if let Some((task, _)) = self.leases.entries().find(|(t, _)| {
+            self.tasks
+                .get(t)
+                .is_none_or(|r| r.state != TaskState::Claimed)
+        }) {
+            return fail(12, format!("task {task} holds a lease but is not claimed"));
+        }
         // 11. Only tokens the log issued have spending.
         if let Some((jti, _)) = self
             .spent

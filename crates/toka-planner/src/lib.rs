@@ -25,6 +25,6 @@ mod toolbox;
 
 pub use config::{PlannerConfig, PlannerConfigError};
 pub use conversation::{Conversation, Reply, ToolCallAsk};
-pub use planner::Planner;
+pub use planner::{LEASE_SECS, Planner};
 pub use provider::{Answer, ChatClient, ProviderError};
 pub use toolbox::{Entry, Target, Toolbox};

@@ -30,6 +30,11 @@ use crate::toolbox::{Target, Toolbox};
 const MAX_TOOL_MESSAGE_BYTES: usize = 64 * 1024;
 /// Longest wait for one tool call in one go (approval included); then it waits again.
 const CALL_WAIT: Duration = Duration::from_secs(120);
+/// The lease the planner holds on a task it works: if it dies, the task is queued
+/// again this long after its last heartbeat.
+pub const LEASE_SECS: u32 = 60;
+/// How often it renews the lease.
+const HEARTBEAT: Duration = Duration::from_secs(20);
 
 /// The planner agent.
 #[derive(Debug, Clone)]
@@ -53,8 +58,21 @@ impl Planner {
         Ok(Self { config, client })
     }
 
-    /// Works `task` until it is done or failed (resuming what the log holds).
+    /// Works `task` until it is done or failed (resuming what the log holds), holding
+    /// a lease on it while it does.
     async fn work(
+        &self,
+        ctx: &AgentContext,
+        task: EntityId,
+        description: &str,
+    ) -> Result<(), AgentError> {
+        ctx.heartbeat(task, LEASE_SECS).await?;
+        let _lease = Heartbeats::start(ctx, task);
+        self.steps(ctx, task, description).await
+    }
+
+    /// The step loop of [`Planner::work`].
+    async fn steps(
         &self,
         ctx: &AgentContext,
         task: EntityId,
@@ -335,6 +353,38 @@ impl Planner {
                 view.record.reason.unwrap_or_default()
             ),
         })
+    }
+}
+
+/// Renews the lease on a task until dropped.
+struct Heartbeats(tokio::task::JoinHandle<()>);
+
+impl Heartbeats {
+    fn start(ctx: &AgentContext, task: EntityId) -> Self {
+        let (runtime, agent, token) = (ctx.runtime().clone(), ctx.id(), ctx.token().to_string());
+        Self(tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(HEARTBEAT).await;
+                let beat = Operation::Heartbeat {
+                    agent,
+                    task,
+                    lease_secs: LEASE_SECS,
+                };
+                if let Err(r) = runtime
+                    .submit(Message::new(agent, token.clone(), beat))
+                    .await
+                {
+                    tracing::debug!(%task, error = %r.error, "heartbeat refused; the task ended or moved");
+                    return;
+                }
+            }
+        }))
+    }
+}
+
+impl Drop for Heartbeats {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

@@ -257,3 +257,79 @@ async fn a_planner_stops_when_its_model_budget_is_spent_without_asking_again() {
     assert_eq!(script.lock().unwrap().requests.len(), 3);
     assert_eq!(model_steps(&rt, task).await.len(), 3);
 }
+
+/// A worker that claims, takes a short lease, and then hangs (it never beats again).
+struct Stalls;
+
+#[async_trait::async_trait]
+impl toka_runtime::host::Agent for Stalls {
+    async fn run(
+        &self,
+        ctx: &mut toka_runtime::host::AgentContext,
+    ) -> Result<(), toka_runtime::host::AgentError> {
+        if let Some(task) = ctx.next_task().await {
+            ctx.claim(task.id).await?;
+            ctx.heartbeat(task.id, 1).await?;
+        }
+        std::future::pending::<()>().await;
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_that_dies_loses_its_claim_and_the_task_is_picked_up_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let (rt, _executor) = node(dir.path()).await;
+    let (url, script, _server) = provider(vec![calls(&[(
+        "toka_finish",
+        r#"{"answer": "picked up and done"}"#,
+    )])])
+    .await;
+    let (worker, token) = agent(&rt, "worker", PLANNER_PERMISSIONS).await;
+    let task = schedule(&rt, worker, "a job that must not be lost").await;
+    let stalled = host(&rt, worker, token.clone(), Arc::new(Stalls), 0);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while rt.read(|s| s.leases().of(task).is_none()) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the worker never took a lease"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // It dies holding the claim; after its lease the runtime queues the task again…
+    stalled.abort();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while rt.read(|s| s.task(task).unwrap().state) != toka_types::TaskState::Queued {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the lease never expired"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // …and the restarted worker (a planner now) picks it up and finishes it.
+    let _hosted = host(
+        &rt,
+        worker,
+        token,
+        Arc::new(Planner::new(config(&url, 5000)).unwrap()),
+        3,
+    );
+    assert_eq!(outcome(&rt, task).await, Ok("picked up and done".into()));
+    assert_eq!(script.lock().unwrap().clone().requests.len(), 1);
+    let mut kinds = Vec::new();
+    let mut feed = rt.subscribe(1);
+    while let Ok(Some(Ok(r))) = tokio::time::timeout(Duration::from_millis(200), feed.next()).await
+    {
+        kinds.push(r.header.kind.clone());
+    }
+    let claims = kinds.iter().filter(|k| *k == "task.claimed").count();
+    assert_eq!(claims, 2, "{kinds:?}");
+    assert!(kinds.iter().any(|k| k == "task.lease_expired"), "{kinds:?}");
+    assert_replays_store(&rt).await;
+}
+
+async fn assert_replays_store(rt: &toka_runtime::Runtime) {
+    let replayed = replay(rt.store().as_ref()).await;
+    assert_eq!(replayed.digest(), rt.read(|s| s.digest()));
+    replayed.check_invariants().unwrap();
+}

@@ -22,6 +22,9 @@ use crate::error::{Refused, RuntimeError, SubmitError};
 use crate::pipeline::{Command, Committed, Request, Writer};
 use crate::recovery::{self, Recovered};
 use crate::shared::{BUS_CAPACITY, Metrics, Shared};
+
+/// How often the runtime looks for task leases that ran out.
+const LEASE_POLL: Duration = Duration::from_secs(1);
 use crate::subscription::{self, Subscription};
 
 /// How to run a runtime on a store you opened yourself.
@@ -251,7 +254,7 @@ impl Runtime {
                 }
             });
         }
-        Ok(Self {
+        let runtime = Self {
             inner: Arc::new(Inner {
                 tx,
                 shared,
@@ -260,7 +263,33 @@ impl Runtime {
                 options,
                 writer: Mutex::new(Some(handle)),
             }),
-        })
+        };
+        runtime.expire_leases_on_a_timer();
+        Ok(runtime)
+    }
+
+    /// Once a second, if a claimed task's lease ran out, asks the kernel to queue it
+    /// again (the kernel decides with the context's time). Ends with the runtime.
+    fn expire_leases_on_a_timer(&self) {
+        let weak = self.downgrade();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(LEASE_POLL);
+            loop {
+                tick.tick().await;
+                let Some(runtime) = Runtime::upgrade(&weak) else {
+                    return;
+                };
+                let now = runtime.now_secs();
+                if runtime.read(|s| s.leases().any_due(now))
+                    && let Err(r) = runtime.submit_request(Request::ExpireLeases).await
+                {
+                    if matches!(r.error, SubmitError::Stopped) {
+                        return;
+                    }
+                    tracing::warn!(error = %r.error, "expiring task leases failed; trying again");
+                }
+            }
+        });
     }
 
     /// Submits `message` and waits until its events are durable (or it is refused).
@@ -279,7 +308,10 @@ impl Runtime {
                 error,
                 message: match request {
                     Request::Message(m) => Some(Box::new(m)),
-                    Request::RootToken { .. } | Request::Keys { .. } | Request::Tool(_) => None,
+                    Request::RootToken { .. }
+                    | Request::Keys { .. }
+                    | Request::Tool(_)
+                    | Request::ExpireLeases => None,
                 },
             })
         };

@@ -156,6 +156,22 @@ pub enum KernelEvent {
         /// The tokens debited (what the recorded response says it used).
         tokens: u64,
     },
+    /// The worker holding a claimed task is alive: its lease runs until `until`.
+    TaskHeartbeat {
+        /// The task's agent.
+        agent: EntityId,
+        /// The task.
+        task: EntityId,
+        /// Unix seconds the lease runs to.
+        until: u64,
+    },
+    /// A claimed task's lease ran out without a heartbeat: it is queued again.
+    TaskLeaseExpired {
+        /// The task's agent.
+        agent: EntityId,
+        /// The task.
+        task: EntityId,
+    },
     /// A decision spent from budgets: debited from each listed token.
     BudgetSpent(Spend),
     /// An event of an extension handler; only that handler interprets the payload.
@@ -188,6 +204,8 @@ impl KernelEvent {
             Self::ToolAbandoned { .. } => "tool.abandoned",
             Self::ModelAnswered { .. } => "model.answered",
             Self::BudgetSpent(_) => "budget.spent",
+            Self::TaskHeartbeat { .. } => "task.heartbeat",
+            Self::TaskLeaseExpired { .. } => "task.lease_expired",
             Self::Extension(_) => "extension",
         }
     }

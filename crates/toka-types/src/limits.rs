@@ -77,6 +77,11 @@ pub const MAX_REGISTERED_TOOLS: usize = 1024;
 /// Longest node name recorded on a started call, in characters.
 pub const MAX_NODE_NAME_CHARS: usize = 64;
 
+/// Longest lease one heartbeat gives a claimed task, in seconds.
+pub const MAX_LEASE_SECS: u32 = 3600;
+/// Most leases one expiry decision ends (the rest at the next tick).
+pub const MAX_LEASE_EXPIRIES_PER_DECISION: usize = 1024;
+
 /// Longest model name in a recorded step, in characters.
 pub const MAX_MODEL_NAME_CHARS: usize = 128;
 /// Largest recorded model step (the messages it added plus the response), in bytes.

@@ -93,6 +93,18 @@ pub enum Operation {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         input_hash: Option<String>,
     },
+    /// Keep a claimed task of `agent` claimed for `lease_secs` more seconds (needs
+    /// `task:claim`). A task with a lease that runs out without a heartbeat is queued
+    /// again (`task.lease_expired`), so a crashed worker's task is picked up.
+    Heartbeat {
+        /// The task's agent.
+        agent: EntityId,
+        /// The task.
+        task: EntityId,
+        /// Seconds from now, 1 to 3600.
+        #[serde(deserialize_with = "crate::whole::u32")]
+        lease_secs: u32,
+    },
     /// Record one exchange with a language model (needs `model:use`), before acting
     /// on its answer: `agent` works on `task`, claimed. The kernel debits the tokens
     /// the recorded response says were used.
@@ -116,6 +128,7 @@ impl Operation {
             Self::CallTool { .. } => "tool.call",
             Self::DecideApproval { .. } => "approval.decide",
             Self::RecordModelStep(_) => "model.step",
+            Self::Heartbeat { .. } => "task.heartbeat",
             Self::Extension(_) => "extension",
         }
     }
@@ -141,6 +154,18 @@ impl Operation {
                 }
             }
             Self::RecordModelStep(step) => step.validate(),
+            Self::Heartbeat { lease_secs, .. } => {
+                if (1..=crate::limits::MAX_LEASE_SECS).contains(lease_secs) {
+                    Ok(())
+                } else {
+                    Err(ValidationError::OutOfRange {
+                        field: "lease_secs",
+                        actual: u64::from(*lease_secs),
+                        min: 1,
+                        max: u64::from(crate::limits::MAX_LEASE_SECS),
+                    })
+                }
+            }
             Self::ScheduleAgentTask { .. }
             | Self::SpawnSubAgent { .. }
             | Self::EmitObservation { .. }

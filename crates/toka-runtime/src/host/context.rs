@@ -95,18 +95,36 @@ impl AgentContext {
         }
         loop {
             let record = self.feed.next().await?.ok()?;
-            if record.header.kind != "task.scheduled" {
-                continue;
-            }
-            if let Ok(KernelEvent::TaskScheduled { agent, task, spec }) = decode(&record)
-                && agent == self.id
-                && self.delivered.insert(task)
-                && self.still_queued(task)
-            {
-                return Some(AssignedTask {
-                    id: task,
-                    description: spec.description().to_string(),
-                });
+            match record.header.kind.as_str() {
+                "task.scheduled" => {
+                    if let Ok(KernelEvent::TaskScheduled { agent, task, spec }) = decode(&record)
+                        && agent == self.id
+                        && self.delivered.insert(task)
+                        && self.still_queued(task)
+                    {
+                        return Some(AssignedTask {
+                            id: task,
+                            description: spec.description().to_string(),
+                        });
+                    }
+                }
+                // A task whose lease ran out is queued again: deliver it again.
+                "task.lease_expired" => {
+                    if let Ok(KernelEvent::TaskLeaseExpired { agent, task }) = decode(&record)
+                        && agent == self.id
+                        && self.still_queued(task)
+                    {
+                        let description = self
+                            .runtime
+                            .read(|s| s.task(task).map(|t| t.spec.description().to_string()))?;
+                        self.delivered.insert(task);
+                        return Some(AssignedTask {
+                            id: task,
+                            description,
+                        });
+                    }
+                }
+                _ => {}
             }
         }
     }
@@ -124,6 +142,18 @@ impl AgentContext {
         self.send(Operation::ClaimTask {
             agent: self.id,
             task,
+        })
+        .await
+        .map(|_| ())
+    }
+
+    /// Keeps a claimed `task` claimed for `lease_secs` more seconds; without another
+    /// heartbeat by then it is queued again (`task.lease_expired`).
+    pub async fn heartbeat(&self, task: EntityId, lease_secs: u32) -> Result<(), AgentError> {
+        self.send(Operation::Heartbeat {
+            agent: self.id,
+            task,
+            lease_secs,
         })
         .await
         .map(|_| ())

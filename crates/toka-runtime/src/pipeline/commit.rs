@@ -70,6 +70,10 @@ impl Writer {
                     .kernel
                     .tool_op(op, &ctx)
                     .map(|e| ((self.namespace, None), e)),
+                Request::ExpireLeases => self
+                    .kernel
+                    .expire_leases(&ctx)
+                    .map(|e| ((self.namespace, None), e)),
             };
             match decided {
                 Ok(((origin, jti), events)) => {

@@ -91,6 +91,8 @@ pub(crate) enum Request {
         /// The `kid`s that no longer verify.
         retired: Vec<String>,
     },
+    /// Queue again the claimed tasks whose lease ran out (the runtime's timer).
+    ExpireLeases,
     /// What the node's tool executor reports (tools offered, a call started or
     /// returned, approvals expired). No message can ask for these.
     Tool(toka_kernel::ToolOp),
