@@ -41,6 +41,7 @@ impl Caller {
             | KernelEvent::ObservationEmitted { agent, .. }
             | KernelEvent::AgentTerminated { agent, .. }
             | KernelEvent::TaskHeartbeat { agent, .. }
+            | KernelEvent::PlannerDesignated { agent, .. }
             | KernelEvent::TaskLeaseExpired { agent, .. } => Some(*agent),
             KernelEvent::TokenIssued(t) => Some(t.sub),
             KernelEvent::IdempotencyKeyRecorded(r) => Some(r.origin),

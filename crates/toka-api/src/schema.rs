@@ -146,6 +146,11 @@ pub fn operation() -> Value {
                 "reason": text(0, MAX_APPROVAL_REASON_CHARS),
                 "input_hash": hash(),
             })),
+            op("designate_planner", &["agent", "jti"], json!({
+                "agent": uuid(),
+                "jti": text(1, MAX_JTI_BYTES),
+                "model": text(1, MAX_MODEL_NAME_CHARS),
+            })),
             op("heartbeat", &["agent", "task", "lease_secs"], json!({
                 "agent": uuid(),
                 "task": uuid(),

@@ -290,3 +290,84 @@ fn a_fork_mid_plan_continues_with_another_model_and_diff_names_the_fork_point() 
     let r = run(&["verify", "--config", fork_cfg.to_str().unwrap()]);
     assert_eq!(r.code, 0, "{}", r.stderr);
 }
+
+#[test]
+fn toka_serve_hosts_planners_and_resumes_them_after_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, admin) = init(dir.path());
+    let llm = Llm::start(
+        dir.path(),
+        json!([
+            say_calls("fs_read", json!({"path": "notes.txt"})),
+            say_calls("toka_finish", json!({"answer": "served: buy milk"})),
+            say_calls("exec_slow", json!({})),
+            say_calls(
+                "toka_finish",
+                json!({"answer": "resumed by the server itself"})
+            ),
+        ]),
+    );
+    configure(dir.path(), &llm);
+    std::fs::create_dir_all(dir.path().join("workspace")).unwrap();
+    std::fs::write(dir.path().join("workspace/notes.txt"), "buy milk").unwrap();
+    let server = Server::start(dir.path());
+
+    // The planner runs in the server; the client follows and prints the answer.
+    let r = client(
+        &server,
+        &admin,
+        &["run", "--server", &server.url, "What does notes.txt say?"],
+    );
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(r.stdout.trim(), "served: buy milk");
+    assert!(r.stderr.contains("tool fs.read"), "{}", r.stderr);
+
+    // The server dies (SIGKILL) while the next planner's tool runs…
+    let mut follower = toka()
+        .args(["run", "--server", &server.url, "Run the slow job"])
+        .env("TOKA_TOKEN", &admin)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let runs = dir.path().join("slow-runs.txt");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !runs.exists() {
+        assert!(Instant::now() < deadline, "the slow tool never started");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut server = server;
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+    drop(server);
+    let _ = follower.kill();
+    let _ = follower.wait();
+
+    // …and on restart resumes it by itself, from the designation in the log.
+    let server = Server::start(dir.path());
+    let deadline = Instant::now() + Duration::from_secs(40);
+    loop {
+        let r = client(&server, &admin, &["--json", "task", "list"]);
+        if r.stdout.contains("resumed by the server itself") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the planner was not resumed: {}",
+            r.stdout
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(
+        std::fs::read_to_string(&runs).unwrap().lines().count(),
+        1,
+        "at most once"
+    );
+    let requests = llm.requests();
+    assert_eq!(requests.len(), 4);
+    let distinct: std::collections::BTreeSet<&String> = requests.iter().collect();
+    assert_eq!(distinct.len(), 4, "no request twice");
+    assert_eq!(server.stop(), 0);
+    let r = run(&["verify", "--config", config(dir.path()).to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+}

@@ -111,6 +111,15 @@ pub fn apply(state: &mut WorldState, event: &KernelEvent, handlers: &OpcodeRegis
                 debug_assert!(was_open);
             }
         }
+        KernelEvent::PlannerDesignated { agent, jti, model } => {
+            state.planners.by_agent.insert(
+                *agent,
+                crate::planners::PlannerRecord {
+                    jti: jti.clone(),
+                    model: model.clone(),
+                },
+            );
+        }
         KernelEvent::TaskHeartbeat { task, until, .. } => {
             state.leases.until.insert(*task, *until);
         }

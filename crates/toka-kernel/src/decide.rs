@@ -239,6 +239,9 @@ fn decide_operation(
             &asked(),
             (*call, *approve, reason, input_hash.as_deref()),
         ),
+        Operation::DesignatePlanner { agent, jti, model } => {
+            crate::planners::designate(state, claims, op, (*agent, jti, model.as_deref()))
+        }
         Operation::Heartbeat {
             agent,
             task,

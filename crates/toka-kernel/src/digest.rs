@@ -227,6 +227,18 @@ impl WorldState {
         if !(self.tools.tools.is_empty() && self.tools.calls.is_empty()) {
             self.digest_tools(&mut e);
         }
+        // Likewise the planner section, once a planner was designated.
+        if !self.planners.is_empty() {
+            e.0.update(b"planners.v1");
+            let entries: Vec<_> = self.planners.entries().collect();
+            e.len(entries.len());
+            for (agent, r) in entries {
+                e.id(agent);
+                e.bytes(r.jti.as_bytes());
+                e.bytes(r.model.as_deref().unwrap_or("").as_bytes());
+                e.u8(u8::from(r.model.is_some()));
+            }
+        }
         // Likewise the lease section, once a task held a lease.
         if !self.leases.is_empty() {
             e.0.update(b"leases.v1");

@@ -309,6 +309,14 @@ pub enum KernelError {
         /// What the issuer has left.
         left: u64,
     },
+    /// A planner designation names a token it may not hand to the node.
+    #[error("token {jti:?} cannot be the planner's: {reason}")]
+    PlannerTokenRefused {
+        /// The token.
+        jti: String,
+        /// Why.
+        reason: String,
+    },
     /// A derived id is taken (astronomically unlikely; refused rather than overwritten).
     #[error("derived id {0} is already in use")]
     IdCollision(EntityId),
@@ -367,6 +375,7 @@ impl KernelError {
             K::ModelStepOutOfOrder { .. } => "model_step_out_of_order",
             K::BudgetExhausted { .. } => "budget_exhausted",
             K::BudgetExceedsIssuer { .. } => "budget_exceeds_issuer",
+            K::PlannerTokenRefused { .. } => "planner_token_refused",
         }
     }
 }

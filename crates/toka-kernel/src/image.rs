@@ -101,6 +101,9 @@ pub struct StateImage {
     /// Leases of claimed tasks (Unix seconds they run to).
     #[serde(default)]
     pub leases: Vec<(EntityId, u64)>,
+    /// Designated planners.
+    #[serde(default)]
+    pub planners: Vec<(EntityId, crate::planners::PlannerRecord)>,
 }
 
 /// The image format this build writes and reads.
@@ -173,6 +176,11 @@ impl WorldState {
                 .map(|(j, s)| (j.to_string(), s))
                 .collect(),
             leases: self.leases.entries().collect(),
+            planners: self
+                .planners
+                .entries()
+                .map(|(a, r)| (a, r.clone()))
+                .collect(),
         }
     }
 
@@ -273,6 +281,7 @@ impl WorldState {
         state.models = crate::models::ModelTable::from_parts(image.model_steps, image.model_usage);
         state.spent = crate::budgets::SpentTable::from_parts(image.spent);
         state.leases = crate::leases::LeaseTable::from_parts(image.leases);
+        state.planners = crate::planners::PlannerTable::from_parts(image.planners);
         state.check_invariants()?;
         Ok(state)
     }

@@ -108,6 +108,7 @@ mod kernel;
 mod leases;
 mod models;
 mod opcode;
+mod planners;
 mod state;
 mod tools;
 
@@ -124,6 +125,7 @@ pub use kernel::Kernel;
 pub use leases::{LeaseTable, decide_expire_leases};
 pub use models::{ModelTable, ModelUsage};
 pub use opcode::{ExtensionRefusal, OpcodeHandler, OpcodeRegistry, SchemaCheck};
+pub use planners::{PlannerRecord, PlannerTable};
 pub use state::{
     AgentRecord, AgentStatus, ExtensionState, MAX_AGENT_DEPTH, TaskRecord, WorldState,
 };

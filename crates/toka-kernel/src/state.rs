@@ -97,6 +97,8 @@ pub struct WorldState {
     pub(crate) spent: crate::budgets::SpentTable,
     /// Leases of claimed tasks whose workers heartbeat.
     pub(crate) leases: crate::leases::LeaseTable,
+    /// Agents the node runs as LLM planners.
+    pub(crate) planners: crate::planners::PlannerTable,
 }
 
 impl WorldState {
@@ -235,6 +237,11 @@ impl WorldState {
     /// Leases of claimed tasks.
     pub fn leases(&self) -> &crate::leases::LeaseTable {
         &self.leases
+    }
+
+    /// Agents the node runs as LLM planners.
+    pub fn planners(&self) -> &crate::planners::PlannerTable {
+        &self.planners
     }
 
     /// Whether `descendant` is `ancestor` or below it in the agent tree. Walks at most
@@ -381,6 +388,15 @@ impl WorldState {
         }
         // 9. Calls name known tools and agents; the open sets match the statuses.
         self.tools.check(|a| self.agents.contains_key(&a))?;
+        // 13. Designations name known agents and tokens for them.
+        if let Some((agent, _)) = self.planners.entries().find(|(a, r)| {
+            !self.agents.contains_key(a) || self.tokens.get(&r.jti).is_none_or(|t| t.sub != *a)
+        }) {
+            return fail(
+                13,
+                format!("planner {agent} names an unknown agent or a token not for it"),
+            );
+        }
         // 12. Only claimed tasks hold a lease.
         if let Some((task, _)) = self.leases.entries().find(|(t, _)| {
             self.tasks

@@ -19,12 +19,14 @@
 
 mod config;
 mod conversation;
+mod host;
 mod planner;
 mod provider;
 mod toolbox;
 
 pub use config::{PlannerConfig, PlannerConfigError};
 pub use conversation::{Conversation, Reply, ToolCallAsk};
+pub use host::{PlannerHost, host_planners};
 pub use planner::{LEASE_SECS, Planner};
 pub use provider::{Answer, ChatClient, ProviderError};
 pub use toolbox::{Entry, Target, Toolbox};

@@ -76,6 +76,19 @@ impl Runtime {
         self.sign_issued(&committed)
     }
 
+    /// Signs again the token `jti` the log issued (the same claims, the recorded key):
+    /// for the holder of the node's key only, e.g. to act as a planner the log says
+    /// this node hosts. `None` if the log never issued `jti`.
+    pub fn sign_recorded(&self, jti: &str) -> Option<Result<String, AuthError>> {
+        let issued = self.read(|s| s.issued_token(jti).cloned())?;
+        let claims = Claims::of_issued(&issued);
+        let keys = self.keys();
+        Some(match &issued.kid {
+            Some(kid) => mint_with(&keys, kid, &claims),
+            None => mint(&keys, &claims),
+        })
+    }
+
     fn sign_issued(&self, committed: &Committed) -> Result<SignedToken, IssueError> {
         let Some((seq, KernelEvent::TokenIssued(issued))) = committed
             .numbered()

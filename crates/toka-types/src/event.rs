@@ -156,6 +156,16 @@ pub enum KernelEvent {
         /// The tokens debited (what the recorded response says it used).
         tokens: u64,
     },
+    /// `agent` is an LLM planner the node hosts, acting with token `jti`.
+    PlannerDesignated {
+        /// The planner agent.
+        agent: EntityId,
+        /// The token it acts with.
+        jti: String,
+        /// The model it asks (none: the node's configured model).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        model: Option<String>,
+    },
     /// The worker holding a claimed task is alive: its lease runs until `until`.
     TaskHeartbeat {
         /// The task's agent.
@@ -205,6 +215,7 @@ impl KernelEvent {
             Self::ModelAnswered { .. } => "model.answered",
             Self::BudgetSpent(_) => "budget.spent",
             Self::TaskHeartbeat { .. } => "task.heartbeat",
+            Self::PlannerDesignated { .. } => "planner.designated",
             Self::TaskLeaseExpired { .. } => "task.lease_expired",
             Self::Extension(_) => "extension",
         }

@@ -93,6 +93,19 @@ pub enum Operation {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         input_hash: Option<String>,
     },
+    /// Hand `agent` to the node's planner host (needs `token:issue`): the node runs it
+    /// as an LLM planner acting with the token `jti`, which the sender's token (or one
+    /// it descends from) issued for `agent`. The designation is in the log, so a node
+    /// that restarts resumes its planners by itself.
+    DesignatePlanner {
+        /// The planner agent.
+        agent: EntityId,
+        /// The token it acts with.
+        jti: String,
+        /// The model it asks (default: the node's `[planner]` model).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        model: Option<String>,
+    },
     /// Keep a claimed task of `agent` claimed for `lease_secs` more seconds (needs
     /// `task:claim`). A task with a lease that runs out without a heartbeat is queued
     /// again (`task.lease_expired`), so a crashed worker's task is picked up.
@@ -129,6 +142,7 @@ impl Operation {
             Self::DecideApproval { .. } => "approval.decide",
             Self::RecordModelStep(_) => "model.step",
             Self::Heartbeat { .. } => "task.heartbeat",
+            Self::DesignatePlanner { .. } => "planner.designate",
             Self::Extension(_) => "extension",
         }
     }
@@ -154,6 +168,13 @@ impl Operation {
                 }
             }
             Self::RecordModelStep(step) => step.validate(),
+            Self::DesignatePlanner { jti, model, .. } => {
+                check_text("jti", jti, MAX_JTI_BYTES)?;
+                match model {
+                    Some(m) => check_text("model", m, crate::limits::MAX_MODEL_NAME_CHARS),
+                    None => Ok(()),
+                }
+            }
             Self::Heartbeat { lease_secs, .. } => {
                 if (1..=crate::limits::MAX_LEASE_SECS).contains(lease_secs) {
                     Ok(())

@@ -176,7 +176,7 @@ pub struct EventsArgs {
 }
 
 /// The subject of the token (for defaults).
-fn subject(client: &Client) -> Result<String> {
+pub(crate) fn subject(client: &Client) -> Result<String> {
     let claims = toka_auth_claims(client.token())?;
     Ok(claims["sub"].as_str().unwrap_or_default().to_string())
 }

@@ -11,6 +11,7 @@ pub mod key;
 pub mod mcp;
 pub mod offline;
 pub mod run;
+mod run_remote;
 pub mod serve;
 pub mod tool;
 

@@ -27,7 +27,7 @@ use crate::output::{self, Out};
 use crate::setup;
 
 /// What the planner's token allows (attenuated from a root token).
-const PLANNER_PERMISSIONS: &[&str] = &[
+pub(crate) const PLANNER_PERMISSIONS: &[&str] = &[
     p::TASK_CLAIM,
     p::TASK_COMPLETE,
     p::MODEL_USE,
@@ -41,22 +41,30 @@ const PLANNER_PERMISSIONS: &[&str] = &[
 pub struct RunArgs {
     /// What the planner should do (a task of at most 4096 characters).
     #[arg(required_unless_present = "resume")]
-    goal: Option<String>,
+    pub(crate) goal: Option<String>,
     /// The configuration (its [planner] section names the model).
     #[arg(long, env = "TOKA_CONFIG", default_value = "toka.toml")]
     config: PathBuf,
     /// The model (default: [planner] model).
     #[arg(long)]
-    model: Option<String>,
+    pub(crate) model: Option<String>,
     /// The OpenAI-compatible endpoint, up to /v1 (default: [planner] base_url).
     #[arg(long)]
     llm_url: Option<String>,
     /// Most model tokens the planner may spend.
     #[arg(long)]
-    budget_tokens: Option<u64>,
+    pub(crate) budget_tokens: Option<u64>,
     /// Start the planner AGENT again on the tasks it left, instead of a new goal.
     #[arg(long, value_name = "AGENT", conflicts_with = "goal")]
-    resume: Option<String>,
+    pub(crate) resume: Option<String>,
+    /// A running `toka serve` to host the planner (it needs a [planner] section): the
+    /// planner is designated in the log and the server runs it, resuming it after a
+    /// restart. Without it, the planner runs here on --config's data folder.
+    #[arg(long)]
+    pub(crate) server: Option<String>,
+    /// Your token, with --server (else TOKA_TOKEN).
+    #[arg(long, env = "TOKA_TOKEN", hide_env_values = true)]
+    pub(crate) token: Option<String>,
 }
 
 fn planner_config(
@@ -83,6 +91,9 @@ fn planner_config(
 }
 
 pub async fn run(args: RunArgs, out: Out) -> Result<ExitCode> {
+    if let Some(server) = args.server.clone() {
+        return super::run_remote::run(args, server, out).await;
+    }
     let config = setup::load_config(&args.config)?;
     let planner_config = planner_config(&args, &config)?;
     let planner = toka_planner::Planner::new(planner_config).map_err(anyhow::Error::msg)?;
@@ -240,13 +251,13 @@ async fn drive(
 }
 
 /// Progress goes to stderr, so stdout holds the answer alone.
-fn progress(out: Out, text: &str) {
+pub(crate) fn progress(out: Out, text: &str) {
     if !out.json {
         output::warn(text);
     }
 }
 
-fn short(text: &str) -> String {
+pub(crate) fn short(text: &str) -> String {
     let flat = text.replace('\n', " ");
     if flat.chars().count() > 120 {
         format!("{}…", flat.chars().take(120).collect::<String>())
@@ -255,10 +266,16 @@ fn short(text: &str) -> String {
     }
 }
 
-/// One progress line for `event`, if it concerns the planner or its helpers.
-fn show(rt: &Runtime, planner: EntityId, event: &KernelEvent, out: Out) {
-    let mine = |a: EntityId| rt.read(|s| s.is_within(a, planner));
-    let line = match event {
+/// One progress line for `event`, if it concerns the planner or its helpers: `mine`
+/// says whether an agent is the planner or one of its helpers, `caller_of` which
+/// agent made a tool call.
+pub(crate) fn describe(
+    event: &KernelEvent,
+    mine: &dyn Fn(EntityId) -> bool,
+    caller_of: &dyn Fn(EntityId) -> Option<EntityId>,
+) -> Option<String> {
+    let of_mine = |call: &EntityId| caller_of(*call).is_some_and(mine);
+    Some(match event {
         KernelEvent::ModelAnswered { step, tokens } if mine(step.agent) => {
             let what = toka_planner::Reply::of(&step.response)
                 .map_or_else(|| "no answer".to_string(), |r| r.describe(120));
@@ -271,26 +288,32 @@ fn show(rt: &Runtime, planner: EntityId, event: &KernelEvent, out: Out) {
         KernelEvent::ToolCalled(c) if mine(c.agent) => {
             format!("tool {} {}", c.tool, short(&c.input.to_string()))
         }
-        KernelEvent::ToolReturned { call, result }
-            if rt.read(|s| s.tools().call(*call).is_some_and(|c| mine(c.agent))) =>
-        {
-            match result {
-                toka_types::ToolResult::Ok { output } => {
-                    format!("  → ok {}", short(&output.to_string()))
-                }
-                toka_types::ToolResult::Error { error } => format!("  → error: {}", short(error)),
+        KernelEvent::ToolReturned { call, result } if of_mine(call) => match result {
+            toka_types::ToolResult::Ok { output } => {
+                format!("  → ok {}", short(&output.to_string()))
             }
+            toka_types::ToolResult::Error { error } => format!("  → error: {}", short(error)),
+        },
+        KernelEvent::ToolAbandoned { call, reason } if of_mine(call) => {
+            format!("  → abandoned: {}", short(reason))
         }
-        KernelEvent::ToolAbandoned { reason, .. } => format!("  → abandoned: {}", short(reason)),
         KernelEvent::AgentSpawned {
             agent,
             parent: Some(p),
             spec,
-        } if mine(*p) => {
-            format!("spawned helper {} ({agent})", spec.name())
+        } if mine(*p) => format!("spawned helper {} ({agent})", spec.name()),
+        KernelEvent::TaskLeaseExpired { task, agent } if mine(*agent) => {
+            format!("the lease on task {task} ran out; it is queued again")
         }
-        KernelEvent::BudgetSpent(_) => return,
-        _ => return,
-    };
-    progress(out, &line);
+        _ => return None,
+    })
+}
+
+/// [`describe`] against the live state of `rt`.
+fn show(rt: &Runtime, planner: EntityId, event: &KernelEvent, out: Out) {
+    let mine = |a: EntityId| rt.read(|s| s.is_within(a, planner));
+    let caller_of = |call: EntityId| rt.read(|s| s.tools().call(call).map(|c| c.agent));
+    if let Some(line) = describe(event, &mine, &caller_of) {
+        progress(out, &line);
+    }
 }

@@ -57,6 +57,16 @@ pub async fn run(config_path: &Path, listen: Option<String>, out: Out) -> Result
     let addr = listen.unwrap_or_else(|| config.server.listen.clone());
     let node = toka_mcp::start_node(&config).await?;
     let runtime = node.runtime.clone();
+    // With [planner], the node runs the planners the log designates (resuming them
+    // after a restart); without it, a designation waits for a node that has one.
+    let planners = match toka_planner::PlannerConfig::from_table(&config.planner)? {
+        Some(planner) => Some(toka_planner::host_planners(
+            &runtime,
+            planner,
+            config.agents.max_restarts,
+        )),
+        None => None,
+    };
     let listener = tokio::net::TcpListener::bind(&addr)
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
@@ -102,6 +112,7 @@ pub async fn run(config_path: &Path, listen: Option<String>, out: Out) -> Result
         () = grace => tracing::warn!("requests still open after {SHUTDOWN_GRACE:?}; closing them"),
     }
     tracing::info!("shutting down: letting running tool calls finish, draining the queue");
+    drop(planners);
     node.shutdown(SHUTDOWN_GRACE).await;
     out.say(format!(
         "toka: stopped cleanly at seq {}",
