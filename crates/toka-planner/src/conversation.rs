@@ -116,13 +116,20 @@ impl Conversation {
             let KernelEvent::ModelAnswered { step, .. } = runtime.event_at(seq).await? else {
                 return Err(format!("seq {seq} is not a model step"));
             };
-            conversation.messages.extend(step.appended);
-            let reply = Reply::of(&step.response)
-                .ok_or_else(|| format!("the step at seq {seq} has no answer"))?;
-            conversation.messages.push(reply.message.clone());
-            conversation.steps += 1;
-            conversation.last = Some(reply);
+            conversation
+                .push(step.appended, &step.response)
+                .map_err(|e| format!("the step at seq {seq}: {e}"))?;
         }
         Ok(conversation)
+    }
+
+    /// Adds one recorded step: the messages it added, then its answer.
+    pub fn push(&mut self, appended: Vec<Value>, response: &Value) -> Result<(), String> {
+        let reply = Reply::of(response).ok_or("the response has no answer")?;
+        self.messages.extend(appended);
+        self.messages.push(reply.message.clone());
+        self.steps += 1;
+        self.last = Some(reply);
+        Ok(())
     }
 }

@@ -78,13 +78,15 @@ impl Planner {
         task: EntityId,
         description: &str,
     ) -> Result<(), AgentError> {
+        // Read from the log once, then kept up to date with what this loop records
+        // (read again only if another run of this planner recorded a step).
+        let mut conversation = Conversation::load(ctx.runtime(), task)
+            .await
+            .map_err(AgentError)?;
         loop {
             if !self.still_mine(ctx, task) {
                 return Ok(()); // completed, or cancelled (terminated) meanwhile
             }
-            let conversation = Conversation::load(ctx.runtime(), task)
-                .await
-                .map_err(AgentError)?;
             let mut appended = Vec::new();
             if conversation.steps == 0 {
                 appended.push(json!({"role": "system", "content": self.config.system_prompt}));
@@ -144,6 +146,7 @@ impl Planner {
                 appended,
                 response: answer.response,
             };
+            let (added, response) = (step.appended.clone(), step.response.clone());
             if let Err(e) = step.validate() {
                 return self
                     .finish(
@@ -162,12 +165,16 @@ impl Planner {
                 ))
                 .await;
             match recorded {
-                Ok(_) => {}
+                Ok(_) => conversation.push(added, &response).map_err(AgentError)?,
                 // Another run of this planner recorded the step first: read it back.
                 Err(Refused {
                     error: SubmitError::Rejected(KernelError::ModelStepOutOfOrder { .. }),
                     ..
-                }) => continue,
+                }) => {
+                    conversation = Conversation::load(ctx.runtime(), task)
+                        .await
+                        .map_err(AgentError)?;
+                }
                 Err(Refused {
                     error: SubmitError::Rejected(e),
                     ..

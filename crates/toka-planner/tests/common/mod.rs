@@ -47,6 +47,8 @@ pub struct Script {
     pub requests: Vec<Value>,
     /// Shape problems found in requests.
     pub problems: Vec<String>,
+    /// When each request arrived.
+    pub arrivals: Vec<std::time::Instant>,
 }
 
 pub type Shared = Arc<Mutex<Script>>;
@@ -110,6 +112,7 @@ async fn completions(State(script): State<Shared>, Json(body): Json<Value>) -> R
         check_shape(&body, &mut problems);
         s.problems.extend(problems);
         s.requests.push(body);
+        s.arrivals.push(std::time::Instant::now());
         if s.turns.is_empty() {
             return (StatusCode::GONE, "the script is over").into_response();
         }
