@@ -412,7 +412,7 @@ pub async fn tasks(
         };
         let more = chosen.len() > limit;
         chosen.truncate(limit);
-        let items: Vec<TaskView> = chosen.into_iter().map(TaskView::of).collect();
+        let items: Vec<TaskView> = chosen.into_iter().map(|t| TaskView::of(t, state)).collect();
         let next = more.then(|| items.last().map(|t| t.id.clone())).flatten();
         TaskPage { items, next }
     });

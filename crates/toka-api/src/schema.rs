@@ -13,7 +13,7 @@ use toka_types::limits::{
     MAX_AGENT_NAME_CHARS, MAX_APPROVAL_REASON_CHARS, MAX_EXTENSION_FAMILY_BYTES,
     MAX_EXTENSION_PAYLOAD_BYTES, MAX_GRANT_PERMISSIONS, MAX_IDEMPOTENCY_KEY_BYTES, MAX_JTI_BYTES,
     MAX_LEASE_SECS, MAX_MODEL_NAME_CHARS, MAX_MODEL_STEPS_PER_TASK, MAX_OBSERVATION_BYTES,
-    MAX_PERMISSION_BYTES, MAX_TASK_DESCRIPTION_CHARS, MAX_TASK_RESULT_CHARS,
+    MAX_PERMISSION_BYTES, MAX_TASK_DESCRIPTION_CHARS, MAX_TASK_RESULT_CHARS, MAX_TASK_WAITS,
     MAX_TOKEN_LIFETIME_SECS, MAX_TOOL_NAME_CHARS,
 };
 
@@ -101,7 +101,8 @@ fn ttl() -> Value {
 pub fn operation() -> Value {
     let task = object(
         &["description"],
-        json!({"description": text(1, MAX_TASK_DESCRIPTION_CHARS)}),
+        json!({"description": text(1, MAX_TASK_DESCRIPTION_CHARS),
+               "waits_for": {"type": "array", "items": uuid(), "maxItems": MAX_TASK_WAITS, "uniqueItems": true}}),
     );
     let agent_spec = object(
         &["name"],

@@ -203,11 +203,18 @@ pub struct TaskView {
     /// How it ended.
     #[schema(value_type = Object)]
     pub outcome: Option<serde_json::Value>,
+    /// The tasks it waits for (it may be claimed once they all ended).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub waits_for: Vec<String>,
+    /// Those of them that have not ended yet.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub waiting_on: Vec<String>,
 }
 
 impl TaskView {
-    /// The view of a task.
-    pub fn of(task: &TaskRecord) -> Self {
+    /// The view of a task in `state`.
+    pub fn of(task: &TaskRecord, state: &toka_kernel::WorldState) -> Self {
+        let ids = |v: &[toka_types::EntityId]| v.iter().map(ToString::to_string).collect();
         Self {
             id: task.id.to_string(),
             agent: task.agent.to_string(),
@@ -217,6 +224,8 @@ impl TaskView {
                 .outcome
                 .as_ref()
                 .and_then(|o| serde_json::to_value(o).ok()),
+            waits_for: ids(task.spec.waits_for()),
+            waiting_on: ids(&state.waiting_on(task.id)),
         }
     }
 }

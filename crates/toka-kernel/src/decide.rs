@@ -112,6 +112,18 @@ fn decide_operation(
                     limit: MAX_QUEUED_TASKS_PER_AGENT,
                 });
             }
+            // What it waits for exists and is the sender's to see.
+            for dep in task.waits_for() {
+                let record = state.tasks.get(dep).ok_or(KernelError::UnknownTask(*dep))?;
+                if let Scope::Subtree(top) = claims.effective_scope()
+                    && !state.is_within(record.agent, top)
+                {
+                    return Err(KernelError::OutOfScope {
+                        target: record.agent,
+                        scope: claims.effective_scope().to_string(),
+                    });
+                }
+            }
             let id = fresh_task_id(state, root, ctx)?;
             Ok(vec![KernelEvent::TaskScheduled {
                 agent: *agent,
@@ -152,6 +164,13 @@ fn decide_operation(
             require(claims, permissions::TASK_CLAIM, op)?;
             target(state, claims, *agent)?;
             task_in_state(state, *agent, *task, TaskState::Queued)?;
+            let waiting = state.waiting_on(*task);
+            if !waiting.is_empty() {
+                return Err(KernelError::TaskWaiting {
+                    task: *task,
+                    waiting_on: waiting,
+                });
+            }
             Ok(vec![KernelEvent::TaskClaimed {
                 agent: *agent,
                 task: *task,

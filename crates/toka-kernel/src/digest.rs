@@ -149,6 +149,12 @@ impl WorldState {
             e.id(task.id);
             e.id(task.agent);
             e.bytes(task.spec.description().as_bytes());
+            // Only tasks that wait add bytes, so older logs keep their digests.
+            if !task.spec.waits_for().is_empty() {
+                e.0.update(b"waits.v1");
+                e.len(task.spec.waits_for().len());
+                task.spec.waits_for().iter().for_each(|d| e.id(*d));
+            }
             e.u8(task_state_code(task.state));
             match &task.outcome {
                 None => e.u8(0),

@@ -309,6 +309,15 @@ pub enum KernelError {
         /// What the issuer has left.
         left: u64,
     },
+    /// The task waits for tasks that have not ended.
+    #[error("task {task} waits for {} task(s) that have not ended: {}", waiting_on.len(),
+            waiting_on.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "))]
+    TaskWaiting {
+        /// The task.
+        task: EntityId,
+        /// What it still waits for.
+        waiting_on: Vec<EntityId>,
+    },
     /// A planner designation names a token it may not hand to the node.
     #[error("token {jti:?} cannot be the planner's: {reason}")]
     PlannerTokenRefused {
@@ -376,6 +385,7 @@ impl KernelError {
             K::BudgetExhausted { .. } => "budget_exhausted",
             K::BudgetExceedsIssuer { .. } => "budget_exceeds_issuer",
             K::PlannerTokenRefused { .. } => "planner_token_refused",
+            K::TaskWaiting { .. } => "task_waiting",
         }
     }
 }

@@ -239,6 +239,19 @@ impl WorldState {
         &self.leases
     }
 
+    /// The tasks `task` waits for that have not ended yet (it may be claimed once
+    /// this is empty).
+    pub fn waiting_on(&self, task: EntityId) -> Vec<EntityId> {
+        self.tasks.get(&task).map_or_else(Vec::new, |t| {
+            t.spec
+                .waits_for()
+                .iter()
+                .copied()
+                .filter(|d| self.tasks.get(d).is_some_and(|r| r.state.is_open()))
+                .collect()
+        })
+    }
+
     /// Agents the node runs as LLM planners.
     pub fn planners(&self) -> &crate::planners::PlannerTable {
         &self.planners

@@ -300,38 +300,94 @@ impl Planner {
                         "error: agent must be an agent id (a UUID)".into(),
                     ));
                 };
-                match toka_types::TaskSpec::new(text("description")) {
+                let Some(waits) = ids(&args["waits_for"]) else {
+                    return Ok(Acted::Answer(
+                        "error: waits_for must be task ids (UUIDs)".into(),
+                    ));
+                };
+                match toka_types::TaskSpec::new(text("description"))
+                    .and_then(|t| t.waiting_for(waits))
+                {
                     Ok(task) => Operation::ScheduleAgentTask { agent, task },
                     Err(e) => return Ok(Acted::Answer(format!("error: {e}"))),
                 }
             }
+            Target::Wait => {
+                let Some(tasks) = ids(&args["tasks"]).filter(|t| !t.is_empty()) else {
+                    return Ok(Acted::Answer(
+                        "error: tasks must be task ids (UUIDs)".into(),
+                    ));
+                };
+                let secs = args["max_secs"].as_u64().unwrap_or(300).clamp(1, 600);
+                return Ok(Acted::Answer(
+                    wait_tasks(ctx, &tasks, Duration::from_secs(secs)).await,
+                ));
+            }
         };
         // The same call of the same step always carries the same key: made once.
         let key = blake3::hash(format!("{task}/{step}/{}", call.id).as_bytes()).to_hex();
-        let mut message = Message::new(me, ctx.token(), operation);
-        message.idempotency_key = Some(format!("planner-{}", &key[..32]));
-        let events = match ctx.runtime().submit(message).await {
-            Ok(committed) => committed.events,
-            // The kernel's refusal is the model's to hear (it may try another way).
-            Err(Refused {
-                error: SubmitError::Rejected(e),
-                ..
-            }) => {
-                return Ok(Acted::Answer(format!(
-                    "refused by Toka ({}): {e}",
-                    e.code()
-                )));
-            }
-            // The node's trouble (busy, storage) is not: run again, resuming from the log.
-            Err(r) => return Err(r.into()),
+        let key = format!("planner-{}", &key[..32]);
+        let events = match submit_keyed(ctx, operation, &key).await? {
+            Ok(events) => events,
+            Err(refusal) => return Ok(Acted::Answer(refusal)),
         };
         Ok(Acted::Answer(match events.first() {
             Some(KernelEvent::ToolCalled(c)) => self.result_of(ctx, c.call).await?,
+            Some(KernelEvent::AgentSpawned { agent, .. }) if args["as_planner"] == true => {
+                let budget = args["budget_tokens"].as_u64();
+                match self.make_planner(ctx, *agent, budget, &key).await? {
+                    Ok(jti) => json!({"agent": agent, "planner": true, "token": jti,
+                                      "budget_tokens": budget})
+                    .to_string(),
+                    Err(refusal) => {
+                        json!({"agent": agent, "planner": false, "why": refusal}).to_string()
+                    }
+                }
+            }
             Some(KernelEvent::AgentSpawned { agent, .. }) => json!({"agent": agent}).to_string(),
             Some(KernelEvent::TaskScheduled { task, .. }) => json!({"task": task}).to_string(),
             Some(KernelEvent::ObservationEmitted { .. }) => "recorded".into(),
             _ => "done".into(),
         }))
+    }
+
+    /// Makes the helper `agent` a planner the node runs: a token attenuated from this
+    /// planner's own (the same permissions, `budget` model tokens of what is left) and
+    /// its designation. `Ok(Err)`: the kernel's refusal, for the model.
+    async fn make_planner(
+        &self,
+        ctx: &AgentContext,
+        agent: EntityId,
+        budget: Option<u64>,
+        key: &str,
+    ) -> Result<Result<String, String>, AgentError> {
+        let permissions = self.with_claims(ctx, |_, c| c.permissions.clone())?;
+        let grant = toka_types::TokenGrant {
+            sub: agent,
+            permissions,
+            scope: None,
+            ttl_secs: None,
+            budget: toka_types::Budget {
+                model_tokens: budget,
+                ..toka_types::Budget::default()
+            },
+        };
+        let issued =
+            match submit_keyed(ctx, Operation::IssueToken(grant), &format!("{key}/issue")).await? {
+                Ok(events) => events,
+                Err(refusal) => return Ok(Err(refusal)),
+            };
+        let Some(KernelEvent::TokenIssued(token)) = issued.first() else {
+            return Ok(Err("the issuance produced no token".into()));
+        };
+        let designate = Operation::DesignatePlanner {
+            agent,
+            jti: token.jti.clone(),
+            model: Some(self.config.model.clone()),
+        };
+        Ok(submit_keyed(ctx, designate, &format!("{key}/designate"))
+            .await?
+            .map(|_| token.jti.clone()))
     }
 
     /// The result of tool call `call`, once it ended.
@@ -361,6 +417,72 @@ impl Planner {
             ),
         })
     }
+}
+
+/// Submits `operation` as the planner with idempotency `key`: the committed events,
+/// or (inside `Ok`) the kernel's refusal as text for the model; node trouble (busy,
+/// storage) is an error (the agent runs again and resumes from the log).
+async fn submit_keyed(
+    ctx: &AgentContext,
+    operation: Operation,
+    key: &str,
+) -> Result<Result<Vec<KernelEvent>, String>, AgentError> {
+    let mut message = Message::new(ctx.id(), ctx.token(), operation);
+    message.idempotency_key = Some(
+        key.chars()
+            .take(toka_types::limits::MAX_IDEMPOTENCY_KEY_BYTES)
+            .collect(),
+    );
+    match ctx.runtime().submit(message).await {
+        Ok(committed) => Ok(Ok(committed.events)),
+        Err(Refused {
+            error: SubmitError::Rejected(e),
+            ..
+        }) => Ok(Err(format!("refused by Toka ({}): {e}", e.code()))),
+        Err(r) => Err(r.into()),
+    }
+}
+
+/// Task ids from a JSON array (absent: none); `None` if one is not an id.
+fn ids(v: &Value) -> Option<Vec<EntityId>> {
+    match v {
+        Value::Null => Some(Vec::new()),
+        Value::Array(items) => items.iter().map(|i| i.as_str()?.parse().ok()).collect(),
+        _ => None,
+    }
+}
+
+/// Waits (up to `limit`) until `tasks` ended; their states and outcomes, as JSON.
+/// Only tasks in the planner's scope are shown (others as unknown).
+async fn wait_tasks(ctx: &AgentContext, tasks: &[EntityId], limit: Duration) -> String {
+    let runtime = ctx.runtime();
+    let me = ctx.id();
+    let deadline = tokio::time::Instant::now() + limit;
+    let mut head = runtime.watch_head();
+    loop {
+        let open = runtime.read(|s| {
+            tasks
+                .iter()
+                .any(|t| s.task(*t).is_some_and(|r| r.state.is_open()))
+        });
+        if !open
+            || tokio::time::timeout_at(deadline, head.changed())
+                .await
+                .is_err()
+        {
+            break;
+        }
+    }
+    let report: Vec<Value> = runtime.read(|s| {
+        tasks
+            .iter()
+            .map(|t| match s.task(*t).filter(|r| s.is_within(r.agent, me)) {
+                Some(r) => json!({"task": t, "state": r.state.as_str(), "outcome": r.outcome}),
+                None => json!({"task": t, "state": "unknown (not in your scope)"}),
+            })
+            .collect()
+    });
+    Value::Array(report).to_string()
 }
 
 /// Renews the lease on a task until dropped.

@@ -25,6 +25,8 @@ pub enum Target {
     Spawn,
     /// Schedule a task for an agent in scope.
     Schedule,
+    /// Wait for tasks to end; their outcomes.
+    Wait,
 }
 
 /// One function offered to the model.
@@ -101,14 +103,22 @@ impl Toolbox {
             );
         }
         if claims.allows(permissions::AGENT_SPAWN) {
+            let mut properties =
+                json!({"name": {"type": "string", "minLength": 1, "maxLength": 128}});
+            let mut description =
+                "Spawn a helper agent under you; answers with its id.".to_string();
+            if claims.allows(permissions::TOKEN_ISSUE) {
+                properties["as_planner"] = json!({"type": "boolean",
+                    "description": "make it a planner the node runs on the tasks you schedule for it"});
+                properties["budget_tokens"] = json!({"type": "integer", "minimum": 1,
+                    "description": "its share of your model-token budget"});
+                description.push_str(" With as_planner, it gets a token attenuated from yours (budget_tokens of what you have left) and works the tasks you schedule for it.");
+            }
             push(
                 "toka_spawn_agent".into(),
                 Target::Spawn,
-                "Spawn a helper agent under you; answers with its id.".into(),
-                object(
-                    &["name"],
-                    json!({"name": {"type": "string", "minLength": 1, "maxLength": 128}}),
-                ),
+                description,
+                object(&["name"], properties),
             );
         }
         if claims.allows(permissions::TASK_SCHEDULE) {
@@ -119,7 +129,19 @@ impl Toolbox {
                 object(
                     &["agent", "description"],
                     json!({"agent": {"type": "string", "description": "the agent's id"},
-                           "description": {"type": "string", "minLength": 1, "maxLength": 4096}}),
+                           "description": {"type": "string", "minLength": 1, "maxLength": 4096},
+                           "waits_for": {"type": "array", "items": {"type": "string"}, "maxItems": 64,
+                                         "description": "ids of tasks that must end before this one may start"}}),
+                ),
+            );
+            push(
+                "toka_wait_tasks".into(),
+                Target::Wait,
+                "Wait until the listed tasks (e.g. your helpers') have ended; answers with their outcomes.".into(),
+                object(
+                    &["tasks"],
+                    json!({"tasks": {"type": "array", "items": {"type": "string"}, "minItems": 1, "maxItems": 64},
+                           "max_secs": {"type": "integer", "minimum": 1, "maximum": 600}}),
                 ),
             );
         }

@@ -333,3 +333,166 @@ async fn assert_replays_store(rt: &toka_runtime::Runtime) {
     assert_eq!(replayed.digest(), rt.read(|s| s.digest()));
     replayed.check_invariants().unwrap();
 }
+
+/// The assistant message calling `name` with `args`.
+fn call_message(name: &str, args: serde_json::Value) -> serde_json::Value {
+    json!({"role": "assistant", "content": null, "tool_calls": [
+        {"id": format!("call_{name}"), "type": "function",
+         "function": {"name": name, "arguments": args.to_string()}}]})
+}
+
+/// Completes each task it is given with "42".
+struct Answers42;
+
+#[async_trait::async_trait]
+impl toka_runtime::host::Agent for Answers42 {
+    async fn run(
+        &self,
+        ctx: &mut toka_runtime::host::AgentContext,
+    ) -> Result<(), toka_runtime::host::AgentError> {
+        while let Some(task) = ctx.next_task().await {
+            ctx.claim(task.id).await?;
+            ctx.complete(task.id, toka_types::TaskOutcome::success("42")?)
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_planner_splits_a_task_spawns_a_helper_and_waits_for_its_result() {
+    let dir = tempfile::tempdir().unwrap();
+    let (rt, _executor) = node(dir.path()).await;
+    let (url, script, _server) = provider(vec![
+        calls(&[("toka_spawn_agent", r#"{"name": "helper"}"#)]),
+        Turn::Reply(Arc::new(|req| {
+            let helper = last_tool_answer(req)["agent"].as_str().unwrap().to_string();
+            call_message(
+                "toka_schedule_task",
+                json!({"agent": helper, "description": "compute the answer"}),
+            )
+        })),
+        Turn::Reply(Arc::new(|req| {
+            let task = last_tool_answer(req)["task"].as_str().unwrap().to_string();
+            call_message("toka_wait_tasks", json!({"tasks": [task], "max_secs": 30}))
+        })),
+        Turn::Reply(Arc::new(|req| {
+            let report = last_tool_answer(req);
+            let result = report[0]["outcome"]["result"]
+                .as_str()
+                .unwrap_or("nothing")
+                .to_string();
+            call_message(
+                "toka_finish",
+                json!({"answer": format!("the helper says {result}")}),
+            )
+        })),
+    ])
+    .await;
+    let (planner, token) = agent(&rt, "lead", PLANNER_PERMISSIONS).await;
+    let task = schedule(&rt, planner, "What is the answer? Ask a helper.").await;
+    let _hosted = host(
+        &rt,
+        planner,
+        token,
+        Arc::new(Planner::new(config(&url, 5000)).unwrap()),
+        3,
+    );
+    // The helper appears under the planner; the node hosts it with its own token.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let helper = loop {
+        let found = rt.read(|s| {
+            s.agents()
+                .iter()
+                .find(|a| a.spec.name() == "helper" && a.parent == Some(planner))
+                .map(|a| a.id)
+        });
+        if let Some(h) = found {
+            break h;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no helper spawned");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let root = rt.root().unwrap();
+    let admin = rt.issue_root_token().await.unwrap().token;
+    let grant = toka_types::TokenGrant {
+        sub: helper,
+        permissions: vec!["task:claim".into(), "task:complete".into()],
+        scope: None,
+        ttl_secs: None,
+        budget: toka_types::Budget::default(),
+    };
+    let helper_token = rt.issue_token(root, &admin, grant).await.unwrap().token;
+    let _helper = host(&rt, helper, helper_token, Arc::new(Answers42), 0);
+    assert_eq!(outcome(&rt, task).await, Ok("the helper says 42".into()));
+    let s = script.lock().unwrap().clone();
+    assert!(s.problems.is_empty(), "{:?}", s.problems);
+    assert_eq!(s.requests.len(), 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_planner_spawns_a_planner_helper_with_a_share_of_its_budget() {
+    let dir = tempfile::tempdir().unwrap();
+    let (rt, _executor) = node(dir.path()).await;
+    let (url, script, _server) = provider(vec![
+        calls(&[(
+            "toka_spawn_agent",
+            r#"{"name": "helper", "as_planner": true, "budget_tokens": 300}"#,
+        )]),
+        Turn::Reply(Arc::new(|req| {
+            let helper = last_tool_answer(req)["agent"].as_str().unwrap().to_string();
+            call_message(
+                "toka_schedule_task",
+                json!({"agent": helper, "description": "find the answer"}),
+            )
+        })),
+        Turn::Reply(Arc::new(|req| {
+            let task = last_tool_answer(req)["task"].as_str().unwrap().to_string();
+            call_message("toka_wait_tasks", json!({"tasks": [task], "max_secs": 30}))
+        })),
+        // The helper, a planner the node runs, answers its task.
+        calls(&[("toka_finish", r#"{"answer": "42"}"#)]),
+        Turn::Reply(Arc::new(|req| {
+            let report = last_tool_answer(req);
+            let result = report[0]["outcome"]["result"]
+                .as_str()
+                .unwrap_or("nothing")
+                .to_string();
+            call_message(
+                "toka_finish",
+                json!({"answer": format!("my helper found {result}")}),
+            )
+        })),
+    ])
+    .await;
+    let mut perms = PLANNER_PERMISSIONS.to_vec();
+    perms.push("token:issue");
+    let (lead, token) = agent(&rt, "lead", &perms).await;
+    let task = schedule(&rt, lead, "Find the answer with a helper planner.").await;
+    let _host = toka_planner::host_planners(&rt, config(&url, 5000), 3);
+    let _lead = host(
+        &rt,
+        lead,
+        token,
+        Arc::new(Planner::new(config(&url, 5000)).unwrap()),
+        3,
+    );
+    assert_eq!(outcome(&rt, task).await, Ok("my helper found 42".into()));
+    assert_eq!(script.lock().unwrap().clone().requests.len(), 5);
+    // The helper's token came from the lead's, with its share of the budget, and its
+    // spending counted against it.
+    let (helper, record) = rt.read(|s| {
+        let (a, r) = s
+            .planners()
+            .entries()
+            .next()
+            .map(|(a, r)| (a, r.clone()))
+            .unwrap();
+        (a, r)
+    });
+    let issued = rt.read(|s| s.issued_token(&record.jti).cloned()).unwrap();
+    assert_eq!(issued.sub, helper);
+    assert_eq!(issued.budget.model_tokens, Some(300));
+    assert_eq!(rt.read(|s| s.spent().of(&record.jti).model_tokens), 120);
+    assert_eq!(rt.read(|s| s.agent(helper).unwrap().parent), Some(lead));
+}

@@ -201,3 +201,94 @@ async fn children_get_attenuated_tokens() {
     );
     assert_eq!(rt.head(), head, "a refused delegation writes nothing");
 }
+
+/// Claims and completes every task it is given, noting the order.
+struct Completer(std::sync::Mutex<Vec<String>>);
+
+#[async_trait]
+impl Agent for Completer {
+    async fn run(&self, ctx: &mut AgentContext) -> Result<(), AgentError> {
+        while let Some(task) = ctx.next_task().await {
+            ctx.claim(task.id).await?;
+            if let Ok(mut seen) = self.0.lock() {
+                seen.push(task.description.clone());
+            }
+            ctx.complete(task.id, TaskOutcome::success("ok")?).await?;
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiting_task_is_delivered_only_once_what_it_waits_for_ended() {
+    let store: Arc<dyn StorageBackend> = Arc::new(MemoryStore::new());
+    let rt = start(store, options()).await;
+    let (root, admin_token) = admin(&rt).await;
+    let helper = spawn(&rt, root, "helper").await;
+    let lead = spawn(&rt, root, "lead").await;
+    let schedule_spec = |agent, spec| {
+        toka_types::Message::new(
+            root,
+            admin_token.clone(),
+            toka_types::Operation::ScheduleAgentTask { agent, task: spec },
+        )
+    };
+    let part = rt
+        .submit(schedule(root, &admin_token, helper, "part"))
+        .await
+        .unwrap();
+    let Some(toka_types::KernelEvent::TaskScheduled { task: part, .. }) =
+        part.events.first().cloned()
+    else {
+        panic!("no task");
+    };
+    let whole = toka_types::TaskSpec::new("whole")
+        .unwrap()
+        .waiting_for(vec![part])
+        .unwrap();
+    rt.submit(schedule_spec(lead, whole)).await.unwrap();
+    rt.submit(schedule(root, &admin_token, lead, "independent"))
+        .await
+        .unwrap();
+    let perms = ["task:claim", "task:complete"];
+    let lead_token = delegate(&rt, root, &admin_token, lead, &perms)
+        .await
+        .unwrap();
+    let lead_agent = Arc::new(Completer(std::sync::Mutex::new(Vec::new())));
+    let _lead = host(&rt, lead, lead_token, lead_agent.clone(), 0);
+    // The lead does what it can; "whole" waits for the helper's part.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        *lead_agent.0.lock().unwrap(),
+        vec!["independent".to_string()]
+    );
+    let waiting = rt.read(|s| {
+        s.all_tasks()
+            .find(|t| t.spec.description() == "whole")
+            .map(|t| (t.state, s.waiting_on(t.id)))
+    });
+    assert_eq!(waiting, Some((TaskState::Queued, vec![part])));
+    // The helper does its part: then, and only then, the lead gets "whole".
+    let helper_token = delegate(&rt, root, &admin_token, helper, &perms)
+        .await
+        .unwrap();
+    let _helper = host(
+        &rt,
+        helper,
+        helper_token,
+        Arc::new(Completer(std::sync::Mutex::new(Vec::new()))),
+        0,
+    );
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while lead_agent.0.lock().unwrap().len() < 2 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the waiting task was never delivered"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        *lead_agent.0.lock().unwrap(),
+        vec!["independent".to_string(), "whole".to_string()]
+    );
+}

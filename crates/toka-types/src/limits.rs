@@ -77,6 +77,8 @@ pub const MAX_REGISTERED_TOOLS: usize = 1024;
 /// Longest node name recorded on a started call, in characters.
 pub const MAX_NODE_NAME_CHARS: usize = 64;
 
+/// Most tasks one task may wait for.
+pub const MAX_TASK_WAITS: usize = 64;
 /// Longest lease one heartbeat gives a claimed task, in seconds.
 pub const MAX_LEASE_SECS: u32 = 3600;
 /// Most leases one expiry decision ends (the rest at the next tick).

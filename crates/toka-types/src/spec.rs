@@ -22,6 +22,9 @@ use crate::limits::{
 pub struct TaskSpec {
     #[serde(serialize_with = "serialize_shared")]
     description: Arc<str>,
+    /// Tasks that must end before this one may be claimed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    waits_for: Vec<crate::EntityId>,
 }
 
 fn serialize_shared<S: Serializer>(text: &Arc<str>, serializer: S) -> Result<S::Ok, S::Error> {
@@ -32,12 +35,14 @@ fn serialize_shared<S: Serializer>(text: &Arc<str>, serializer: S) -> Result<S::
 #[serde(deny_unknown_fields)]
 struct RawTaskSpec {
     description: String,
+    #[serde(default)]
+    waits_for: Vec<crate::EntityId>,
 }
 
 impl TryFrom<RawTaskSpec> for TaskSpec {
     type Error = ValidationError;
     fn try_from(raw: RawTaskSpec) -> Result<Self, Self::Error> {
-        Self::new(raw.description)
+        Self::new(raw.description)?.waiting_for(raw.waits_for)
     }
 }
 
@@ -48,12 +53,40 @@ impl TaskSpec {
         check_text("task description", &description, MAX_TASK_DESCRIPTION_CHARS)?;
         Ok(Self {
             description: description.into(),
+            waits_for: Vec::new(),
         })
+    }
+
+    /// This task, waiting for `tasks` to end before it may be claimed (at most
+    /// [`crate::limits::MAX_TASK_WAITS`], no repeats).
+    pub fn waiting_for(mut self, tasks: Vec<crate::EntityId>) -> Result<Self, ValidationError> {
+        let limit = crate::limits::MAX_TASK_WAITS;
+        if tasks.len() > limit {
+            return Err(ValidationError::TooMany {
+                field: "waits_for",
+                actual: tasks.len(),
+                limit,
+            });
+        }
+        let distinct: std::collections::BTreeSet<_> = tasks.iter().collect();
+        if distinct.len() != tasks.len() {
+            return Err(ValidationError::BadCharacter {
+                field: "waits_for",
+                reason: "a task is named twice",
+            });
+        }
+        self.waits_for = tasks;
+        Ok(self)
     }
 
     /// The description.
     pub fn description(&self) -> &str {
         &self.description
+    }
+
+    /// The tasks this one waits for.
+    pub fn waits_for(&self) -> &[crate::EntityId] {
+        &self.waits_for
     }
 }
 

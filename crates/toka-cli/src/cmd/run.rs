@@ -35,6 +35,8 @@ pub(crate) const PLANNER_PERMISSIONS: &[&str] = &[
     p::AGENT_SPAWN,
     p::TASK_SCHEDULE,
     p::TOOL_ALL,
+    // To give helper planners tokens of their own, attenuated from its.
+    p::TOKEN_ISSUE,
 ];
 
 #[derive(Debug, Args)]

@@ -17,7 +17,7 @@ use toka_runtime::{Runtime, RuntimeOptions};
 use toka_types::{AgentSpec, EntityId, KernelEvent, Message, Operation, TaskSpec, TaskState};
 
 /// One scripted answer.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub enum Turn {
     /// 200 with this assistant message (`tool_calls` or `content`).
     Say(Value),
@@ -25,6 +25,31 @@ pub enum Turn {
     Status(u16, Option<u64>),
     /// Wait this long, then answer the next turn (the client should time out first).
     Stall(Duration),
+    /// 200 with the assistant message this makes of the request (to use ids the
+    /// conversation learned).
+    Reply(Arc<dyn Fn(&Value) -> Value + Send + Sync>),
+}
+
+impl std::fmt::Debug for Turn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Say(v) => write!(f, "Say({v})"),
+            Self::Status(c, a) => write!(f, "Status({c}, {a:?})"),
+            Self::Stall(d) => write!(f, "Stall({d:?})"),
+            Self::Reply(_) => f.write_str("Reply(..)"),
+        }
+    }
+}
+
+/// The content of the last tool message of a request, parsed as JSON.
+pub fn last_tool_answer(request: &Value) -> Value {
+    let text = request["messages"]
+        .as_array()
+        .and_then(|m| m.iter().rev().find(|m| m["role"] == "tool"))
+        .and_then(|m| m["content"].as_str())
+        .unwrap_or("null")
+        .to_string();
+    serde_json::from_str(&text).unwrap_or(Value::String(text))
 }
 
 /// The calls to make in one assistant message: `(function, arguments JSON text)`.
@@ -129,6 +154,16 @@ async fn completions(State(script): State<Shared>, Json(body): Json<Value>) -> R
     };
     match turn {
         Turn::Say(m) => say(m),
+        Turn::Reply(make) => {
+            let last = script
+                .lock()
+                .unwrap()
+                .requests
+                .last()
+                .cloned()
+                .unwrap_or_default();
+            say(make(&last))
+        }
         Turn::Status(code, after) => {
             let mut r = (StatusCode::from_u16(code).unwrap(), "scripted failure").into_response();
             if let Some(secs) = after {

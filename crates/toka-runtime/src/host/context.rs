@@ -27,6 +27,8 @@ pub struct AgentContext {
     backlog: Vec<AssignedTask>,
     feed: Subscription,
     delivered: HashSet<EntityId>,
+    /// Queued tasks of this agent waiting for other tasks to end.
+    waiting: std::collections::BTreeSet<EntityId>,
     max_restarts: u32,
 }
 
@@ -61,6 +63,7 @@ impl AgentContext {
             backlog,
             feed,
             delivered: HashSet::new(),
+            waiting: std::collections::BTreeSet::new(),
             max_restarts,
         }
     }
@@ -85,48 +88,76 @@ impl AgentContext {
             .read(|s| s.task(task).is_some_and(|t| t.state == TaskState::Queued))
     }
 
-    /// The next task scheduled to this agent and still queued, waiting for one.
-    /// `None` if the runtime stops feeding.
+    /// The next task scheduled to this agent, still queued and not waiting for other
+    /// tasks, waiting for one (a task that waits is delivered once what it waits for
+    /// has ended). `None` if the runtime stops feeding.
     pub async fn next_task(&mut self) -> Option<AssignedTask> {
         while let Some(task) = self.backlog.pop() {
-            if self.delivered.insert(task.id) && self.still_queued(task.id) {
-                return Some(task);
+            if let Some(ready) = self.offer(task.id) {
+                return Some(ready);
             }
+        }
+        // Several waiting tasks may have become ready with one event.
+        if let Some(task) = self.first_ready()
+            && let Some(ready) = self.offer(task)
+        {
+            return Some(ready);
         }
         loop {
             let record = self.feed.next().await?.ok()?;
-            match record.header.kind.as_str() {
-                "task.scheduled" => {
-                    if let Ok(KernelEvent::TaskScheduled { agent, task, spec }) = decode(&record)
-                        && agent == self.id
-                        && self.delivered.insert(task)
-                        && self.still_queued(task)
-                    {
-                        return Some(AssignedTask {
-                            id: task,
-                            description: spec.description().to_string(),
-                        });
+            let candidate = match record.header.kind.as_str() {
+                "task.scheduled" => match decode(&record) {
+                    Ok(KernelEvent::TaskScheduled { agent, task, .. }) if agent == self.id => {
+                        Some(task)
                     }
-                }
+                    _ => None,
+                },
                 // A task whose lease ran out is queued again: deliver it again.
-                "task.lease_expired" => {
-                    if let Ok(KernelEvent::TaskLeaseExpired { agent, task }) = decode(&record)
-                        && agent == self.id
-                        && self.still_queued(task)
-                    {
-                        let description = self
-                            .runtime
-                            .read(|s| s.task(task).map(|t| t.spec.description().to_string()))?;
-                        self.delivered.insert(task);
-                        return Some(AssignedTask {
-                            id: task,
-                            description,
-                        });
+                "task.lease_expired" => match decode(&record) {
+                    Ok(KernelEvent::TaskLeaseExpired { agent, task }) if agent == self.id => {
+                        self.delivered.remove(&task);
+                        Some(task)
                     }
-                }
-                _ => {}
+                    _ => None,
+                },
+                // A task ended: one of ours may have been waiting for it.
+                "task.completed" | "agent.terminated" => self.first_ready(),
+                _ => None,
+            };
+            if let Some(ready) = candidate.and_then(|t| self.offer(t)) {
+                return Some(ready);
             }
         }
+    }
+
+    /// A waiting task that waits for nothing any more.
+    fn first_ready(&self) -> Option<EntityId> {
+        self.waiting
+            .iter()
+            .copied()
+            .find(|t| self.runtime.read(|s| s.waiting_on(*t).is_empty()))
+    }
+
+    /// `task`, if it is this agent's, queued, not yet delivered and waits for nothing
+    /// (one that waits is kept until it does not).
+    fn offer(&mut self, task: EntityId) -> Option<AssignedTask> {
+        if self.delivered.contains(&task) || !self.still_queued(task) {
+            self.waiting.remove(&task);
+            return None;
+        }
+        if !self.runtime.read(|s| s.waiting_on(task).is_empty()) {
+            self.waiting.insert(task);
+            return None;
+        }
+        self.waiting.remove(&task);
+        self.delivered.insert(task);
+        let description = self
+            .runtime
+            .read(|s| s.task(task).map(|t| t.spec.description().to_string()))?;
+        Some(AssignedTask {
+            id: task,
+            description,
+        })
     }
 
     async fn send(&self, operation: Operation) -> Result<Vec<KernelEvent>, AgentError> {
