@@ -21,6 +21,14 @@ fn init_writes_a_private_key_and_refuses_to_overwrite() {
             .permissions()
             .mode();
         assert_eq!(mode & 0o777, 0o600);
+        // The log and the checkpoints live in folders only the node's user may open.
+        for folder in ["data", "checkpoints"] {
+            let mode = std::fs::metadata(dir.path().join(folder))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o700, "{folder}");
+        }
     }
     let again = run(&["init", "--dir", dir.path().to_str().unwrap()]);
     assert_eq!(again.code, 1);
@@ -49,6 +57,10 @@ fn a_bad_config_is_refused_naming_the_key() {
 #[test]
 fn usage_errors_exit_2_and_completions_print() {
     assert_eq!(run(&["task", "frobnicate"]).code, 2);
+    // Out-of-range numbers are usage errors, not silently corrected.
+    let r = run(&["bench", "--submitters", "0"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert_eq!(run(&["bench", "--messages", "0"]).code, 2);
     let r = run(&["completions", "bash"]);
     assert_eq!(r.code, 0);
     assert!(r.stdout.contains("toka"));

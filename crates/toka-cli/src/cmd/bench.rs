@@ -18,11 +18,11 @@ pub struct BenchArgs {
     /// Storage driver (durable drivers really fsync every commit).
     #[arg(long, default_value = "sqlite", value_parser = ["memory", "sled", "sqlite", "postgres"])]
     driver: String,
-    /// Concurrent submitters.
-    #[arg(long, default_value_t = 64)]
-    submitters: usize,
-    /// Messages in all.
-    #[arg(long, default_value_t = 100_000)]
+    /// Concurrent submitters (1 to 65535).
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u16).range(1..))]
+    submitters: u16,
+    /// Messages in all (1 to 100 million).
+    #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
     messages: u64,
 }
 
@@ -66,9 +66,12 @@ pub async fn run(args: BenchArgs, out: Out) -> Result<ExitCode> {
     );
     bar.set_message("bench");
     let progress = bar.clone();
-    let report = load::run(&runtime, args.submitters, args.messages, move |n| {
-        progress.set_position(n)
-    })
+    let report = load::run(
+        &runtime,
+        usize::from(args.submitters),
+        args.messages,
+        move |n| progress.set_position(n),
+    )
     .await?;
     bar.finish_and_clear();
     runtime.shutdown().await;

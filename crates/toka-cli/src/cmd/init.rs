@@ -39,6 +39,18 @@ pub async fn initialise(dir: &Path, force: bool, alg: Alg) -> Result<(Config, St
     Ok((config, root.to_string(), admin?.token))
 }
 
+/// Creates `folder` (and its parents) readable by this user only (0700 on Unix).
+fn private_dir(folder: &Path) -> Result<()> {
+    std::fs::create_dir_all(folder).with_context(|| format!("creating {}", folder.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(folder, std::fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("making {} private", folder.display()))?;
+    }
+    Ok(())
+}
+
 /// Writes the configuration and the key, and clears an old log if `force`.
 fn write_files(dir: &Path, force: bool, alg: Alg) -> Result<Config> {
     let config_path = dir.join("toka.toml");
@@ -52,6 +64,16 @@ fn write_files(dir: &Path, force: bool, alg: Alg) -> Result<Config> {
     std::fs::write(&config_path, Config::commented_template())
         .with_context(|| format!("writing {}", config_path.display()))?;
     let config = setup::load_config(&config_path)?;
+    // The log and the checkpoints are the node's alone: folders only its user may
+    // open (the store's files inherit nothing looser from a umask this way).
+    for file in [
+        config.resolve(&config.store.path),
+        config.resolve(&config.checkpoints.file),
+    ] {
+        if let Some(folder) = file.parent() {
+            private_dir(folder)?;
+        }
+    }
     if force {
         let db = config.resolve(&config.store.path);
         // The old log's checkpoints would refuse the new, shorter log.
