@@ -137,7 +137,23 @@ impl From<KernelError> for ApiError {
             K::QueueFull { .. } | K::TooManyOpenCalls { .. } => StatusCode::TOO_MANY_REQUESTS,
             _ => StatusCode::CONFLICT,
         };
-        Self::new(status, e.code(), e.to_string())
+        let mut message = e.to_string();
+        // A misspelt permission is not an escalation the caller can fix by asking
+        // its issuer: say what it is.
+        if let K::Delegation(toka_auth::AuthError::PermissionEscalation { permission }) = &e
+            && !toka_auth::permissions::is_known(permission)
+        {
+            message = match toka_auth::permissions::closest(permission) {
+                Some(near) => {
+                    format!("there is no permission {permission:?}; did you mean {near:?}?")
+                }
+                None => format!(
+                    "there is no permission {permission:?}; the permissions are {}, tool:<name> and ext:<family>",
+                    toka_auth::permissions::ALL.join(", ")
+                ),
+            };
+        }
+        Self::new(status, e.code(), message)
     }
 }
 

@@ -48,6 +48,26 @@ pub const ALL: &[&str] = &[
     MODEL_USE,
 ];
 
+/// For a permission name that is none of Toka's, the built-in one it most likely
+/// meant (`task:clam` → `task:claim`); `None` for a known name or no close match.
+pub fn closest(name: &str) -> Option<&'static str> {
+    if is_known(name) {
+        return None;
+    }
+    ALL.iter()
+        .copied()
+        .map(|p| (toka_types::edit_distance(p, name), p))
+        .filter(|(d, _)| *d <= 3)
+        .min()
+        .map(|(_, p)| p)
+}
+
+/// Whether `name` is a permission Toka knows: a built-in one, `tool:<name>` or
+/// `ext:<family>`.
+pub fn is_known(name: &str) -> bool {
+    ALL.contains(&name) || name.starts_with("tool:") || name.starts_with("ext:")
+}
+
 /// The permission that allows calling the extension handler family `family`.
 pub fn extension(family: &str) -> String {
     format!("ext:{family}")

@@ -34,6 +34,14 @@ fn a_budgeted_token_spends_what_it_was_given_and_no_more() {
         args.extend(extra);
         client(&server, token, &args)
     };
+    // A misspelt permission is named as such, with what was probably meant.
+    let r = issue(&admin, &lead, &["--perm", "task:clam"]);
+    assert_ne!(r.code, 0);
+    assert!(
+        r.stderr.contains("did you mean \"task:claim\""),
+        "{}",
+        r.stderr
+    );
     let r = issue(&admin, &lead, &["--budget-spawns", "2"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     let v: Value = serde_json::from_str(r.stdout.trim()).unwrap();

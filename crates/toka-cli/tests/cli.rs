@@ -477,3 +477,48 @@ fn events_follow_streams_new_events() {
     let _ = follower.kill();
     let _ = follower.wait();
 }
+
+#[test]
+fn after_a_clean_stop_the_database_file_alone_holds_the_log() {
+    if !sqlite3_installed() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (_, admin) = init_without_tools(dir.path());
+    let server = Server::start(dir.path());
+    for n in 0..5 {
+        let r = client(&server, &admin, &["observe", &format!("note {n}")]);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+    }
+    assert_eq!(server.stop(), 0);
+    // Copy the database file alone (no -wal, no -shm), as an operator might.
+    let copy = dir.path().join("copy.db");
+    std::fs::copy(dir.path().join("data/toka.db"), &copy).unwrap();
+    let out = std::process::Command::new("sqlite3")
+        .arg(&copy)
+        .arg("SELECT count(*) FROM events")
+        .output()
+        .unwrap();
+    let count: u64 = String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .unwrap_or(0);
+    assert!(
+        count >= 7,
+        "the copy holds {count} events: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Whether the sqlite3 command-line tool is there (CI must have it).
+fn sqlite3_installed() -> bool {
+    let there = std::process::Command::new("sqlite3")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        there || std::env::var_os("CI").is_none(),
+        "CI must have sqlite3 (scripts/test.sh installs it)"
+    );
+    there
+}

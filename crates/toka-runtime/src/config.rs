@@ -35,26 +35,8 @@ fn misspelt_section(rest: &str) -> Option<&'static str> {
         .chain(OWNED_SECTIONS.iter().copied())
         .find(|section| {
             let first = section.split('_').next().unwrap_or(section);
-            first != word && edit_distance(first, word) <= 2 && word.len() >= 3
+            first != word && toka_types::edit_distance(first, word) <= 2 && word.len() >= 3
         })
-}
-
-/// Levenshtein distance (short ASCII words only).
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut prev = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let here = row[j + 1];
-            row[j + 1] = (prev + usize::from(ca != *cb))
-                .min(row[j] + 1)
-                .min(here + 1);
-            prev = here;
-        }
-    }
-    row[b.len()]
 }
 
 /// The section the tool crate owns (tools, workspaces, allowlists, commands).

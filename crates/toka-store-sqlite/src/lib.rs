@@ -68,6 +68,18 @@ struct Inner {
     _lock: File,
 }
 
+impl Drop for Inner {
+    /// On a clean close the write-ahead log is folded into the database file, so the
+    /// file alone holds the whole log (an operator copying `toka.db` gets it all).
+    fn drop(&mut self) {
+        if let Ok(conn) = self.writer.get_mut()
+            && let Err(e) = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+        {
+            tracing::warn!(path = %self.path.display(), error = %e, "the write-ahead log was not folded into the database file");
+        }
+    }
+}
+
 impl std::fmt::Debug for SqliteStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SqliteStore")

@@ -50,3 +50,21 @@ pub use token::{IssuedToken, PERMISSION_PUNCTUATION, Scope, TokenGrant, check_pe
 pub use tool::{
     ApprovalPolicy, CallStatus, RetryPolicy, ToolCall, ToolResult, ToolSpec, check_tool_name,
 };
+
+/// Levenshtein distance between two short words (for "did you mean" hints).
+pub fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let here = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != *cb))
+                .min(row[j] + 1)
+                .min(here + 1);
+            prev = here;
+        }
+    }
+    row[b.len()]
+}
