@@ -191,7 +191,7 @@ async fn drive(
     progress(
         out,
         &format!(
-            "planner {agent} (scripted or not, every exchange is recorded); task {}",
+            "planner {agent} works task {} (every model exchange is recorded)",
             tasks[0]
         ),
     );
