@@ -444,11 +444,17 @@ fn terminate_revoke_inspect_root_token_and_snapshots() {
 }
 
 #[test]
-fn events_follow_streams_new_events() {
+fn events_follow_streams_new_events_and_reconnects_after_a_restart() {
     use std::io::{BufRead, BufReader};
     let dir = tempfile::tempdir().unwrap();
     let (_, admin) = init_without_tools(dir.path());
-    let server = Server::start(dir.path());
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let server = Server::start_on(dir.path(), &listen, |_| {});
     let mut follower = toka()
         .env("TOKA_SERVER", &server.url)
         .env("TOKA_TOKEN", &admin)
@@ -474,8 +480,20 @@ fn events_follow_streams_new_events() {
     );
     assert_eq!(second["kind"], "token.issued");
     assert_eq!(third["event"]["spec"]["description"], "streamed");
+    // The server restarts: the follower reconnects and goes on from seq 4, without
+    // missing or repeating an event.
+    assert_eq!(server.stop(), 0);
+    let server = Server::start_on(dir.path(), &listen, |_| {});
+    assert_eq!(
+        client(&server, &admin, &["task", "schedule", "after the restart"]).code,
+        0
+    );
+    let fourth: Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+    assert_eq!(fourth["seq"].as_u64(), Some(4), "{fourth}");
+    assert_eq!(fourth["event"]["spec"]["description"], "after the restart");
     let _ = follower.kill();
     let _ = follower.wait();
+    assert_eq!(server.stop(), 0);
 }
 
 #[test]

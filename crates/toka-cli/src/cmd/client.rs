@@ -594,24 +594,50 @@ pub async fn events(args: EventsArgs, out: Out) -> Result<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     }
-    let response = client.stream(args.from).await?;
-    let mut bytes = response.bytes_stream();
-    let mut buffer = String::new();
-    while let Some(chunk) = bytes.next().await {
-        buffer.push_str(&String::from_utf8_lossy(&chunk?));
-        while let Some(end) = buffer.find("\n\n") {
-            let frame: String = buffer.drain(..end + 2).collect();
-            let data: String = frame
-                .lines()
-                .filter_map(|l| l.strip_prefix("data:"))
-                .map(str::trim_start)
-                .collect();
-            if let Ok(view) = serde_json::from_str::<EventView>(&data) {
-                print_event(out, &view);
-            }
+    follow(&client, args.from, out).await
+}
+
+/// Longest pause between reconnections of `events --follow`.
+const MAX_RECONNECT_PAUSE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Prints the live event stream from `from` (default: the next event), for as long
+/// as it runs; when the server goes away (a restart), reconnects from the event after
+/// the last one printed, so nothing is missed or printed twice.
+async fn follow(client: &Client, from: Option<u64>, out: Out) -> Result<ExitCode> {
+    use eventsource_stream::Eventsource as _;
+    let mut last = match from {
+        Some(f) => f.saturating_sub(1),
+        None => {
+            let page: EventPage = client.get("/v1/events", &[("limit", "1".into())]).await?;
+            page.head
         }
+    };
+    let mut pause = std::time::Duration::from_millis(250);
+    loop {
+        match client.stream(Some(last + 1)).await {
+            Ok(response) => {
+                pause = std::time::Duration::from_millis(250);
+                let mut events = response.bytes_stream().eventsource();
+                while let Some(Ok(event)) = events.next().await {
+                    if event.event == "closed" {
+                        break; // the server is stopping
+                    }
+                    if let Ok(view) = serde_json::from_str::<EventView>(&event.data)
+                        && view.seq > last
+                    {
+                        last = view.seq;
+                        print_event(out, &view);
+                    }
+                }
+                crate::output::warn(format!(
+                    "the event stream ended after seq {last}; reconnecting"
+                ));
+            }
+            Err(e) => crate::output::warn(format!("{e}; retrying in {} ms", pause.as_millis())),
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(MAX_RECONNECT_PAUSE);
     }
-    Ok(ExitCode::SUCCESS)
 }
 
 pub async fn state(remote: Remote, out: Out) -> Result<ExitCode> {

@@ -87,6 +87,11 @@ impl Server {
 
     /// Starts `toka serve` with extra settings applied to the command (e.g. env).
     pub fn start_with(dir: &Path, setup: impl FnOnce(&mut Command)) -> Self {
+        Self::start_on(dir, "127.0.0.1:0", setup)
+    }
+
+    /// Starts `toka serve` listening on `listen` (to restart it on the same port).
+    pub fn start_on(dir: &Path, listen: &str, setup: impl FnOnce(&mut Command)) -> Self {
         let mut cmd = toka();
         cmd.args([
             "--json",
@@ -94,7 +99,7 @@ impl Server {
             "--config",
             config(dir).to_str().unwrap(),
             "--listen",
-            "127.0.0.1:0",
+            listen,
         ])
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
