@@ -61,6 +61,13 @@ fn usage_errors_exit_2_and_completions_print() {
     let r = run(&["bench", "--submitters", "0"]);
     assert_eq!(r.code, 2, "{}", r.stderr);
     assert_eq!(run(&["bench", "--messages", "0"]).code, 2);
+    let r = run(&["task", "list", "--state", "finished"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("queued"),
+        "the values are listed: {}",
+        r.stderr
+    );
     let r = run(&["completions", "bash"]);
     assert_eq!(r.code, 0);
     assert!(r.stdout.contains("toka"));

@@ -92,8 +92,8 @@ pub enum TaskCmd {
         /// Only this agent's.
         #[arg(long)]
         agent: Option<String>,
-        /// Only in this state (queued, claimed, done, failed, cancelled).
-        #[arg(long)]
+        /// Only in this state.
+        #[arg(long, value_parser = ["queued", "claimed", "done", "failed", "cancelled"])]
         state: Option<String>,
     },
 }
