@@ -54,19 +54,12 @@ fn streamable_http_at_slash_mcp_checks_the_bearer_on_every_request() {
             "{auth:?}: {text}"
         );
     }
-    let out = Command::new("python3")
-        .arg(mcp_script("http_client.py"))
-        .arg(&server.url)
-        .arg(&token)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "MCP client failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+    let v = python_json(
+        Command::new("python3")
+            .arg(mcp_script("http_client.py"))
+            .arg(&server.url)
+            .arg(&token),
     );
-    let v: Value = serde_json::from_str(String::from_utf8_lossy(&out.stdout).trim()).unwrap();
     // The tool it may call, and the reads every token has (they show its scope).
     let reads = [
         "toka.list_agents",
@@ -122,20 +115,13 @@ fn the_official_mcp_client_lists_and_calls_through_toka() {
     );
 
     let binary = assert_cmd::cargo::cargo_bin("toka");
-    let out = Command::new("python3")
-        .arg(mcp_script("stdio_client.py"))
-        .arg(&binary)
-        .args(["mcp", "--server", &server.url])
-        .env("TOKA_TOKEN", &token)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "MCP client failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+    let v = python_json(
+        Command::new("python3")
+            .arg(mcp_script("stdio_client.py"))
+            .arg(&binary)
+            .args(["mcp", "--server", &server.url])
+            .env("TOKA_TOKEN", &token),
     );
-    let v: Value = serde_json::from_str(String::from_utf8_lossy(&out.stdout).trim()).unwrap();
     let expected = [
         "fs.read",
         "fs.write",
@@ -223,21 +209,15 @@ fn the_official_mcp_client_lists_and_calls_through_toka() {
     let r = client(&server, &admin, &["approve", call]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     let read = serde_json::json!([["toka.read_call", {"call": call, "wait_secs": 10}]]);
-    let out = Command::new("python3")
-        .arg(mcp_script("calls_client.py"))
-        .arg("stdio")
-        .arg(&binary)
-        .args(["mcp", "--server", &server.url])
-        .env("TOKA_TOKEN", &token)
-        .env("CALLS", read.to_string())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let read = python_json(
+        Command::new("python3")
+            .arg(mcp_script("calls_client.py"))
+            .arg("stdio")
+            .arg(&binary)
+            .args(["mcp", "--server", &server.url])
+            .env("TOKA_TOKEN", &token)
+            .env("CALLS", read.to_string()),
     );
-    let read: Value = serde_json::from_str(String::from_utf8_lossy(&out.stdout).trim()).unwrap();
     let answer = read["results"][0]["text"].as_str().unwrap();
     assert!(answer.contains("\"status\":\"succeeded\""), "{answer}");
     assert!(
@@ -270,21 +250,14 @@ fn the_official_mcp_client_lists_and_calls_through_toka() {
     assert_eq!(server.stop(), 0);
 
     // On its own, on the data folder (no server): the same tools, the same record.
-    let out = Command::new("python3")
-        .arg(mcp_script("stdio_client.py"))
-        .arg(&binary)
-        .args(["mcp", "--config", config(dir.path()).to_str().unwrap()])
-        .env("TOKA_TOKEN", &token)
-        .env_remove("TOKA_SERVER")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "stand-alone MCP failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+    let v = python_json(
+        Command::new("python3")
+            .arg(mcp_script("stdio_client.py"))
+            .arg(&binary)
+            .args(["mcp", "--config", config(dir.path()).to_str().unwrap()])
+            .env("TOKA_TOKEN", &token)
+            .env_remove("TOKA_SERVER"),
     );
-    let v: Value = serde_json::from_str(String::from_utf8_lossy(&out.stdout).trim()).unwrap();
     assert_eq!(v["tools"], serde_json::json!(expected), "{v}");
     assert!(
         v["read_ok"]["text"]

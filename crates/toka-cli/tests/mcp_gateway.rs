@@ -183,22 +183,15 @@ fn downstream_mcp_servers_become_recorded_toka_tools() {
         ["mcp.web.echo", {"text": "over HTTP"}],
         ["fs.read", {"path": "x"}],
     ]);
-    let out = Command::new("python3")
-        .arg(mcp_script("calls_client.py"))
-        .arg("stdio")
-        .arg(assert_cmd::cargo::cargo_bin("toka"))
-        .args(["mcp", "--server", &server.url])
-        .env("TOKA_TOKEN", &token)
-        .env("CALLS", calls.to_string())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "MCP client failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+    let v = python_json(
+        Command::new("python3")
+            .arg(mcp_script("calls_client.py"))
+            .arg("stdio")
+            .arg(assert_cmd::cargo::cargo_bin("toka"))
+            .args(["mcp", "--server", &server.url])
+            .env("TOKA_TOKEN", &token)
+            .env("CALLS", calls.to_string()),
     );
-    let v: Value = serde_json::from_str(String::from_utf8_lossy(&out.stdout).trim()).unwrap();
     let listed: Vec<&str> = v["tools"]
         .as_array()
         .unwrap()

@@ -76,14 +76,7 @@ impl Reply {
     /// One line for people: `calls f(args), g(args)` or `answers: text`, each piece
     /// cut to `max_chars`.
     pub fn describe(&self, max_chars: usize) -> String {
-        let cut = |t: &str| {
-            let flat = t.replace('\n', " ");
-            if flat.chars().count() > max_chars {
-                format!("{}…", flat.chars().take(max_chars).collect::<String>())
-            } else {
-                flat
-            }
-        };
+        let cut = |t: &str| one_line(t, max_chars);
         if self.tool_calls.is_empty() {
             return format!("answers: {}", cut(self.content.as_deref().unwrap_or("")));
         }
@@ -93,6 +86,16 @@ impl Reply {
             .map(|c| format!("{}({})", c.function, cut(&c.arguments)))
             .collect();
         format!("calls {}", calls.join(", "))
+    }
+}
+
+/// `text` on one line, cut to `max_chars` characters (with `…` when cut).
+pub fn one_line(text: &str, max_chars: usize) -> String {
+    let flat = text.replace('\n', " ");
+    if flat.chars().count() > max_chars {
+        format!("{}…", flat.chars().take(max_chars).collect::<String>())
+    } else {
+        flat
     }
 }
 

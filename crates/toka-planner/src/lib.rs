@@ -25,7 +25,7 @@ mod provider;
 mod toolbox;
 
 pub use config::{PlannerConfig, PlannerConfigError};
-pub use conversation::{Conversation, Reply, ToolCallAsk};
+pub use conversation::{Conversation, Reply, ToolCallAsk, one_line};
 pub use host::{PlannerHost, host_planners};
 pub use planner::{LEASE_SECS, Planner};
 pub use provider::{Answer, ChatClient, ProviderError};

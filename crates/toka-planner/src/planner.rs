@@ -17,7 +17,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde_json::{Value, json};
 use toka_kernel::KernelError;
-use toka_runtime::host::{Agent, AgentContext, AgentError};
+use toka_runtime::host::{AbortOnDrop, Agent, AgentContext, AgentError};
 use toka_runtime::{Refused, SubmitError};
 use toka_types::{EntityId, KernelEvent, Message, ModelStep, Operation, TaskOutcome, TaskState};
 
@@ -67,7 +67,7 @@ impl Planner {
         description: &str,
     ) -> Result<(), AgentError> {
         ctx.heartbeat(task, LEASE_SECS).await?;
-        let _lease = Heartbeats::start(ctx, task);
+        let _lease = heartbeats(ctx, task);
         self.steps(ctx, task, description).await
     }
 
@@ -485,36 +485,26 @@ async fn wait_tasks(ctx: &AgentContext, tasks: &[EntityId], limit: Duration) -> 
     Value::Array(report).to_string()
 }
 
-/// Renews the lease on a task until dropped.
-struct Heartbeats(tokio::task::JoinHandle<()>);
-
-impl Heartbeats {
-    fn start(ctx: &AgentContext, task: EntityId) -> Self {
-        let (runtime, agent, token) = (ctx.runtime().clone(), ctx.id(), ctx.token().to_string());
-        Self(tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(HEARTBEAT).await;
-                let beat = Operation::Heartbeat {
-                    agent,
-                    task,
-                    lease_secs: LEASE_SECS,
-                };
-                if let Err(r) = runtime
-                    .submit(Message::new(agent, token.clone(), beat))
-                    .await
-                {
-                    tracing::debug!(%task, error = %r.error, "heartbeat refused; the task ended or moved");
-                    return;
-                }
+/// Renews the lease on `task` every [`HEARTBEAT`] until the returned guard is dropped.
+fn heartbeats(ctx: &AgentContext, task: EntityId) -> AbortOnDrop<()> {
+    let (runtime, agent, token) = (ctx.runtime().clone(), ctx.id(), ctx.token().to_string());
+    AbortOnDrop(tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(HEARTBEAT).await;
+            let beat = Operation::Heartbeat {
+                agent,
+                task,
+                lease_secs: LEASE_SECS,
+            };
+            if let Err(r) = runtime
+                .submit(Message::new(agent, token.clone(), beat))
+                .await
+            {
+                tracing::debug!(%task, error = %r.error, "heartbeat refused; the task ended or moved");
+                return;
             }
-        }))
-    }
-}
-
-impl Drop for Heartbeats {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
+        }
+    }))
 }
 
 /// `text`, cut to [`MAX_TOOL_MESSAGE_BYTES`] on a character boundary.

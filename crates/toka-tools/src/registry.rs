@@ -116,9 +116,14 @@ impl Registry {
         all
     }
 
-    /// The tool `name`, if it is offered now.
+    /// The tool `name`, if it is offered now (a fixed tool first, as in [`Registry::all`]).
     pub fn get(&self, name: &str) -> Option<Arc<dyn Tool>> {
-        self.all().into_iter().find(|t| t.info().name == name)
+        let named = |t: &Arc<dyn Tool>| t.info().name == name;
+        self.tools.iter().find(|t| named(t)).cloned().or_else(|| {
+            self.sources
+                .iter()
+                .find_map(|s| s.tools().into_iter().find(|t| named(t)))
+        })
     }
 
     fn approval_of(&self, name: &str, default: ApprovalPolicy) -> ApprovalPolicy {

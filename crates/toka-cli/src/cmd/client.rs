@@ -485,12 +485,7 @@ fn print_transcript(out: Out, t: &toka_api::transcript::Transcript) {
             None if v.is_null() => String::new(),
             None => v.to_string(),
         };
-        let flat = text.replace('\n', " ");
-        if flat.chars().count() > 200 {
-            format!("{}…", flat.chars().take(200).collect::<String>())
-        } else {
-            flat
-        }
+        toka_planner::one_line(&text, 200)
     };
     if t.steps.is_empty() {
         out.say(format!("agent {} has no recorded model steps", t.agent));

@@ -220,7 +220,6 @@ async fn drive(
     }
     hosted.abort();
     let mut failed = false;
-    let mut results = Vec::new();
     for task in &tasks {
         let (state, outcome, usage) = rt.read(|s| {
             let t = s.task(*task);
@@ -232,24 +231,33 @@ async fn drive(
         });
         let outcome = serde_json::to_value(outcome).unwrap_or(Value::Null);
         failed |= state != Some(TaskState::Done);
-        results.push(json!({"agent": agent, "task": task, "outcome": outcome,
-                            "steps": usage.steps, "model_tokens": usage.tokens}));
-        out.emit(
-            results.last().unwrap_or(&Value::Null),
-            || match outcome["status"].as_str() {
-                Some("success") => output::line(outcome["result"].as_str().unwrap_or("")),
-                _ => output::warn(format!(
-                    "the task failed: {}",
-                    outcome["reason"].as_str().unwrap_or("cancelled")
-                )),
-            },
-        );
+        let report = json!({"agent": agent, "task": task, "outcome": outcome,
+                            "steps": usage.steps, "model_tokens": usage.tokens});
+        print_outcome(out, &report);
     }
-    Ok(if failed {
+    Ok(exit_code(failed))
+}
+
+/// Prints one task's `report` (`{"outcome": …, …}`): the answer on stdout, or why it
+/// failed on stderr; the whole report with `--json`.
+pub(crate) fn print_outcome(out: Out, report: &Value) {
+    let outcome = &report["outcome"];
+    out.emit(report, || match outcome["status"].as_str() {
+        Some("success") => output::line(outcome["result"].as_str().unwrap_or("")),
+        _ => output::warn(format!(
+            "the task failed: {}",
+            outcome["reason"].as_str().unwrap_or("cancelled")
+        )),
+    });
+}
+
+/// 0 when every task succeeded, 1 otherwise.
+pub(crate) fn exit_code(failed: bool) -> ExitCode {
+    if failed {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
-    })
+    }
 }
 
 /// Progress goes to stderr, so stdout holds the answer alone.
@@ -259,13 +267,8 @@ pub(crate) fn progress(out: Out, text: &str) {
     }
 }
 
-pub(crate) fn short(text: &str) -> String {
-    let flat = text.replace('\n', " ");
-    if flat.chars().count() > 120 {
-        format!("{}…", flat.chars().take(120).collect::<String>())
-    } else {
-        flat
-    }
+fn short(text: &str) -> String {
+    toka_planner::one_line(text, 120)
 }
 
 /// One progress line for `event`, if it concerns the planner or its helpers: `mine`

@@ -12,10 +12,10 @@ use anyhow::{Context as _, Result, bail};
 use serde_json::{Value, json};
 use toka_types::{EntityId, KernelEvent};
 
-use super::run::{PLANNER_PERMISSIONS, RunArgs, describe, progress};
+use super::run::{PLANNER_PERMISSIONS, RunArgs, describe, exit_code, print_outcome, progress};
 use crate::Remote;
 use crate::client::Client;
-use crate::output::{self, Out};
+use crate::output::Out;
 
 /// How often the events are read while the planner works.
 const POLL: Duration = Duration::from_millis(300);
@@ -164,20 +164,10 @@ pub async fn run(args: RunArgs, server: String, out: Out) -> Result<ExitCode> {
     let mut failed = false;
     for (task, outcome) in &outcomes {
         failed |= outcome["status"] != "success";
-        out.emit(
+        print_outcome(
+            out,
             &json!({"agent": agent, "task": task, "outcome": outcome}),
-            || match outcome["status"].as_str() {
-                Some("success") => output::line(outcome["result"].as_str().unwrap_or("")),
-                _ => output::warn(format!(
-                    "the task failed: {}",
-                    outcome["reason"].as_str().unwrap_or("")
-                )),
-            },
         );
     }
-    Ok(if failed {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(exit_code(failed))
 }

@@ -14,7 +14,7 @@ mod context;
 mod supervisor;
 
 pub use context::{AgentContext, AssignedTask};
-pub use supervisor::{AgentHandle, HostedStatus, host};
+pub use supervisor::{AbortOnDrop, AgentHandle, HostedStatus, host};
 
 use async_trait::async_trait;
 

@@ -103,11 +103,13 @@ pub fn host(
     AgentHandle { id, status, task }
 }
 
-/// A task that is aborted when this handle is dropped (with the supervisor's own task).
-struct AbortOnDrop<T>(JoinHandle<T>);
+/// A task that is aborted when this handle is dropped (with its owner).
+#[derive(Debug)]
+pub struct AbortOnDrop<T>(pub JoinHandle<T>);
 
 impl<T> AbortOnDrop<T> {
-    async fn wait(mut self) -> Result<T, tokio::task::JoinError> {
+    /// Waits for the task to end.
+    pub async fn wait(mut self) -> Result<T, tokio::task::JoinError> {
         (&mut self.0).await
     }
 }
