@@ -34,4 +34,18 @@ if ! command -v sqlite3 >/dev/null 2>&1; then
     else sudo apt-get update -qq && sudo apt-get install -y -qq sqlite3 >/dev/null; fi
 fi
 
+# A real browser for the web console's end-to-end test (tests/console.rs): Debian's
+# chromium, driven by Playwright's playwright-core from npm (pinned by its lockfile;
+# it downloads no browser of its own).
+if ! command -v chromium >/dev/null 2>&1; then
+    echo "test.sh: installing chromium for the web console test" >&2
+    if [ "$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium >/dev/null;
+    else sudo apt-get update -qq && sudo apt-get install -y -qq chromium >/dev/null; fi
+fi
+console_tests=crates/toka-cli/tests/console
+if [ ! -d "$console_tests/node_modules/playwright-core" ]; then
+    echo "test.sh: installing playwright-core for the web console test" >&2
+    npm ci --prefix "$console_tests" --no-audit --no-fund --silent
+fi
+
 cargo test --workspace --locked "$@"

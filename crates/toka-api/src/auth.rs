@@ -33,40 +33,45 @@ impl Caller {
         if matches!(self.claims.effective_scope(), Scope::All) {
             return true;
         }
-        let subject = match event {
-            KernelEvent::AgentSpawned { agent, .. }
-            | KernelEvent::TaskScheduled { agent, .. }
-            | KernelEvent::TaskClaimed { agent, .. }
-            | KernelEvent::TaskCompleted { agent, .. }
-            | KernelEvent::ObservationEmitted { agent, .. }
-            | KernelEvent::AgentTerminated { agent, .. }
-            | KernelEvent::TaskHeartbeat { agent, .. }
-            | KernelEvent::PlannerDesignated { agent, .. }
-            | KernelEvent::TaskLeaseExpired { agent, .. } => Some(*agent),
-            KernelEvent::TokenIssued(t) => Some(t.sub),
-            KernelEvent::IdempotencyKeyRecorded(r) => Some(r.origin),
-            KernelEvent::ToolCalled(c) => Some(c.agent),
-            KernelEvent::ModelAnswered { step, .. } => Some(step.agent),
-            // Spending is the authorising token's: its subject.
-            KernelEvent::BudgetSpent(s) => s
-                .jtis
-                .last()
-                .and_then(|j| state.issued_token(j))
-                .map(|t| t.sub),
-            KernelEvent::ToolApproved { call, .. }
-            | KernelEvent::ToolDenied { call, .. }
-            | KernelEvent::ToolApprovalExpired { call }
-            | KernelEvent::ToolStarted { call, .. }
-            | KernelEvent::ToolReturned { call, .. }
-            | KernelEvent::ToolAbandoned { call, .. } => state.tools().call(*call).map(|c| c.agent),
-            KernelEvent::ToolRegistered(_)
-            | KernelEvent::ToolRetired { .. }
-            | KernelEvent::TokenRevoked { .. }
-            | KernelEvent::KeyRotated { .. }
-            | KernelEvent::KeyRetired { .. }
-            | KernelEvent::Extension(_) => None,
-        };
-        self.sees(state, origin) || subject.is_some_and(|a| self.sees(state, a))
+        self.sees(state, origin) || subject(state, event).is_some_and(|a| self.sees(state, a))
+    }
+}
+
+/// The agent an event concerns beyond its origin (the one spawned, whose task, whose
+/// call…), or `None` for events about no agent (revocations, keys, tools).
+pub fn subject(state: &WorldState, event: &KernelEvent) -> Option<EntityId> {
+    match event {
+        KernelEvent::AgentSpawned { agent, .. }
+        | KernelEvent::TaskScheduled { agent, .. }
+        | KernelEvent::TaskClaimed { agent, .. }
+        | KernelEvent::TaskCompleted { agent, .. }
+        | KernelEvent::ObservationEmitted { agent, .. }
+        | KernelEvent::AgentTerminated { agent, .. }
+        | KernelEvent::TaskHeartbeat { agent, .. }
+        | KernelEvent::PlannerDesignated { agent, .. }
+        | KernelEvent::TaskLeaseExpired { agent, .. } => Some(*agent),
+        KernelEvent::TokenIssued(t) => Some(t.sub),
+        KernelEvent::IdempotencyKeyRecorded(r) => Some(r.origin),
+        KernelEvent::ToolCalled(c) => Some(c.agent),
+        KernelEvent::ModelAnswered { step, .. } => Some(step.agent),
+        // Spending is the authorising token's: its subject.
+        KernelEvent::BudgetSpent(s) => s
+            .jtis
+            .last()
+            .and_then(|j| state.issued_token(j))
+            .map(|t| t.sub),
+        KernelEvent::ToolApproved { call, .. }
+        | KernelEvent::ToolDenied { call, .. }
+        | KernelEvent::ToolApprovalExpired { call }
+        | KernelEvent::ToolStarted { call, .. }
+        | KernelEvent::ToolReturned { call, .. }
+        | KernelEvent::ToolAbandoned { call, .. } => state.tools().call(*call).map(|c| c.agent),
+        KernelEvent::ToolRegistered(_)
+        | KernelEvent::ToolRetired { .. }
+        | KernelEvent::TokenRevoked { .. }
+        | KernelEvent::KeyRotated { .. }
+        | KernelEvent::KeyRetired { .. }
+        | KernelEvent::Extension(_) => None,
     }
 }
 

@@ -298,7 +298,9 @@ pub async fn agents(
         .map(|a| parse_id(a, "after"))
         .transpose()?;
     // Only the page's views are built under the read lock; serialising happens after.
+    let now = app.now_secs();
     let page = app.runtime.read(|state| {
+        let budgets = LiveBudgets::of(state, now);
         let top = match caller.claims.effective_scope() {
             Scope::All => state.root(),
             Scope::Subtree(top) => Some(top),
@@ -317,7 +319,7 @@ pub async fn agents(
             .iter()
             .take(limit)
             .filter_map(|id| state.agent(*id))
-            .map(|a| AgentView::of(a, state))
+            .map(|a| AgentView::of(a, state, &budgets))
             .collect();
         let next = (ids.len() > limit)
             .then(|| items.last().map(|a| a.id.clone()))
@@ -337,12 +339,13 @@ pub async fn agent(
     Path(id): Path<String>,
 ) -> Result<Json<AgentView>, ApiError> {
     let id = parse_id(&id, "agent id")?;
+    let now = app.now_secs();
     app.runtime
         .read(|state| {
             state
                 .agent(id)
                 .filter(|_| caller.sees(state, id))
-                .map(|a| AgentView::of(a, state))
+                .map(|a| AgentView::of(a, state, &LiveBudgets::of(state, now)))
         })
         .map(Json)
         .ok_or_else(|| ApiError::not_found(format!("no agent {id} in your scope")))

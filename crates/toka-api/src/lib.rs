@@ -12,6 +12,8 @@
 //! | `GET /v1/state` | head `seq`, chain and state digests |
 //! | `POST /v1/tokens` | issue a token attenuated from the bearer's (a `token.issued` event) |
 //! | `GET /v1/checkpoints/latest` | the newest signed checkpoint and the public key |
+//! | `GET /v1/overview` | head, checkpoint check, commit rates, queue depth |
+//! | `GET /v1/agents/{id}/activity` | the newest events concerning one agent |
 //! | `/healthz`, `/readyz`, `/metrics`, `/openapi.json` | operations |
 //!
 //! Reads only return what the token's scope covers. Errors are JSON:
@@ -20,10 +22,12 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod activity;
 pub mod auth;
 pub mod error;
 pub mod handlers;
 pub mod metrics;
+pub mod overview;
 pub mod query;
 pub mod schema;
 pub mod state;
@@ -59,7 +63,9 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(handlers::mint_token))
         .routes(routes!(handlers::budget))
         .routes(routes!(transcript::transcript))
+        .routes(routes!(activity::activity))
         .routes(routes!(handlers::latest_checkpoint))
+        .routes(routes!(overview::overview))
         .routes(routes!(tools::list_tools))
         .routes(routes!(tools::call_tool))
         .routes(routes!(tools::get_call))

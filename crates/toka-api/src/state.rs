@@ -15,16 +15,20 @@ pub struct AppState {
     pub shutdown: watch::Receiver<bool>,
     /// One permit per event stream that may be open at once.
     pub streams: Arc<Semaphore>,
+    /// Recent commit rates (for `GET /v1/overview`).
+    pub rates: Arc<crate::overview::CommitRates>,
 }
 
 impl AppState {
     /// The state for `runtime`, serving at most `max_streams` event streams at once,
     /// shutting down when `shutdown` turns `true`.
     pub fn new(runtime: Runtime, max_streams: usize, shutdown: watch::Receiver<bool>) -> Self {
+        let rates = crate::overview::CommitRates::start(runtime.clone(), shutdown.clone());
         Self {
             runtime,
             shutdown,
             streams: Arc::new(Semaphore::new(max_streams)),
+            rates,
         }
     }
 

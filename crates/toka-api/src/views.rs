@@ -158,11 +158,58 @@ pub struct AgentView {
     pub tasks: TaskCounts,
     /// Observations emitted.
     pub observations: u64,
+    /// What its live tokens with a budget have left (none: no budgeted token).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub budgets: Vec<TokenBudget>,
+}
+
+/// What one live token of an agent may still spend.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct TokenBudget {
+    /// The token.
+    pub jti: String,
+    /// Its expiry, seconds since the epoch.
+    pub exp: u64,
+    /// What it has left of each kind, along its chain (absent: unlimited).
+    pub left: BudgetView,
+}
+
+/// The budgets of every agent's live (unexpired, unrevoked) tokens that have one,
+/// gathered in one pass over the issued tokens.
+#[derive(Debug, Default)]
+pub struct LiveBudgets(std::collections::HashMap<toka_types::EntityId, Vec<TokenBudget>>);
+
+impl LiveBudgets {
+    /// The budgets in `state` at `now` (seconds since the epoch).
+    pub fn of(state: &toka_kernel::WorldState, now: u64) -> Self {
+        use toka_types::BudgetKind as K;
+        let mut by_agent: std::collections::HashMap<_, Vec<TokenBudget>> = Default::default();
+        for token in state.issued_sorted() {
+            if token.budget.is_unlimited() || token.exp <= now || state.is_revoked(&token.jti) {
+                continue;
+            }
+            let left = |k| toka_kernel::remaining_of_issued(state, token, k).map(|(n, _)| n);
+            by_agent.entry(token.sub).or_default().push(TokenBudget {
+                jti: token.jti.clone(),
+                exp: token.exp,
+                left: BudgetView {
+                    model_tokens: left(K::ModelTokens),
+                    tool_calls: left(K::ToolCalls),
+                    spawns: left(K::Spawns),
+                },
+            });
+        }
+        Self(by_agent)
+    }
+
+    fn of_agent(&self, agent: toka_types::EntityId) -> Vec<TokenBudget> {
+        self.0.get(&agent).cloned().unwrap_or_default()
+    }
 }
 
 impl AgentView {
-    /// The view of an agent, counting its tasks in `state`.
-    pub fn of(agent: &AgentRecord, state: &toka_kernel::WorldState) -> Self {
+    /// The view of an agent, counting its tasks in `state`, with its tokens' budgets.
+    pub fn of(agent: &AgentRecord, state: &toka_kernel::WorldState, budgets: &LiveBudgets) -> Self {
         let mut tasks = TaskCounts::default();
         for t in state.tasks_of(agent.id) {
             match t.state {
@@ -185,6 +232,7 @@ impl AgentView {
             children: agent.children.iter().map(ToString::to_string).collect(),
             tasks,
             observations: agent.observations,
+            budgets: budgets.of_agent(agent.id),
         }
     }
 }

@@ -84,18 +84,44 @@ impl SpentTable {
 
 /// The chain of a token, root first, with the budget each link has in the log.
 fn chain<'a>(state: &'a WorldState, claims: &'a Claims) -> impl Iterator<Item = (&'a str, Budget)> {
-    claims
-        .lineage
+    links(state, &claims.lineage, &claims.jti)
+}
+
+/// The links `lineage` then `jti` that the log issued with a budget.
+fn links<'a>(
+    state: &'a WorldState,
+    lineage: &'a [String],
+    jti: &'a str,
+) -> impl Iterator<Item = (&'a str, Budget)> {
+    lineage
         .iter()
-        .chain(std::iter::once(&claims.jti))
-        .filter_map(|jti| state.tokens.get(jti).map(|t| (jti.as_str(), t.budget)))
+        .map(String::as_str)
+        .chain(std::iter::once(jti))
+        .filter_map(|jti| state.tokens.get(jti).map(|t| (jti, t.budget)))
         .filter(|(_, b)| !b.is_unlimited())
 }
 
 /// What the token of `claims` has left of `kind`: the smallest remainder along its
 /// chain, and the `jti` that sets it; `None` when no link limits `kind`.
 pub fn remaining(state: &WorldState, claims: &Claims, kind: BudgetKind) -> Option<(u64, String)> {
-    chain(state, claims)
+    smallest_remainder(state, chain(state, claims), kind)
+}
+
+/// [`remaining`] for a token the log issued (read from its issuance, not its claims).
+pub fn remaining_of_issued(
+    state: &WorldState,
+    token: &toka_types::IssuedToken,
+    kind: BudgetKind,
+) -> Option<(u64, String)> {
+    smallest_remainder(state, links(state, &token.lineage, &token.jti), kind)
+}
+
+fn smallest_remainder<'a>(
+    state: &WorldState,
+    links: impl Iterator<Item = (&'a str, Budget)>,
+    kind: BudgetKind,
+) -> Option<(u64, String)> {
+    links
         .filter_map(|(jti, budget)| {
             let limit = budget.limit(kind)?;
             Some((

@@ -113,7 +113,7 @@ mod state;
 mod tools;
 
 pub use apply::apply;
-pub use budgets::{Spent, SpentTable, remaining};
+pub use budgets::{Spent, SpentTable, remaining, remaining_of_issued};
 pub use context::Context;
 pub use decide::{decide, decide_genesis, decide_key_change, decide_root_token};
 pub use decide_tools::{MAX_EXPIRIES_PER_DECISION, ToolOp, decide_tool_op};

@@ -490,7 +490,14 @@ pub async fn run(
         out.say("Try next:");
         out.say(format!("  toka verify --config {}", config_path.display()));
         out.say(format!("  toka replay --config {} --to 6", config_path.display()));
-        out.say(format!("  toka serve  --config {}", config_path.display()));
+        out.say(format!(
+            "  toka token root --config {}   # a token to paste into the web console",
+            config_path.display()
+        ));
+        out.say(format!(
+            "  toka serve  --config {}   # then open the console it prints, http://127.0.0.1:8080/",
+            config_path.display()
+        ));
     });
     Ok(ExitCode::SUCCESS)
 }

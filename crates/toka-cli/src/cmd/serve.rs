@@ -77,14 +77,16 @@ pub async fn run(config_path: &Path, listen: Option<String>, out: Out) -> Result
     // header must name this server (DNS-rebinding protection).
     let hosts = vec![local.to_string(), local.ip().to_string()];
     let api = toka_api::router(app.clone(), config.server.max_body_bytes);
+    // The web console at `/`: static files that call the API with a pasted token.
     let router = api
         .clone()
+        .merge(toka_console::router())
         .nest_service("/mcp", toka_mcp::http_service(app, api, hosts));
     out.emit(
         &serde_json::json!({"listening": format!("http://{local}"), "head": runtime.head().seq}),
         || {
             out.say(format!(
-                "toka: listening on http://{local} (head seq {}, driver {})",
+                "toka: listening on http://{local} (head seq {}, driver {}); console at http://{local}/",
                 runtime.head().seq,
                 config.store.driver
             ));
