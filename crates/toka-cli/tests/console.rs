@@ -1,4 +1,9 @@
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::print_stderr)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::print_stderr
+)]
 //! The web console in a real browser: headless Chromium (Debian's `chromium`) driven
 //! by Playwright (`playwright-core` from npm), against a real `toka serve` with a
 //! small agent tree, a call waiting for approval and a live stream. Screenshots are

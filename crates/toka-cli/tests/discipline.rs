@@ -88,7 +88,7 @@ fn unknown_routes_and_methods_answer_json() {
     let server = Server::start(dir.path());
     for (method, path, status, code) in [
         ("GET", "/v1/nope", 404, "not_found"),
-        ("GET", "/", 404, "not_found"),
+        ("GET", "/console/nope.js", 404, "not_found"),
         ("DELETE", "/v1/state", 405, "method_not_allowed"),
         ("PUT", "/v1/messages", 405, "method_not_allowed"),
     ] {
