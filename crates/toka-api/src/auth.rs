@@ -49,7 +49,9 @@ pub fn subject(state: &WorldState, event: &KernelEvent) -> Option<EntityId> {
         | KernelEvent::AgentTerminated { agent, .. }
         | KernelEvent::TaskHeartbeat { agent, .. }
         | KernelEvent::PlannerDesignated { agent, .. }
-        | KernelEvent::TaskLeaseExpired { agent, .. } => Some(*agent),
+        | KernelEvent::TaskLeaseExpired { agent, .. }
+        | KernelEvent::TaskCancelled { agent, .. }
+        | KernelEvent::TaskRequeued { agent, .. } => Some(*agent),
         KernelEvent::TokenIssued(t) => Some(t.sub),
         KernelEvent::IdempotencyKeyRecorded(r) => Some(r.origin),
         KernelEvent::ToolCalled(c) => Some(c.agent),

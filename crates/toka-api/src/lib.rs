@@ -9,8 +9,11 @@
 //! | `GET /v1/events/stream?from` | Server-Sent Events, resumable with `Last-Event-ID` |
 //! | `GET /v1/agents`, `/v1/agents/{id}` | the agent tree, one agent |
 //! | `GET /v1/tasks?agent&state` | tasks |
+//! | `POST /v1/tasks/claim-next` | claim the oldest ready task, waiting for one |
 //! | `GET /v1/state` | head `seq`, chain and state digests |
 //! | `POST /v1/tokens` | issue a token attenuated from the bearer's (a `token.issued` event) |
+//! | `POST /v1/tokens/renew` | renew the bearer's own token (same grant, fresh expiry) |
+//! | `POST /v1/tokens/root` | a root token for a proof of the node's signing key |
 //! | `GET /v1/checkpoints/latest` | the newest signed checkpoint and the public key |
 //! | `GET /v1/overview` | head, checkpoint check, commit rates, queue depth |
 //! | `GET /v1/agents/{id}/activity` | the newest events concerning one agent |
@@ -24,6 +27,7 @@
 
 pub mod activity;
 pub mod auth;
+pub mod claim;
 pub mod error;
 pub mod handlers;
 pub mod metrics;
@@ -31,6 +35,7 @@ pub mod overview;
 pub mod query;
 pub mod schema;
 pub mod state;
+pub mod tokens;
 pub mod tools;
 pub mod transcript;
 pub mod views;
@@ -59,9 +64,12 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(handlers::agents))
         .routes(routes!(handlers::agent))
         .routes(routes!(handlers::tasks))
+        .routes(routes!(claim::claim_next))
         .routes(routes!(handlers::state))
-        .routes(routes!(handlers::mint_token))
-        .routes(routes!(handlers::budget))
+        .routes(routes!(tokens::mint_token))
+        .routes(routes!(tokens::renew_token))
+        .routes(routes!(tokens::root_token))
+        .routes(routes!(tokens::budget))
         .routes(routes!(transcript::transcript))
         .routes(routes!(activity::activity))
         .routes(routes!(handlers::latest_checkpoint))

@@ -25,3 +25,22 @@ where
         Ok(Self(q))
     }
 }
+
+/// A JSON body that must be an object (serde would also fill a struct of optional
+/// fields from an array), decoded into `T`; 422 `invalid_body` otherwise.
+pub fn object_body<T: serde::de::DeserializeOwned>(
+    body: Result<axum::Json<serde_json::Value>, axum::extract::rejection::JsonRejection>,
+) -> Result<T, crate::error::ApiError> {
+    let axum::Json(value) = body?;
+    let invalid = |message: String| {
+        crate::error::ApiError::new(
+            axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
+            message,
+        )
+    };
+    if !value.is_object() {
+        return Err(invalid("the body must be a JSON object".into()));
+    }
+    serde_json::from_value(value).map_err(|e| invalid(e.to_string()))
+}

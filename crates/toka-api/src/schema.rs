@@ -13,8 +13,8 @@ use toka_types::limits::{
     MAX_AGENT_NAME_CHARS, MAX_APPROVAL_REASON_CHARS, MAX_EXTENSION_FAMILY_BYTES,
     MAX_EXTENSION_PAYLOAD_BYTES, MAX_GRANT_PERMISSIONS, MAX_IDEMPOTENCY_KEY_BYTES, MAX_JTI_BYTES,
     MAX_LEASE_SECS, MAX_MODEL_NAME_CHARS, MAX_MODEL_STEPS_PER_TASK, MAX_OBSERVATION_BYTES,
-    MAX_PERMISSION_BYTES, MAX_TASK_DESCRIPTION_CHARS, MAX_TASK_RESULT_CHARS, MAX_TASK_WAITS,
-    MAX_TOKEN_LIFETIME_SECS, MAX_TOOL_NAME_CHARS,
+    MAX_PERMISSION_BYTES, MAX_TASK_DESCRIPTION_CHARS, MAX_TASK_REASON_CHARS, MAX_TASK_RESULT_CHARS,
+    MAX_TASK_WAITS, MAX_TOKEN_LIFETIME_SECS, MAX_TOOL_NAME_CHARS,
 };
 
 fn uuid() -> Value {
@@ -135,7 +135,18 @@ pub fn operation() -> Value {
                     "spawns": {"type": "integer", "minimum": 0, "maximum": i64::MAX},
                 })),
             })),
+            op("claim_next", &["agent"], json!({"agent": uuid()})),
+            op("cancel_task", &["agent", "task"], json!({
+                "agent": uuid(), "task": uuid(), "reason": text(0, MAX_TASK_REASON_CHARS),
+            })),
+            op("requeue_task", &["agent", "task"], json!({
+                "agent": uuid(), "task": uuid(), "reason": text(0, MAX_TASK_REASON_CHARS),
+            })),
             op("revoke_token", &["jti"], json!({"jti": text(1, MAX_JTI_BYTES)})),
+            op("renew_token", &[], json!({
+                "ttl_secs": {"type": "integer", "minimum": 1, "maximum": MAX_TOKEN_LIFETIME_SECS},
+                "permissions": {"type": "array", "maxItems": MAX_GRANT_PERMISSIONS, "items": permission()},
+            })),
             op("call_tool", &["agent", "tool", "input"], json!({
                 "agent": uuid(),
                 "tool": tool_name(),
@@ -204,6 +215,31 @@ fn token_request() -> Value {
     v
 }
 
+fn renew_request() -> Value {
+    let mut v = object(
+        &[],
+        json!({
+            "ttl_secs": {"type": ["integer", "null"], "minimum": 1, "maximum": MAX_TOKEN_LIFETIME_SECS},
+            "permissions": {"type": ["array", "null"], "maxItems": MAX_GRANT_PERMISSIONS, "items": permission()},
+        }),
+    );
+    v["description"] =
+        json!("Body of `POST /v1/tokens/renew`: the bearer's token renewed (null: the default).");
+    v
+}
+
+fn claim_next_request() -> Value {
+    let mut v = object(
+        &[],
+        json!({
+            "agent": {"type": ["string", "null"], "format": "uuid"},
+            "wait_secs": {"type": ["integer", "null"], "minimum": 0, "maximum": crate::claim::MAX_CLAIM_WAIT_SECS},
+        }),
+    );
+    v["description"] = json!("Body of `POST /v1/tasks/claim-next`.");
+    v
+}
+
 fn error(description: &str) -> Value {
     json!({"description": description, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}})
 }
@@ -215,6 +251,8 @@ pub fn complete(doc: &mut Value) {
     schemas["Operation"] = operation();
     schemas["SubmitRequest"] = submit_request();
     schemas["TokenRequest"] = token_request();
+    schemas["RenewRequest"] = renew_request();
+    schemas["ClaimNextRequest"] = claim_next_request();
     schemas["CallRequest"] = call_request();
     schemas["ApprovalRequest"] = approval_request();
     // A call's input is any JSON value; its result is absent until it ends.

@@ -33,6 +33,11 @@ pub const TOOL_ALL: &str = "tool:*";
 /// Record exchanges with a language model (a planner's steps).
 pub const MODEL_USE: &str = "model:use";
 
+/// Cancel a queued or claimed task of an agent in scope.
+pub const TASK_CANCEL: &str = "task:cancel";
+/// Put a claimed task of an agent in scope back in its queue.
+pub const TASK_REQUEUE: &str = "task:requeue";
+
 /// Every built-in permission, for minting a root token.
 pub const ALL: &[&str] = &[
     TOOL_ALL,
@@ -40,6 +45,8 @@ pub const ALL: &[&str] = &[
     TASK_SCHEDULE,
     TASK_CLAIM,
     TASK_COMPLETE,
+    TASK_CANCEL,
+    TASK_REQUEUE,
     AGENT_SPAWN,
     AGENT_TERMINATE,
     OBSERVATION_EMIT,

@@ -18,12 +18,23 @@ pub struct Client {
 impl Client {
     /// A client for `remote`; fails if no token is given.
     pub fn new(remote: &Remote) -> Result<Self> {
-        let token = remote
-            .token
-            .clone()
-            .filter(|t| !t.trim().is_empty())
+        let from_file = match &remote.token_file {
+            Some(path) => Some(
+                std::fs::read_to_string(path)
+                    .map_err(|e| anyhow!("cannot read the token file {}: {e}", path.display()))?
+                    .trim()
+                    .to_string(),
+            ),
+            None => None,
+        };
+        let token = from_file
+            .or_else(|| remote.token.clone())
+            .map(|t| t.trim().to_string())
+            .filter(|t| !t.is_empty())
             .ok_or_else(|| {
-                anyhow!("no token: pass --token or set TOKA_TOKEN (`toka init` prints one)")
+                anyhow!(
+                    "no token: pass --token-file FILE or --token, or set TOKA_TOKEN (`toka init` prints one)"
+                )
             })?;
         Ok(Self {
             http: reqwest::Client::new(),

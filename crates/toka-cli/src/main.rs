@@ -35,6 +35,9 @@ pub struct Remote {
     /// The capability token (e.g. from `toka init`).
     #[arg(long, env = "TOKA_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+    /// A file holding the token (keeps it out of the process list and shell history).
+    #[arg(long, env = "TOKA_TOKEN_FILE", conflicts_with = "token")]
+    pub token_file: Option<PathBuf>,
     /// Makes a submission safe to retry: the same key and request get the first
     /// answer and write nothing (1 to 128 bytes).
     #[arg(long)]
@@ -84,7 +87,7 @@ pub enum Command {
     Observe(cmd::client::ObserveArgs),
     /// Tokens: issue (attenuated), inspect, revoke, root.
     #[command(subcommand)]
-    Token(cmd::client::TokenCmd),
+    Token(cmd::token::TokenCmd),
     /// Tools: list the ones you may call, call one, show a call.
     #[command(subcommand)]
     Tool(cmd::tool::ToolCmd),

@@ -65,6 +65,10 @@ fn schemathesis_with_every_check_finds_nothing() {
             "1",
             "--request-timeout",
             "2",
+            // claim-next waits up to 120 s for a task on an empty queue, past the
+            // request timeout; tests/workers.rs holds it to its contract instead.
+            "--exclude-path",
+            "/v1/tasks/claim-next",
             "--no-color",
         ])
         .output()

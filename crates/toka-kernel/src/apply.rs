@@ -123,7 +123,23 @@ pub fn apply(state: &mut WorldState, event: &KernelEvent, handlers: &OpcodeRegis
         KernelEvent::TaskHeartbeat { task, until, .. } => {
             state.leases.until.insert(*task, *until);
         }
-        KernelEvent::TaskLeaseExpired { agent, task } => {
+        KernelEvent::TaskCancelled { agent, task, .. } => {
+            let mut was_queued = false;
+            if let Some(t) = state.tasks.get_mut(task) {
+                debug_assert!(t.state.is_open());
+                was_queued = t.state == TaskState::Queued;
+                t.state = TaskState::Cancelled;
+            }
+            state.leases.until.remove(task);
+            if let Some(a) = state.agents.get_mut(agent) {
+                if was_queued {
+                    a.queued = a.queued.saturating_sub(1);
+                }
+                a.open_tasks.remove(task);
+            }
+        }
+        KernelEvent::TaskLeaseExpired { agent, task }
+        | KernelEvent::TaskRequeued { agent, task, .. } => {
             if let Some(t) = state.tasks.get_mut(task) {
                 debug_assert_eq!(t.state, TaskState::Claimed);
                 t.state = TaskState::Queued;
@@ -185,7 +201,10 @@ pub fn apply(state: &mut WorldState, event: &KernelEvent, handlers: &OpcodeRegis
             state.idempotency.insert(record.clone());
         }
         KernelEvent::TokenRevoked { jti } => {
+            // Revoking a renewal revokes its whole family (see `renewals`).
+            let family = state.family_of(jti).to_string();
             state.revoked.insert(jti.clone());
+            state.revoked.insert(family);
         }
         KernelEvent::ToolRegistered(_)
         | KernelEvent::ToolRetired { .. }

@@ -87,16 +87,26 @@ fn chain<'a>(state: &'a WorldState, claims: &'a Claims) -> impl Iterator<Item = 
     links(state, &claims.lineage, &claims.jti)
 }
 
-/// The links `lineage` then `jti` that the log issued with a budget.
+/// The links `lineage` then `jti` that the log issued with a budget, each preceded by
+/// the first token of its renewal family (a family shares one budget), once each.
 fn links<'a>(
     state: &'a WorldState,
     lineage: &'a [String],
     jti: &'a str,
 ) -> impl Iterator<Item = (&'a str, Budget)> {
-    lineage
+    let mut seen: Vec<&'a str> = Vec::with_capacity(lineage.len() * 2 + 2);
+    for link in lineage
         .iter()
         .map(String::as_str)
         .chain(std::iter::once(jti))
+    {
+        for j in [state.family_of(link), link] {
+            if !seen.contains(&j) {
+                seen.push(j);
+            }
+        }
+    }
+    seen.into_iter()
         .filter_map(|jti| state.tokens.get(jti).map(|t| (jti, t.budget)))
         .filter(|(_, b)| !b.is_unlimited())
 }

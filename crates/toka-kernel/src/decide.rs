@@ -176,6 +176,57 @@ fn decide_operation(
                 task: *task,
             }])
         }
+        Operation::ClaimNext { agent } => {
+            require(claims, permissions::TASK_CLAIM, op)?;
+            target(state, claims, *agent)?;
+            let next = state
+                .tasks_of(*agent)
+                .into_iter()
+                .find(|t| t.state == TaskState::Queued && state.waiting_on(t.id).is_empty())
+                .ok_or(KernelError::NoTaskQueued { agent: *agent })?;
+            Ok(vec![KernelEvent::TaskClaimed {
+                agent: *agent,
+                task: next.id,
+            }])
+        }
+        Operation::CancelTask {
+            agent,
+            task,
+            reason,
+        } => {
+            require(claims, permissions::TASK_CANCEL, op)?;
+            target(state, claims, *agent)?;
+            let record = state
+                .tasks
+                .get(task)
+                .filter(|t| t.agent == *agent)
+                .ok_or(KernelError::UnknownTask(*task))?;
+            if !record.state.is_open() {
+                return Err(KernelError::TaskNotOpen {
+                    task: *task,
+                    state: record.state.as_str(),
+                });
+            }
+            Ok(vec![KernelEvent::TaskCancelled {
+                agent: *agent,
+                task: *task,
+                reason: reason.clone(),
+            }])
+        }
+        Operation::RequeueTask {
+            agent,
+            task,
+            reason,
+        } => {
+            require(claims, permissions::TASK_REQUEUE, op)?;
+            target(state, claims, *agent)?;
+            task_in_state(state, *agent, *task, TaskState::Claimed)?;
+            Ok(vec![KernelEvent::TaskRequeued {
+                agent: *agent,
+                task: *task,
+                reason: reason.clone(),
+            }])
+        }
         Operation::CompleteTask {
             agent,
             task,
@@ -220,9 +271,20 @@ fn decide_operation(
             let issued = delegate(state, root, claims, message.origin, grant, ctx)?;
             Ok(vec![KernelEvent::TokenIssued(issued)])
         }
+        Operation::RenewToken(renewal) => {
+            let jti = fresh_jti(state, root, ctx)?;
+            crate::renewals::renew(state, claims, renewal, jti, ctx)
+        }
         Operation::RevokeToken { jti } => {
             require(claims, permissions::TOKEN_REVOKE, op)?;
-            if claims.lineage.iter().any(|a| a == jti) {
+            // Revoking a renewal revokes its family: an ancestor's family is refused
+            // like the ancestor itself.
+            let family = state.family_of(jti);
+            if claims
+                .lineage
+                .iter()
+                .any(|a| a == jti || state.family_of(a) == family)
+            {
                 return Err(KernelError::CannotRevokeAncestor { jti: jti.clone() });
             }
             let scope = claims.effective_scope();
@@ -347,6 +409,7 @@ pub fn decide_root_token(
         issuer: None,
         kid: None,
         budget: Default::default(),
+        renewal_of: None,
     };
     Ok(vec![KernelEvent::TokenIssued(issued)])
 }
@@ -423,6 +486,7 @@ fn delegate(
         issuer: Some(issuer),
         kid: None,
         budget,
+        renewal_of: None,
     })
 }
 
@@ -461,7 +525,7 @@ pub(crate) fn require(
     }
 }
 
-fn live_agent(state: &WorldState, id: EntityId) -> Result<&AgentRecord, KernelError> {
+pub(crate) fn live_agent(state: &WorldState, id: EntityId) -> Result<&AgentRecord, KernelError> {
     let agent = state.agents.get(&id).ok_or(KernelError::UnknownAgent(id))?;
     if agent.status != AgentStatus::Active {
         return Err(KernelError::AgentTerminated(id));

@@ -201,6 +201,11 @@ impl WorldState {
                     e.u64(t.budget.limit(kind).map_or(0, |l| l.saturating_add(1)));
                 }
             }
+            // Likewise only renewals.
+            if let Some(first) = &t.renewal_of {
+                e.0.update(b"renewal.v1");
+                e.bytes(first.as_bytes());
+            }
         }
 
         e.len(self.keys.len());

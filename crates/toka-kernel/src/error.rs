@@ -326,6 +326,40 @@ pub enum KernelError {
         /// Why.
         reason: String,
     },
+    /// A renewal would end at or before now: the chain reached its lifetime.
+    #[error(
+        "token {jti} cannot be renewed: its chain began at {started} (Unix seconds) and may last \
+         {max_secs} s (tokens.max_chain_lifetime); get a fresh root token (`toka token root`) \
+         and issue again"
+    )]
+    ChainLifetimeExceeded {
+        /// The token asking.
+        jti: String,
+        /// When its chain's root token was first issued.
+        started: u64,
+        /// The configured lifetime.
+        max_secs: u64,
+    },
+    /// `claim_next` found no queued task ready to claim.
+    #[error("agent {agent} has no queued task ready to claim")]
+    NoTaskQueued {
+        /// The agent.
+        agent: EntityId,
+    },
+    /// The task already ended.
+    #[error("task {task} is {state}: only a queued or claimed task can be cancelled")]
+    TaskNotOpen {
+        /// The task.
+        task: EntityId,
+        /// Its state.
+        state: &'static str,
+    },
+    /// Only tokens the log issued can be renewed.
+    #[error("token {jti} was not issued by this log, so it cannot be renewed")]
+    RenewUnknownToken {
+        /// The token asking.
+        jti: String,
+    },
     /// A derived id is taken (astronomically unlikely; refused rather than overwritten).
     #[error("derived id {0} is already in use")]
     IdCollision(EntityId),
@@ -386,6 +420,10 @@ impl KernelError {
             K::BudgetExceedsIssuer { .. } => "budget_exceeds_issuer",
             K::PlannerTokenRefused { .. } => "planner_token_refused",
             K::TaskWaiting { .. } => "task_waiting",
+            K::ChainLifetimeExceeded { .. } => "chain_lifetime_exceeded",
+            K::NoTaskQueued { .. } => "no_task_queued",
+            K::TaskNotOpen { .. } => "task_not_open",
+            K::RenewUnknownToken { .. } => "renew_unknown_token",
         }
     }
 }

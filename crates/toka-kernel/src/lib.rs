@@ -109,6 +109,7 @@ mod leases;
 mod models;
 mod opcode;
 mod planners;
+mod renewals;
 mod state;
 mod tools;
 
@@ -126,6 +127,7 @@ pub use leases::{LeaseTable, decide_expire_leases};
 pub use models::{ModelTable, ModelUsage};
 pub use opcode::{ExtensionRefusal, OpcodeHandler, OpcodeRegistry, SchemaCheck};
 pub use planners::{PlannerRecord, PlannerTable};
+pub use renewals::chain_start;
 pub use state::{
     AgentRecord, AgentStatus, ExtensionState, MAX_AGENT_DEPTH, TaskRecord, WorldState,
 };

@@ -169,9 +169,29 @@ impl WorldState {
         all
     }
 
-    /// Whether the token id `jti` is revoked.
+    /// Whether the token id `jti` is revoked: itself, or (for a member of a renewal
+    /// family) its family, which revoking any member revokes.
     pub fn is_revoked(&self, jti: &str) -> bool {
-        self.revoked.contains(jti)
+        self.revoked.contains(jti) || self.revoked.contains(self.family_of(jti))
+    }
+
+    /// The member of `jti`'s renewal family that expires last (`jti` itself when it
+    /// was never renewed): the one to act with after a restart.
+    pub fn newest_of_family<'a>(&'a self, jti: &'a str) -> &'a str {
+        let family = self.family_of(jti);
+        self.tokens
+            .values()
+            .filter(|t| t.family() == family)
+            .max_by(|a, b| (a.exp, &a.jti).cmp(&(b.exp, &b.jti)))
+            .map_or(jti, |t| t.jti.as_str())
+    }
+
+    /// The first token of `jti`'s renewal family (`jti` itself unless it is a renewal).
+    pub fn family_of<'a>(&'a self, jti: &'a str) -> &'a str {
+        self.tokens
+            .get(jti)
+            .and_then(|t| t.renewal_of.as_deref())
+            .unwrap_or(jti)
     }
 
     /// The revoked token ids, sorted.
@@ -401,6 +421,10 @@ impl WorldState {
         }
         // 9. Calls name known tools and agents; the open sets match the statuses.
         self.tools.check(|a| self.agents.contains_key(&a))?;
+        // 14. Renewals name the first token of a family of the same subject.
+        if let Err(detail) = crate::renewals::check(self) {
+            return fail(14, detail);
+        }
         // 13. Designations name known agents and tokens for them.
         if let Some((agent, _)) = self.planners.entries().find(|(a, r)| {
             !self.agents.contains_key(a) || self.tokens.get(&r.jti).is_none_or(|t| t.sub != *a)
@@ -459,6 +483,6 @@ impl WorldState {
 
 impl RevocationList for WorldState {
     fn is_revoked(&self, jti: &str) -> bool {
-        self.revoked.contains(jti)
+        WorldState::is_revoked(self, jti)
     }
 }

@@ -54,7 +54,9 @@ fn start_one(
     if !active {
         return None;
     }
-    let token = match runtime.sign_recorded(jti) {
+    // The designated token, or its newest renewal: the host renews it as it goes.
+    let newest = runtime.read(|s| s.newest_of_family(jti).to_string());
+    let token = match runtime.sign_recorded(&newest) {
         Some(Ok(t)) => t,
         Some(Err(e)) => {
             tracing::warn!(%agent, error = %e, "cannot sign the planner's token; it is not hosted");

@@ -204,7 +204,7 @@ impl Planner {
         let keys = runtime.keys();
         let now = runtime.now_secs();
         runtime.read(|state| {
-            let claims = toka_auth::validate(ctx.token(), now, state, &keys)?;
+            let claims = toka_auth::validate(&ctx.token(), now, state, &keys)?;
             Ok(read(state, &claims))
         })
     }

@@ -190,6 +190,12 @@ pub const FIELDS: &[Field] = &[
         doc: "Lifetime of tokens the runtime mints (at most 86400).",
     },
     Field {
+        section: "auth",
+        key: "max_chain_lifetime_secs",
+        default: "2592000",
+        doc: "How long a chain of tokens may be renewed, from its root token's issuance (30 days; at most 366 days). After it, mint a fresh root token.",
+    },
+    Field {
         section: "server",
         key: "listen",
         default: "\"127.0.0.1:7878\"",
@@ -317,6 +323,13 @@ pub struct AuthConfig {
     pub key_file: PathBuf,
     /// Lifetime of minted tokens.
     pub token_ttl_secs: u64,
+    /// How long a chain of tokens may be renewed, from its root token's issuance.
+    #[serde(default = "default_chain_lifetime")]
+    pub max_chain_lifetime_secs: u64,
+}
+
+fn default_chain_lifetime() -> u64 {
+    toka_types::limits::DEFAULT_CHAIN_LIFETIME_SECS
 }
 
 /// `[server]`.
@@ -444,6 +457,7 @@ impl Default for Config {
             auth: AuthConfig {
                 key_file: "keys/signing.json".into(),
                 token_ttl_secs: 3600,
+                max_chain_lifetime_secs: toka_types::limits::DEFAULT_CHAIN_LIFETIME_SECS,
             },
             server: ServerConfig {
                 listen: "127.0.0.1:7878".into(),
@@ -640,6 +654,14 @@ impl Config {
             || self.auth.token_ttl_secs > toka_types::limits::MAX_TOKEN_LIFETIME_SECS
         {
             return range("auth.token_ttl_secs", "must be 1 to 86400");
+        }
+        if !(1..=toka_types::limits::MAX_CHAIN_LIFETIME_SECS)
+            .contains(&self.auth.max_chain_lifetime_secs)
+        {
+            return range(
+                "auth.max_chain_lifetime_secs",
+                "must be 1 to 31622400 (366 days)",
+            );
         }
         if self.server.max_streams == 0 || self.server.max_streams > 65_536 {
             return range("server.max_streams", "must be 1 to 65536");

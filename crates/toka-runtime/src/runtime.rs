@@ -38,6 +38,8 @@ pub struct RuntimeOptions {
     pub rate_limit: RateLimitConfig,
     /// Lifetime of tokens the runtime mints.
     pub token_ttl_secs: u64,
+    /// How long a chain of tokens may be renewed (see `toka_kernel::Context`).
+    pub chain_lifetime_secs: u64,
     /// The clock.
     pub clock: Arc<dyn Clock>,
     /// Extension handlers.
@@ -64,6 +66,7 @@ impl RuntimeOptions {
             snapshots: config.snapshots.clone(),
             rate_limit: config.rate_limit.clone(),
             token_ttl_secs: config.auth.token_ttl_secs,
+            chain_lifetime_secs: config.auth.max_chain_lifetime_secs,
             clock: Arc::new(SystemClock),
             handlers: OpcodeRegistry::new(),
             root_name: "root".into(),
@@ -215,6 +218,7 @@ impl Runtime {
             snapshots: options.snapshots.clone(),
             since_snapshot: 0,
             foreign_seen: 0,
+            chain_lifetime_secs: options.chain_lifetime_secs,
             outage: None,
             limiter: match (
                 NonZeroU32::new(options.rate_limit.per_second),

@@ -9,7 +9,7 @@
 //! that was signed was always issued first.
 
 use toka_auth::{AuthError, Claims, mint, mint_with};
-use toka_types::{EntityId, KernelEvent, Message, Operation, TokenGrant};
+use toka_types::{EntityId, KernelEvent, Message, Operation, TokenGrant, TokenRenewal};
 
 use crate::error::SubmitError;
 use crate::pipeline::{Committed, Request};
@@ -55,6 +55,23 @@ impl Runtime {
         grant: TokenGrant,
     ) -> Result<SignedToken, IssueError> {
         let message = Message::new(origin, issuer_token, Operation::IssueToken(grant));
+        let committed = self
+            .submit(message)
+            .await
+            .map_err(|refused| refused.error)?;
+        self.sign_issued(&committed)
+    }
+
+    /// Renews `token` (held by `origin`, its subject): a new token of the same family
+    /// with the same grant (or fewer permissions) and a fresh expiry, within the chain's
+    /// lifetime; signed once the issuance is committed.
+    pub async fn renew_token(
+        &self,
+        origin: EntityId,
+        token: &str,
+        renewal: TokenRenewal,
+    ) -> Result<SignedToken, IssueError> {
+        let message = Message::new(origin, token, Operation::RenewToken(renewal));
         let committed = self
             .submit(message)
             .await

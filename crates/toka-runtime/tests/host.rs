@@ -292,3 +292,57 @@ async fn a_waiting_task_is_delivered_only_once_what_it_waits_for_ended() {
         vec!["independent".to_string(), "whole".to_string()]
     );
 }
+
+/// Observes once per task, with whatever token the host holds for it now.
+struct Observer;
+
+#[async_trait]
+impl Agent for Observer {
+    async fn run(&self, ctx: &mut AgentContext) -> Result<(), AgentError> {
+        loop {
+            let task = ctx
+                .next_task()
+                .await
+                .ok_or_else(|| AgentError("feed ended".into()))?;
+            ctx.observe(format!("saw {}", task.description)).await?;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hosted_agent_keeps_working_past_its_first_tokens_expiry() {
+    let store: Arc<dyn StorageBackend> = Arc::new(MemoryStore::new());
+    let rt = start(store, options()).await;
+    let (root, admin_token) = admin(&rt).await;
+    let agent = spawn(&rt, root, "long-runner").await;
+    let grant = toka_types::TokenGrant {
+        sub: agent,
+        permissions: vec!["observation:emit".into()],
+        scope: None,
+        ttl_secs: Some(3),
+        budget: Default::default(),
+    };
+    let first = rt.issue_token(root, &admin_token, grant).await.unwrap();
+    let _hosted = host(&rt, agent, first.token, Arc::new(Observer), 0);
+    // Past the first token's expiry (3 s), a task still gets its observation.
+    tokio::time::sleep(Duration::from_millis(4500)).await;
+    rt.submit(schedule(root, &admin_token, agent, "late work"))
+        .await
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while rt.read(|s| s.agent(agent).unwrap().observations) == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the agent could not act"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The log holds the renewals, each of the first token's family.
+    let renewals = rt.read(|s| {
+        s.issued_sorted()
+            .into_iter()
+            .filter(|t| t.renewal_of.as_deref() == Some(first.claims.jti.as_str()))
+            .count()
+    });
+    assert!(renewals >= 1, "renewed {renewals} times");
+}

@@ -182,6 +182,24 @@ pub enum KernelEvent {
         /// The task.
         task: EntityId,
     },
+    /// A queued or claimed task was dropped (`cancel_task`).
+    TaskCancelled {
+        /// The task's agent.
+        agent: EntityId,
+        /// The task.
+        task: EntityId,
+        /// Why.
+        reason: String,
+    },
+    /// A claimed task was put back in its queue (`requeue_task`).
+    TaskRequeued {
+        /// The task's agent.
+        agent: EntityId,
+        /// The task.
+        task: EntityId,
+        /// Why.
+        reason: String,
+    },
     /// A decision spent from budgets: debited from each listed token.
     BudgetSpent(Spend),
     /// An event of an extension handler; only that handler interprets the payload.
@@ -217,6 +235,8 @@ impl KernelEvent {
             Self::TaskHeartbeat { .. } => "task.heartbeat",
             Self::PlannerDesignated { .. } => "planner.designated",
             Self::TaskLeaseExpired { .. } => "task.lease_expired",
+            Self::TaskCancelled { .. } => "task.cancelled",
+            Self::TaskRequeued { .. } => "task.requeued",
             Self::Extension(_) => "extension",
         }
     }

@@ -46,7 +46,9 @@ pub use model::ModelStep;
 pub use operation::Operation;
 pub use spec::{AgentSpec, ExtensionCall, Observation, TaskOutcome, TaskSpec};
 pub use time::Timestamp;
-pub use token::{IssuedToken, PERMISSION_PUNCTUATION, Scope, TokenGrant, check_permission_name};
+pub use token::{
+    IssuedToken, PERMISSION_PUNCTUATION, Scope, TokenGrant, TokenRenewal, check_permission_name,
+};
 pub use tool::{
     ApprovalPolicy, CallStatus, RetryPolicy, ToolCall, ToolResult, ToolSpec, check_tool_name,
 };

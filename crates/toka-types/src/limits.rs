@@ -48,6 +48,13 @@ pub const MAX_GRANT_PERMISSIONS: usize = 64;
 pub const MAX_PERMISSIONS: usize = 100;
 /// Longest lifetime (`exp - iat`) of a capability token, in seconds: 24 hours.
 pub const MAX_TOKEN_LIFETIME_SECS: u64 = 24 * 60 * 60;
+/// The longest a chain of tokens may last when the operator sets nothing: from the
+/// issuance of its root token, renewals give tokens at most this far (30 days).
+pub const DEFAULT_CHAIN_LIFETIME_SECS: u64 = 30 * 24 * 60 * 60;
+/// The longest chain lifetime an operator may configure (one year).
+pub const MAX_CHAIN_LIFETIME_SECS: u64 = 366 * 24 * 60 * 60;
+/// Longest reason for cancelling or requeueing a task, in characters.
+pub const MAX_TASK_REASON_CHARS: usize = 1024;
 /// Deepest chain of attenuations (root token, child, grandchild, …) a token may have.
 pub const MAX_ATTENUATION_DEPTH: usize = 16;
 

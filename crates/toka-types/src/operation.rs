@@ -4,10 +4,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{ValidationError, check_text};
 use crate::id::EntityId;
-use crate::limits::MAX_JTI_BYTES;
+use crate::limits::{MAX_JTI_BYTES, MAX_TASK_REASON_CHARS};
 use crate::model::ModelStep;
 use crate::spec::{AgentSpec, ExtensionCall, Observation, TaskOutcome, TaskSpec};
-use crate::token::TokenGrant;
+use crate::token::{TokenGrant, TokenRenewal};
 use crate::tool::{check_approval_reason, check_tool_input, check_tool_name};
 
 /// One thing an agent asks the kernel to do. In JSON, the variant is the `op` field:
@@ -43,6 +43,33 @@ pub enum Operation {
         /// The task.
         task: EntityId,
     },
+    /// Take the oldest queued task of `agent` that waits for nothing (queued →
+    /// claimed); refused with `no_task_queued` when there is none.
+    ClaimNext {
+        /// The agent whose queue to take from.
+        agent: EntityId,
+    },
+    /// Drop a queued or claimed task of `agent` (→ cancelled), saying why.
+    CancelTask {
+        /// The agent whose task it is.
+        agent: EntityId,
+        /// The task.
+        task: EntityId,
+        /// Why (recorded).
+        #[serde(default)]
+        reason: String,
+    },
+    /// Put a claimed task of `agent` back in its queue (claimed → queued), e.g. when
+    /// its worker is gone; saying why.
+    RequeueTask {
+        /// The agent whose task it is.
+        agent: EntityId,
+        /// The task.
+        task: EntityId,
+        /// Why (recorded).
+        #[serde(default)]
+        reason: String,
+    },
     /// Finish a claimed task of `agent` (claimed → done or failed).
     CompleteTask {
         /// The agent whose task it is.
@@ -60,6 +87,9 @@ pub enum Operation {
     /// Delegate: issue a token for `grant.sub`, attenuated from the sender's own
     /// (needs `token:issue`). The event records the grant; the runtime signs it.
     IssueToken(TokenGrant),
+    /// Renew the sender's own token: a new token of its renewal family with the same
+    /// grant (or fewer permissions) and a fresh expiry, within the chain's lifetime.
+    RenewToken(TokenRenewal),
     /// Revoke the capability token with this `jti`, and with it every token derived
     /// from it. Only a token whose subject is in the sender's scope (or any, with scope
     /// `*` for a `jti` the log never issued), and never one of the sender's ancestors.
@@ -134,9 +164,13 @@ impl Operation {
             Self::SpawnSubAgent { .. } => "agent.spawn",
             Self::EmitObservation { .. } => "observation.emit",
             Self::ClaimTask { .. } => "task.claim",
+            Self::ClaimNext { .. } => "task.claim_next",
+            Self::CancelTask { .. } => "task.cancel",
+            Self::RequeueTask { .. } => "task.requeue",
             Self::CompleteTask { .. } => "task.complete",
             Self::TerminateAgent { .. } => "agent.terminate",
             Self::IssueToken(_) => "token.issue",
+            Self::RenewToken(_) => "token.renew",
             Self::RevokeToken { .. } => "token.revoke",
             Self::CallTool { .. } => "tool.call",
             Self::DecideApproval { .. } => "approval.decide",
@@ -154,6 +188,10 @@ impl Operation {
             Self::CompleteTask { outcome, .. } => outcome.validate(),
             Self::RevokeToken { jti } => check_text("jti", jti, MAX_JTI_BYTES),
             Self::IssueToken(grant) => grant.validate(),
+            Self::RenewToken(renewal) => renewal.validate(),
+            Self::CancelTask { reason, .. } | Self::RequeueTask { reason, .. } => {
+                check_task_reason(reason)
+            }
             Self::CallTool { tool, input, .. } => {
                 check_tool_name(tool)?;
                 check_tool_input(input)
@@ -191,10 +229,23 @@ impl Operation {
             | Self::SpawnSubAgent { .. }
             | Self::EmitObservation { .. }
             | Self::ClaimTask { .. }
+            | Self::ClaimNext { .. }
             | Self::TerminateAgent { .. }
             | Self::Extension(_) => Ok(()),
         }
     }
+}
+
+fn check_task_reason(reason: &str) -> Result<(), ValidationError> {
+    let actual = reason.chars().count();
+    if actual > MAX_TASK_REASON_CHARS {
+        return Err(ValidationError::TooLong {
+            field: "reason",
+            actual,
+            limit: MAX_TASK_REASON_CHARS,
+        });
+    }
+    Ok(())
 }
 
 #[cfg(test)]

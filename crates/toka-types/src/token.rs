@@ -120,6 +120,55 @@ impl TokenGrant {
     }
 }
 
+/// What the holder of a token asks for to keep acting after it expires: a new token of
+/// the same renewal family, with the same grant (or only some of its permissions) and
+/// a fresh expiry, never past the chain's lifetime. No permission is needed: holding a
+/// valid token is the proof.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenRenewal {
+    /// Its lifetime in seconds from the decision (default: the renewed token's own
+    /// lifetime), at most 24 hours; cut at the end of the chain's lifetime.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::whole::opt_u64"
+    )]
+    pub ttl_secs: Option<u64>,
+    /// Only these of the token's permissions (default: all of them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub permissions: Option<Vec<String>>,
+}
+
+impl TokenRenewal {
+    /// Checks the bounds, as [`TokenGrant::validate`] does.
+    pub fn validate(&self) -> Result<(), ValidationError> {
+        if let Some(permissions) = &self.permissions {
+            if permissions.len() > MAX_GRANT_PERMISSIONS {
+                return Err(ValidationError::TooMany {
+                    field: "permissions",
+                    actual: permissions.len(),
+                    limit: MAX_GRANT_PERMISSIONS,
+                });
+            }
+            for p in permissions {
+                check_permission_name(p)?;
+            }
+        }
+        if let Some(ttl) = self.ttl_secs
+            && !(1..=MAX_TOKEN_LIFETIME_SECS).contains(&ttl)
+        {
+            return Err(ValidationError::OutOfRange {
+                field: "ttl_secs",
+                actual: ttl,
+                min: 1,
+                max: MAX_TOKEN_LIFETIME_SECS,
+            });
+        }
+        Ok(())
+    }
+}
+
 /// The characters a permission name may hold, besides ASCII letters and digits.
 pub const PERMISSION_PUNCTUATION: &str = ":._*/-";
 
@@ -173,9 +222,19 @@ pub struct IssuedToken {
     /// What it may spend (absent: no limit of its own).
     #[serde(default, skip_serializing_if = "Budget::is_unlimited")]
     pub budget: Budget,
+    /// For a renewal: the first token of its family (the one first issued; every
+    /// renewal of it, or of a renewal, names the same). A family shares its budget,
+    /// and revoking any member revokes all of them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub renewal_of: Option<String>,
 }
 
 impl IssuedToken {
+    /// The `jti` of this token's renewal family: the first token of it.
+    pub fn family(&self) -> &str {
+        self.renewal_of.as_deref().unwrap_or(&self.jti)
+    }
+
     /// The scope in force: the explicit one, or the subject's subtree.
     pub fn effective_scope(&self) -> Scope {
         self.scope.unwrap_or(Scope::Subtree(self.sub))
@@ -184,6 +243,9 @@ impl IssuedToken {
     /// Checks the bounds of a recorded issuance (as read back from a log).
     pub fn validate(&self) -> Result<(), ValidationError> {
         check_text("jti", &self.jti, MAX_JTI_BYTES)?;
+        if let Some(family) = &self.renewal_of {
+            check_text("renewal_of", family, MAX_JTI_BYTES)?;
+        }
         if self.permissions.len() > MAX_PERMISSIONS {
             return Err(ValidationError::TooMany {
                 field: "permissions",

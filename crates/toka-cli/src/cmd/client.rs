@@ -6,9 +6,7 @@ use anyhow::{Context as _, Result};
 use clap::{Args, Subcommand};
 use futures::StreamExt as _;
 use serde_json::{Value, json};
-use toka_api::views::{
-    AgentView, EventPage, EventView, StateView, SubmitResponse, TaskView, TokenResponse,
-};
+use toka_api::views::{AgentView, EventPage, EventView, StateView, SubmitResponse, TaskView};
 
 use crate::Remote;
 use crate::client::Client;
@@ -59,7 +57,7 @@ pub enum TaskCmd {
         /// What to do.
         description: String,
     },
-    /// Claim a queued task.
+    /// Claim a queued task, or with --next the oldest ready one (waiting with --wait).
     Claim {
         #[command(flatten)]
         remote: Remote,
@@ -67,7 +65,41 @@ pub enum TaskCmd {
         #[arg(long)]
         agent: Option<String>,
         /// The task.
+        #[arg(required_unless_present = "next", conflicts_with = "next")]
+        task: Option<String>,
+        /// Claim the oldest queued task that waits for nothing.
+        #[arg(long)]
+        next: bool,
+        /// With --next: wait this long for a task when none is ready (`30s`, `2m`;
+        /// at most 120 s).
+        #[arg(long, conflicts_with = "task", value_parser = parse_wait)]
+        wait: Option<u64>,
+    },
+    /// Drop a queued or claimed task (needs task:cancel).
+    Cancel {
+        #[command(flatten)]
+        remote: Remote,
+        /// The agent whose task it is (default: the token's subject).
+        #[arg(long)]
+        agent: Option<String>,
+        /// The task.
         task: String,
+        /// Why (recorded in the log).
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+    /// Put a claimed task back in its queue (needs task:requeue).
+    Requeue {
+        #[command(flatten)]
+        remote: Remote,
+        /// The agent whose task it is (default: the token's subject).
+        #[arg(long)]
+        agent: Option<String>,
+        /// The task.
+        task: String,
+        /// Why (recorded in the log).
+        #[arg(long, default_value = "")]
+        reason: String,
     },
     /// Complete a claimed task.
     Complete {
@@ -109,57 +141,6 @@ pub struct ObserveArgs {
     data: String,
 }
 
-#[derive(Debug, Subcommand)]
-pub enum TokenCmd {
-    /// Mint a token attenuated from yours (needs token:issue).
-    Issue {
-        #[command(flatten)]
-        remote: Remote,
-        /// The agent it is for.
-        #[arg(long)]
-        sub: String,
-        /// A permission to grant (repeat).
-        #[arg(long = "perm", required = true)]
-        permissions: Vec<String>,
-        /// `*` or an agent id.
-        #[arg(long)]
-        scope: Option<String>,
-        /// Lifetime in seconds (default: as long as your own token).
-        #[arg(long = "ttl", value_parser = clap::value_parser!(u64).range(1..=86400))]
-        ttl_secs: Option<u64>,
-        /// Most model tokens it may spend (default: what your token has left).
-        #[arg(long)]
-        budget_tokens: Option<u64>,
-        /// Most tool calls it may make (default: what your token has left).
-        #[arg(long)]
-        budget_tool_calls: Option<u64>,
-        /// Most agents it may spawn (default: what your token has left).
-        #[arg(long)]
-        budget_spawns: Option<u64>,
-    },
-    /// Show a token's claims (without verifying them) and, from the server, what its
-    /// budget has left.
-    Inspect {
-        #[command(flatten)]
-        remote: Remote,
-        /// The token (default: --token / TOKA_TOKEN).
-        #[arg(value_name = "TOKEN")]
-        inspected: Option<String>,
-    },
-    /// Revoke a token by its jti (needs token:revoke).
-    Revoke {
-        #[command(flatten)]
-        remote: Remote,
-        /// The token id.
-        jti: String,
-    },
-    /// Mint a fresh admin token for the root agent from the local signing key (offline).
-    Root {
-        #[command(flatten)]
-        local: crate::Local,
-    },
-}
-
 #[derive(Debug, Args)]
 pub struct EventsArgs {
     #[command(flatten)]
@@ -181,7 +162,7 @@ pub(crate) fn subject(client: &Client) -> Result<String> {
     Ok(claims["sub"].as_str().unwrap_or_default().to_string())
 }
 
-fn toka_auth_claims(token: &str) -> Result<Value> {
+pub(crate) fn toka_auth_claims(token: &str) -> Result<Value> {
     use base64::Engine as _;
     let payload = token
         .split('.')
@@ -193,7 +174,11 @@ fn toka_auth_claims(token: &str) -> Result<Value> {
     serde_json::from_slice(&bytes).context("not a JWT: payload is not JSON")
 }
 
-async fn send(client: &Client, origin: Option<&str>, operation: Value) -> Result<SubmitResponse> {
+pub(crate) async fn send(
+    client: &Client,
+    origin: Option<&str>,
+    operation: Value,
+) -> Result<SubmitResponse> {
     client
         .post(
             "/v1/messages",
@@ -313,7 +298,8 @@ pub async fn task(cmd: TaskCmd, out: Out) -> Result<ExitCode> {
         TaskCmd::Claim {
             remote,
             agent,
-            task,
+            task: Some(task),
+            ..
         } => {
             let client = Client::new(&remote)?;
             let agent = agent.map_or_else(|| subject(&client), Ok)?;
@@ -325,6 +311,41 @@ pub async fn task(cmd: TaskCmd, out: Out) -> Result<ExitCode> {
             .await?;
             print_committed(out, &r);
         }
+        TaskCmd::Claim {
+            remote,
+            agent,
+            task: None,
+            wait,
+            ..
+        } => {
+            let client = Client::new(&remote)?;
+            let r: toka_api::claim::Claimed = client
+                .post(
+                    "/v1/tasks/claim-next",
+                    &json!({"agent": agent, "wait_secs": wait.unwrap_or(0)}),
+                )
+                .await?;
+            out.emit(&r, || {
+                out.say(format!(
+                    "claimed {} (seq {}): {}",
+                    r.task.id,
+                    r.seq,
+                    toka_planner::one_line(&r.task.description, 200)
+                ));
+            });
+        }
+        TaskCmd::Cancel {
+            remote,
+            agent,
+            task,
+            reason,
+        } => end_or_requeue(&remote, agent, &task, "cancel_task", &reason, out).await?,
+        TaskCmd::Requeue {
+            remote,
+            agent,
+            task,
+            reason,
+        } => end_or_requeue(&remote, agent, &task, "requeue_task", &reason, out).await?,
         TaskCmd::Complete {
             remote,
             agent,
@@ -379,6 +400,42 @@ pub async fn task(cmd: TaskCmd, out: Out) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// `cancel_task` or `requeue_task` of `task`.
+async fn end_or_requeue(
+    remote: &Remote,
+    agent: Option<String>,
+    task: &str,
+    op: &str,
+    reason: &str,
+    out: Out,
+) -> Result<()> {
+    let client = Client::new(remote)?;
+    let agent = agent.map_or_else(|| subject(&client), Ok)?;
+    let r = send(
+        &client,
+        None,
+        json!({"op": op, "agent": agent, "task": task, "reason": reason}),
+    )
+    .await?;
+    print_committed(out, &r);
+    Ok(())
+}
+
+/// A wait from the command line: seconds or a duration (`30s`, `2m`), 0 to 120 s.
+fn parse_wait(text: &str) -> Result<u64, String> {
+    let secs = match text.trim().parse::<u64>() {
+        Ok(n) => n,
+        Err(_) => humantime::parse_duration(text)
+            .map_err(|e| format!("{text:?} is not a duration ({e}); write e.g. 30 or 30s"))?
+            .as_secs(),
+    };
+    if secs <= toka_api::claim::MAX_CLAIM_WAIT_SECS {
+        Ok(secs)
+    } else {
+        Err(format!("{text:?} is {secs} s; wait at most 120 s"))
+    }
+}
+
 pub async fn observe(args: ObserveArgs, out: Out) -> Result<ExitCode> {
     use base64::Engine as _;
     let client = Client::new(&args.remote)?;
@@ -391,89 +448,6 @@ pub async fn observe(args: ObserveArgs, out: Out) -> Result<ExitCode> {
     )
     .await?;
     print_committed(out, &r);
-    Ok(ExitCode::SUCCESS)
-}
-
-pub async fn token(cmd: TokenCmd, out: Out) -> Result<ExitCode> {
-    match cmd {
-        TokenCmd::Issue {
-            remote,
-            sub,
-            permissions,
-            scope,
-            ttl_secs,
-            budget_tokens,
-            budget_tool_calls,
-            budget_spawns,
-        } => {
-            let client = Client::new(&remote)?;
-            let budget = json!({"model_tokens": budget_tokens, "tool_calls": budget_tool_calls, "spawns": budget_spawns});
-            let r: TokenResponse = client
-                .post(
-                    "/v1/tokens",
-                    &json!({"sub": sub, "permissions": permissions, "scope": scope, "ttl_secs": ttl_secs, "budget": budget}),
-                )
-                .await?;
-            out.emit(&r, || {
-                out.say(format!(
-                    "token for {} (jti {}, expires {}, permissions {}, budget {}):",
-                    r.sub,
-                    r.jti,
-                    r.exp,
-                    r.permissions.join(","),
-                    budget_text(&r.budget)
-                ));
-                out.say(&r.token);
-            });
-        }
-        TokenCmd::Inspect {
-            mut remote,
-            inspected,
-        } => {
-            let token = inspected
-                .or_else(|| remote.token.clone())
-                .unwrap_or_default();
-            let claims = toka_auth_claims(&token)?;
-            // What is left is the log's to say: ask the server, if one answers.
-            remote.token = Some(token);
-            let left: Option<toka_api::views::BudgetLeft> = match Client::new(&remote) {
-                Ok(client) => client.get("/v1/budget", &[]).await.ok(),
-                Err(_) => None,
-            };
-            out.emit(&json!({"claims": claims, "budget": left}), || {
-                out.say("claims (signature NOT verified; the server verifies):");
-                out.say(serde_json::to_string_pretty(&claims).unwrap_or_default());
-                match &left {
-                    Some(b) => out.say(format!(
-                        "budget: limits {}; left {}; spent {}",
-                        budget_text(&b.limits),
-                        budget_text(&b.left),
-                        budget_text(&b.spent)
-                    )),
-                    None => out.say("budget: no server answered (--server / TOKA_SERVER)"),
-                }
-            });
-        }
-        TokenCmd::Revoke { remote, jti } => {
-            let client = Client::new(&remote)?;
-            let r = send(&client, None, json!({"op": "revoke_token", "jti": jti})).await?;
-            out.emit(&r, || out.say(format!("revoked {jti}")));
-        }
-        TokenCmd::Root { local } => {
-            // The issuance goes through the kernel and into the log like any other, so
-            // this opens the data folder (refused while a server holds it).
-            let config = crate::setup::load_config(&local.config)?;
-            let runtime = toka_runtime::Runtime::start(&config).await?;
-            let issued = runtime.issue_root_token().await;
-            runtime.shutdown().await;
-            let issued = issued?;
-            let root = issued.claims.sub.to_string();
-            out.emit(
-                &json!({"root": root, "token": issued.token, "jti": issued.claims.jti, "exp": issued.claims.exp, "seq": issued.seq}),
-                || out.say(&issued.token),
-            );
-        }
-    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -526,23 +500,6 @@ fn print_transcript(out: Out, t: &toka_api::transcript::Transcript) {
                 short(&c["function"]["arguments"])
             ));
         }
-    }
-}
-
-/// `model_tokens 500, tool_calls 10`, or `unlimited`.
-fn budget_text(b: &toka_api::views::BudgetView) -> String {
-    let parts: Vec<String> = [
-        ("model_tokens", b.model_tokens),
-        ("tool_calls", b.tool_calls),
-        ("spawns", b.spawns),
-    ]
-    .iter()
-    .filter_map(|(k, v)| v.map(|n| format!("{k} {n}")))
-    .collect();
-    if parts.is_empty() {
-        "unlimited".into()
-    } else {
-        parts.join(", ")
     }
 }
 

@@ -13,6 +13,7 @@ pub mod offline;
 pub mod run;
 mod run_remote;
 pub mod serve;
+pub mod token;
 pub mod tool;
 
 use std::process::ExitCode;
@@ -36,7 +37,7 @@ pub async fn run(command: Command, out: Out) -> Result<ExitCode> {
         Command::Agent(c) => client::agent(c, out).await,
         Command::Task(c) => client::task(c, out).await,
         Command::Observe(a) => client::observe(a, out).await,
-        Command::Token(c) => client::token(c, out).await,
+        Command::Token(c) => token::token(c, out).await,
         Command::Events(a) => client::events(a, out).await,
         Command::Tool(c) => tool::tool(c, out).await,
         Command::Mcp(a) => mcp::run(a).await,

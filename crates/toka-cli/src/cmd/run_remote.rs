@@ -31,6 +31,7 @@ pub async fn run(args: RunArgs, server: String, out: Out) -> Result<ExitCode> {
     let remote = Remote {
         server,
         token: args.token.clone(),
+        token_file: None,
         idempotency_key: None,
     };
     let client = Client::new(&remote)?;

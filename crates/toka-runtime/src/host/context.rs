@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use toka_types::{EntityId, KernelEvent, Message, Observation, Operation, TaskOutcome, TaskState};
 
-use super::{Agent, AgentError, AgentHandle, host};
+use super::{Agent, AgentError, AgentHandle, TokenCell, host};
 use crate::codec::decode;
 use crate::runtime::Runtime;
 use crate::subscription::Subscription;
@@ -23,7 +23,7 @@ pub struct AssignedTask {
 pub struct AgentContext {
     runtime: Runtime,
     id: EntityId,
-    token: String,
+    token: TokenCell,
     backlog: Vec<AssignedTask>,
     feed: Subscription,
     delivered: HashSet<EntityId>,
@@ -41,7 +41,7 @@ impl std::fmt::Debug for AgentContext {
 }
 
 impl AgentContext {
-    pub(crate) fn new(runtime: Runtime, id: EntityId, token: String, max_restarts: u32) -> Self {
+    pub(crate) fn new(runtime: Runtime, id: EntityId, token: TokenCell, max_restarts: u32) -> Self {
         // Subscribe first, then read the queued tasks: a task scheduled in between is
         // seen twice and delivered once.
         let feed = runtime.subscribe(runtime.head().seq + 1);
@@ -73,9 +73,9 @@ impl AgentContext {
         self.id
     }
 
-    /// The agent's token.
-    pub fn token(&self) -> &str {
-        &self.token
+    /// The agent's current token (the host renews it before it expires).
+    pub fn token(&self) -> String {
+        self.token.get()
     }
 
     /// The runtime.
@@ -112,9 +112,13 @@ impl AgentContext {
                     }
                     _ => None,
                 },
-                // A task whose lease ran out is queued again: deliver it again.
-                "task.lease_expired" => match decode(&record) {
-                    Ok(KernelEvent::TaskLeaseExpired { agent, task }) if agent == self.id => {
+                // A task whose lease ran out, or that was requeued, is queued again:
+                // deliver it again.
+                "task.lease_expired" | "task.requeued" => match decode(&record) {
+                    Ok(
+                        KernelEvent::TaskLeaseExpired { agent, task }
+                        | KernelEvent::TaskRequeued { agent, task, .. },
+                    ) if agent == self.id => {
                         self.delivered.remove(&task);
                         Some(task)
                     }
@@ -163,7 +167,7 @@ impl AgentContext {
     async fn send(&self, operation: Operation) -> Result<Vec<KernelEvent>, AgentError> {
         let committed = self
             .runtime
-            .submit(Message::new(self.id, self.token.clone(), operation))
+            .submit(Message::new(self.id, self.token.get(), operation))
             .await?;
         Ok(committed.events)
     }
@@ -268,7 +272,7 @@ impl AgentContext {
         };
         let signed = self
             .runtime
-            .issue_token(self.id, &self.token, grant)
+            .issue_token(self.id, &self.token.get(), grant)
             .await
             .map_err(|e| AgentError(e.to_string()))?;
         Ok(host(

@@ -11,9 +11,11 @@
 //! stops the kernel or the other agents.
 
 mod context;
+mod renewer;
 mod supervisor;
 
 pub use context::{AgentContext, AssignedTask};
+pub use renewer::TokenCell;
 pub use supervisor::{AbortOnDrop, AgentHandle, HostedStatus, host};
 
 use async_trait::async_trait;

@@ -70,10 +70,17 @@ pub fn host(
     let (status_tx, status) = watch::channel(HostedStatus::Running { restarts: 0 });
     let runtime = runtime.clone();
     let task = tokio::spawn(async move {
+        // The token outlives restarts: one renewer for the agent's whole life.
+        let cell = super::TokenCell::new(token);
+        let _renewer = AbortOnDrop(tokio::spawn(super::renewer::keep_renewed(
+            runtime.clone(),
+            id,
+            cell.clone(),
+        )));
         let mut restarts = 0u32;
         loop {
             status_tx.send_replace(HostedStatus::Running { restarts });
-            let mut ctx = AgentContext::new(runtime.clone(), id, token.clone(), max_restarts);
+            let mut ctx = AgentContext::new(runtime.clone(), id, cell.clone(), max_restarts);
             let agent = Arc::clone(&agent);
             // Its own task, so a panic is caught here instead of unwinding through us;
             // aborting the supervisor drops the guard, which aborts the run too.

@@ -40,7 +40,7 @@ impl Writer {
             let now = self.clock.now().max(self.last_now);
             self.last_now = now;
             let seq = self.kernel.state().next_seq();
-            let ctx = Context::new(now, seq);
+            let ctx = Context::new(now, seq).with_chain_lifetime(self.chain_lifetime_secs);
             let decided = match request {
                 Request::Message(message) => {
                     self.kernel.authenticate(message, now).and_then(|claims| {

@@ -149,6 +149,8 @@ pub(crate) struct Writer {
     pub(crate) since_snapshot: u64,
     /// Records other nodes appended that this writer caught up with (a shared log).
     pub(crate) foreign_seen: u64,
+    /// How long a chain of tokens may be renewed (handed to every decision).
+    pub(crate) chain_lifetime_secs: u64,
     /// Signs checkpoints, if configured.
     pub(crate) checkpointer: Option<crate::checkpoint::Checkpointer>,
     /// Set while the store cannot be used.
