@@ -15,7 +15,6 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::{Caller, subject};
 use crate::error::{ApiError, ErrorBody};
-use crate::handlers::parse_id;
 use crate::query::ApiQuery;
 use crate::state::AppState;
 use crate::views::EventView;
@@ -56,7 +55,7 @@ pub struct Activity {
 /// The newest events concerning agent `id` (in the token's scope), newest first,
 /// reading at most 20,000 records back per request.
 #[utoipa::path(get, path = "/v1/agents/{id}/activity", tag = "agents",
-    params(("id" = String, Path, description = "agent id"), ActivityQuery),
+    params(("id" = String, Path, description = "an agent id, id prefix, name or path (root/planner)"), ActivityQuery),
     responses((status = 200, body = Activity), (status = 400, body = ErrorBody),
               (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
     security(("bearer" = [])))]
@@ -66,7 +65,9 @@ pub async fn activity(
     Path(id): Path<String>,
     ApiQuery(q): ApiQuery<ActivityQuery>,
 ) -> Result<Json<Activity>, ApiError> {
-    let agent = parse_id(&id, "agent id")?;
+    let agent = app
+        .runtime
+        .read(|s| crate::resolve::agent(s, &caller, &id))?;
     let limit = match q.limit.unwrap_or(50) {
         n @ 1..=MAX_LIMIT => n as usize,
         n => {

@@ -19,7 +19,6 @@ use utoipa::ToSchema;
 
 use crate::auth::Caller;
 use crate::error::{ApiError, ErrorBody};
-use crate::handlers::parse_id;
 use crate::state::AppState;
 use crate::views::TaskView;
 
@@ -30,8 +29,8 @@ pub const MAX_CLAIM_WAIT_SECS: u64 = 120;
 #[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ClaimNextRequest {
-    /// The agent whose queue to take from (default: the token's subject).
-    #[schema(format = "uuid")]
+    /// The agent whose queue to take from: an id, an id prefix, a name or a path
+    /// (default: the token's subject).
     pub agent: Option<String>,
     /// Wait up to this many seconds for a task when none is ready (default 0).
     #[schema(minimum = 0, maximum = 120)]
@@ -75,7 +74,7 @@ pub async fn claim_next(
 ) -> Result<Json<Claimed>, ApiError> {
     let request: ClaimNextRequest = crate::query::object_body(body)?;
     let agent = match &request.agent {
-        Some(a) => parse_id(a, "agent")?,
+        Some(a) => app.runtime.read(|s| crate::resolve::agent(s, &caller, a))?,
         None => caller.claims.sub,
     };
     let wait = match request.wait_secs.unwrap_or(0) {

@@ -330,15 +330,17 @@ pub async fn agents(
 }
 
 /// One agent.
-#[utoipa::path(get, path = "/v1/agents/{id}", tag = "agents", params(("id" = String, Path, description = "agent id")),
-    responses((status = 200, body = AgentView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
+#[utoipa::path(get, path = "/v1/agents/{id}", tag = "agents", params(("id" = String, Path, description = "an agent id, id prefix, name or path (root/planner)")),
+    responses((status = 200, body = AgentView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn agent(
     State(app): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<AgentView>, ApiError> {
-    let id = parse_id(&id, "agent id")?;
+    let id = app
+        .runtime
+        .read(|s| crate::resolve::agent(s, &caller, &id))?;
     let now = app.now_secs();
     app.runtime
         .read(|state| {
@@ -354,7 +356,8 @@ pub async fn agent(
 /// Tasks, by agent and state, within the token's scope, a page at a time: in id order,
 /// or in schedule order for one agent.
 #[utoipa::path(get, path = "/v1/tasks", tag = "tasks", params(TaskQuery),
-    responses((status = 200, body = TaskPage), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)),
+    responses((status = 200, body = TaskPage), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+              (status = 404, body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn tasks(
     State(app): State<AppState>,
@@ -362,11 +365,9 @@ pub async fn tasks(
     ApiQuery(q): ApiQuery<TaskQuery>,
 ) -> Result<Json<TaskPage>, ApiError> {
     let limit = page_size(q.limit)?;
-    let agent = q
-        .agent
-        .as_deref()
-        .map(|a| parse_id(a, "agent"))
-        .transpose()?;
+    let agent = app
+        .runtime
+        .read(|s| crate::resolve::optional(s, &caller, q.agent.as_deref()))?;
     let after = q
         .after
         .as_deref()

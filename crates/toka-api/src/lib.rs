@@ -33,6 +33,7 @@ pub mod handlers;
 pub mod metrics;
 pub mod overview;
 pub mod query;
+pub mod resolve;
 pub mod schema;
 pub mod state;
 pub mod tokens;

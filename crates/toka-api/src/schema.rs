@@ -70,7 +70,8 @@ fn call_request() -> Value {
     let mut v = object(
         &["input"],
         json!({
-            "agent": {"type": ["string", "null"], "format": "uuid"},
+            "agent": {"type": ["string", "null"], "minLength": 1, "maxLength": 1024,
+                      "description": "an id, an id prefix, a name or a path such as root/planner (default: the token's subject)"},
             "input": {"description": "any JSON value matching the tool's input schema (at most 1 MiB)"},
             "wait_secs": wait_secs(),
         }),

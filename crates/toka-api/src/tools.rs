@@ -315,10 +315,9 @@ pub async fn call_tool(
 ) -> Result<Json<CallResponse>, ApiError> {
     let Json(request) = body?;
     let wait = wait_of(request.wait_secs)?;
-    let agent = match &request.agent {
-        Some(a) => Some(parse_id(a, "agent")?),
-        None => None,
-    };
+    let agent = app
+        .runtime
+        .read(|s| crate::resolve::optional(s, &caller, request.agent.as_deref()))?;
     let key = crate::handlers::idempotency_key(&headers)?;
     call_as(&app, &caller, &name, agent, request.input, wait, key)
         .await

@@ -11,7 +11,6 @@ use utoipa::ToSchema;
 
 use crate::auth::Caller;
 use crate::error::{ApiError, ErrorBody};
-use crate::handlers::parse_id;
 use crate::state::AppState;
 
 /// Most steps one transcript returns (the oldest first).
@@ -53,7 +52,7 @@ pub struct Transcript {
 
 /// The recorded model conversation of agent `id` (in the token's scope).
 #[utoipa::path(get, path = "/v1/agents/{id}/transcript", tag = "agents",
-    params(("id" = String, Path, description = "agent id")),
+    params(("id" = String, Path, description = "an agent id, id prefix, name or path (root/planner)")),
     responses((status = 200, body = Transcript), (status = 400, body = ErrorBody),
               (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
     security(("bearer" = [])))]
@@ -62,7 +61,9 @@ pub async fn transcript(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<Transcript>, ApiError> {
-    let agent = parse_id(&id, "agent id")?;
+    let agent = app
+        .runtime
+        .read(|s| crate::resolve::agent(s, &caller, &id))?;
     let seqs = app.runtime.read(|s| {
         if s.agent(agent).is_none() || !caller.sees(s, agent) {
             return None;

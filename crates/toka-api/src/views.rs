@@ -283,8 +283,8 @@ impl TaskView {
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct TaskQuery {
-    /// Only this agent's tasks (then in schedule order).
-    #[param(format = "uuid")]
+    /// Only this agent's tasks (then in schedule order): its id, an id prefix, its
+    /// name or its path (`root/planner`).
     pub agent: Option<String>,
     /// Only tasks in this state.
     #[param(inline)]

@@ -139,6 +139,19 @@ fn decide_operation(
                     limit: MAX_AGENT_DEPTH,
                 });
             }
+            // Active siblings have distinct names, so a path such as
+            // `root/planner/worker-1` names one agent.
+            let taken = parent_record.children.iter().any(|c| {
+                state.agents.get(c).is_some_and(|a| {
+                    a.status == AgentStatus::Active && a.spec.name() == spec.name()
+                })
+            });
+            if taken {
+                return Err(KernelError::NameTaken {
+                    parent: *parent,
+                    name: spec.name().to_string(),
+                });
+            }
             let id = derive_id(root, ctx.seq);
             if state.agents.contains_key(&id) {
                 return Err(KernelError::IdCollision(id));

@@ -340,6 +340,14 @@ pub enum KernelError {
         /// The configured lifetime.
         max_secs: u64,
     },
+    /// The parent already has an active child of that name.
+    #[error("agent {parent} already has an active child named {name:?}; pick another name")]
+    NameTaken {
+        /// The parent.
+        parent: EntityId,
+        /// The name.
+        name: String,
+    },
     /// `claim_next` found no queued task ready to claim.
     #[error("agent {agent} has no queued task ready to claim")]
     NoTaskQueued {
@@ -422,6 +430,7 @@ impl KernelError {
             K::TaskWaiting { .. } => "task_waiting",
             K::ChainLifetimeExceeded { .. } => "chain_lifetime_exceeded",
             K::NoTaskQueued { .. } => "no_task_queued",
+            K::NameTaken { .. } => "name_taken",
             K::TaskNotOpen { .. } => "task_not_open",
             K::RenewUnknownToken { .. } => "renew_unknown_token",
         }
