@@ -7,6 +7,9 @@ use serde_json::Value;
 
 use crate::Remote;
 
+/// The server when neither a flag, the environment nor a profile names one.
+pub const DEFAULT_SERVER: &str = "http://127.0.0.1:7878";
+
 /// A client bound to a server and a token.
 pub struct Client {
     http: reqwest::Client,
@@ -27,18 +30,25 @@ impl Client {
             ),
             None => None,
         };
+        let profile = crate::profile::load(remote.profile.as_deref())?;
         let token = from_file
             .or_else(|| remote.token.clone())
+            .or_else(|| profile.as_ref().map(|p| p.token.clone()))
             .map(|t| t.trim().to_string())
             .filter(|t| !t.is_empty())
             .ok_or_else(|| {
                 anyhow!(
-                    "no token: pass --token-file FILE or --token, or set TOKA_TOKEN (`toka init` prints one)"
+                    "no token: pass --token-file FILE or --token, set TOKA_TOKEN, or save a profile with `toka login` (`toka init` prints a token)"
                 )
             })?;
+        let server = remote
+            .server
+            .clone()
+            .or_else(|| profile.map(|p| p.server))
+            .unwrap_or_else(|| DEFAULT_SERVER.to_string());
         Ok(Self {
             http: reqwest::Client::new(),
-            base: remote.server.trim_end_matches('/').to_string(),
+            base: server.trim_end_matches('/').to_string(),
             token,
             idempotency_key: remote.idempotency_key.clone(),
         })
@@ -47,6 +57,11 @@ impl Client {
     /// The token.
     pub fn token(&self) -> &str {
         &self.token
+    }
+
+    /// The server's base URL.
+    pub fn base(&self) -> &str {
+        &self.base
     }
 
     async fn handle<T: DeserializeOwned>(
@@ -63,6 +78,26 @@ impl Client {
             bail!("server refused ({} {code}): {message}", status.as_u16());
         }
         Ok(serde_json::from_value(body)?)
+    }
+
+    /// The id of the agent `reference` names: an id as it is; otherwise the server
+    /// resolves an id prefix, a name or a path (`root/planner`) in the token's scope.
+    pub async fn agent_id(&self, reference: &str) -> Result<String> {
+        if reference.parse::<toka_types::EntityId>().is_ok() {
+            return Ok(reference.to_string());
+        }
+        let mut url = reqwest::Url::parse(&format!("{}/v1/agents/", self.base))
+            .map_err(|e| anyhow!("bad server URL {}: {e}", self.base))?;
+        url.path_segments_mut()
+            .map_err(|()| anyhow!("bad server URL {}", self.base))?
+            .pop_if_empty()
+            .push(reference);
+        let request = self.http.get(url).bearer_auth(&self.token);
+        let agent: Value = self.handle(request.send().await).await?;
+        agent["id"]
+            .as_str()
+            .map(str::to_string)
+            .ok_or_else(|| anyhow!("the server's answer names no agent: {agent}"))
     }
 
     /// GET `path` (with query).

@@ -8,6 +8,7 @@
 mod client;
 mod cmd;
 mod output;
+mod profile;
 mod setup;
 
 use std::path::PathBuf;
@@ -29,9 +30,12 @@ pub struct Cli {
 /// Where a client command's server is and which token it uses.
 #[derive(Debug, Clone, Args)]
 pub struct Remote {
-    /// The server's base URL.
-    #[arg(long, env = "TOKA_SERVER", default_value = "http://127.0.0.1:7878")]
-    pub server: String,
+    /// The server's base URL (default: the profile's, else http://127.0.0.1:7878).
+    #[arg(long, env = "TOKA_SERVER")]
+    pub server: Option<String>,
+    /// The saved profile to use (`toka login`; default: the one called `default`).
+    #[arg(long, env = "TOKA_PROFILE")]
+    pub profile: Option<String>,
     /// The capability token (e.g. from `toka init`).
     #[arg(long, env = "TOKA_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
@@ -85,6 +89,15 @@ pub enum Command {
     Task(cmd::client::TaskCmd),
     /// Record an observation.
     Observe(cmd::client::ObserveArgs),
+    /// Save a server and a token as a named profile (0600 in your config folder), so
+    /// other commands need neither --server nor --token.
+    Login(cmd::status::LoginArgs),
+    /// Who you are on the server: subject, permissions, scope, budgets, expiry.
+    #[command(alias = "whoami")]
+    Status {
+        #[command(flatten)]
+        remote: Remote,
+    },
     /// Tokens: issue (attenuated), inspect, revoke, root.
     #[command(subcommand)]
     Token(cmd::token::TokenCmd),

@@ -18,7 +18,8 @@ pub enum AgentCmd {
     Spawn {
         #[command(flatten)]
         remote: Remote,
-        /// The parent (default: the token's subject).
+        /// The parent: an id, id prefix, name or path such as root/planner (default:
+        /// the token's subject).
         #[arg(long)]
         parent: Option<String>,
         /// The new agent's name.
@@ -157,6 +158,14 @@ pub struct EventsArgs {
 }
 
 /// The subject of the token (for defaults).
+/// The agent `reference` names (see [`Client::agent_id`]), or the token's subject.
+pub(crate) async fn agent_or_subject(client: &Client, reference: Option<&str>) -> Result<String> {
+    match reference {
+        Some(r) => client.agent_id(r).await,
+        None => subject(client),
+    }
+}
+
 pub(crate) fn subject(client: &Client) -> Result<String> {
     let claims = toka_auth_claims(client.token())?;
     Ok(claims["sub"].as_str().unwrap_or_default().to_string())
@@ -203,10 +212,7 @@ pub async fn agent(cmd: AgentCmd, out: Out) -> Result<ExitCode> {
             name,
         } => {
             let client = Client::new(&remote)?;
-            let parent = match parent {
-                Some(p) => p,
-                None => subject(&client)?,
-            };
+            let parent = agent_or_subject(&client, parent.as_deref()).await?;
             let r = send(
                 &client,
                 None,
@@ -225,6 +231,7 @@ pub async fn agent(cmd: AgentCmd, out: Out) -> Result<ExitCode> {
         }
         AgentCmd::Terminate { remote, agent } => {
             let client = Client::new(&remote)?;
+            let agent = client.agent_id(&agent).await?;
             let r = send(
                 &client,
                 None,
@@ -237,6 +244,7 @@ pub async fn agent(cmd: AgentCmd, out: Out) -> Result<ExitCode> {
         }
         AgentCmd::Transcript { remote, agent } => {
             let client = Client::new(&remote)?;
+            let agent = client.agent_id(&agent).await?;
             let t: toka_api::transcript::Transcript = client
                 .get(&format!("/v1/agents/{agent}/transcript"), &[])
                 .await?;
@@ -253,7 +261,8 @@ pub async fn agent(cmd: AgentCmd, out: Out) -> Result<ExitCode> {
                         let indent = "  ".repeat((a.depth - base) as usize);
                         vec![
                             format!("{indent}{}", a.name),
-                            a.id.clone(),
+                            // A prefix names the agent wherever an id is taken.
+                            a.id[..8.min(a.id.len())].to_string(),
                             a.status.clone(),
                             format!(
                                 "{}/{}/{}",
@@ -283,7 +292,7 @@ pub async fn task(cmd: TaskCmd, out: Out) -> Result<ExitCode> {
             description,
         } => {
             let client = Client::new(&remote)?;
-            let agent = agent.map_or_else(|| subject(&client), Ok)?;
+            let agent = agent_or_subject(&client, agent.as_deref()).await?;
             let r = send(&client, None, json!({"op": "schedule_agent_task", "agent": agent, "task": {"description": description}})).await?;
             out.emit(&r, || {
                 if let Some(e) = r.events.first() {
@@ -302,7 +311,7 @@ pub async fn task(cmd: TaskCmd, out: Out) -> Result<ExitCode> {
             ..
         } => {
             let client = Client::new(&remote)?;
-            let agent = agent.map_or_else(|| subject(&client), Ok)?;
+            let agent = agent_or_subject(&client, agent.as_deref()).await?;
             let r = send(
                 &client,
                 None,
@@ -354,7 +363,7 @@ pub async fn task(cmd: TaskCmd, out: Out) -> Result<ExitCode> {
             fail,
         } => {
             let client = Client::new(&remote)?;
-            let agent = agent.map_or_else(|| subject(&client), Ok)?;
+            let agent = agent_or_subject(&client, agent.as_deref()).await?;
             let outcome = match fail {
                 Some(reason) => json!({"status": "failure", "reason": reason}),
                 None => json!({"status": "success", "result": result}),
@@ -381,15 +390,31 @@ pub async fn task(cmd: TaskCmd, out: Out) -> Result<ExitCode> {
                 query.push(("state", s));
             }
             let tasks: Vec<TaskView> = client.get_all("/v1/tasks", &query).await?;
+            // Names for the agent column (the JSON keeps the ids).
+            let names: std::collections::HashMap<String, String> = if out.json {
+                Default::default()
+            } else {
+                client
+                    .get_all::<AgentView>("/v1/agents", &[])
+                    .await
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|a| (a.id, a.name))
+                    .collect()
+            };
             out.emit(&tasks, || {
                 let rows: Vec<Vec<String>> = tasks
                     .iter()
                     .map(|t| {
+                        let agent = names.get(&t.agent).map_or_else(
+                            || t.agent.clone(),
+                            |n| format!("{n} ({})", &t.agent[..8.min(t.agent.len())]),
+                        );
                         vec![
                             t.id.clone(),
-                            t.agent.clone(),
+                            agent,
                             t.state.clone(),
-                            t.description.clone(),
+                            toka_planner::one_line(&t.description, 60),
                         ]
                     })
                     .collect();
@@ -410,7 +435,7 @@ async fn end_or_requeue(
     out: Out,
 ) -> Result<()> {
     let client = Client::new(remote)?;
-    let agent = agent.map_or_else(|| subject(&client), Ok)?;
+    let agent = agent_or_subject(&client, agent.as_deref()).await?;
     let r = send(
         &client,
         None,
@@ -439,7 +464,7 @@ fn parse_wait(text: &str) -> Result<u64, String> {
 pub async fn observe(args: ObserveArgs, out: Out) -> Result<ExitCode> {
     use base64::Engine as _;
     let client = Client::new(&args.remote)?;
-    let agent = args.agent.map_or_else(|| subject(&client), Ok)?;
+    let agent = agent_or_subject(&client, args.agent.as_deref()).await?;
     let data = base64::engine::general_purpose::STANDARD.encode(args.data.as_bytes());
     let r = send(
         &client,

@@ -13,6 +13,7 @@ pub mod offline;
 pub mod run;
 mod run_remote;
 pub mod serve;
+pub mod status;
 pub mod token;
 pub mod tool;
 
@@ -38,6 +39,8 @@ pub async fn run(command: Command, out: Out) -> Result<ExitCode> {
         Command::Task(c) => client::task(c, out).await,
         Command::Observe(a) => client::observe(a, out).await,
         Command::Token(c) => token::token(c, out).await,
+        Command::Login(a) => status::login(a, out).await,
+        Command::Status { remote } => status::status(remote, out).await,
         Command::Events(a) => client::events(a, out).await,
         Command::Tool(c) => tool::tool(c, out).await,
         Command::Mcp(a) => mcp::run(a).await,

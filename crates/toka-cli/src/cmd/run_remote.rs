@@ -29,7 +29,8 @@ fn id_at(v: &Value, field: &str) -> Result<EntityId> {
 
 pub async fn run(args: RunArgs, server: String, out: Out) -> Result<ExitCode> {
     let remote = Remote {
-        server,
+        server: Some(server.clone()),
+        profile: None,
         token: args.token.clone(),
         token_file: None,
         idempotency_key: None,
@@ -101,7 +102,7 @@ pub async fn run(args: RunArgs, server: String, out: Out) -> Result<ExitCode> {
         out,
         &format!(
             "planner {agent} hosted by {}; task {}",
-            remote.server,
+            server,
             tasks
                 .iter()
                 .next()

@@ -49,7 +49,8 @@ async fn root_from_server(config: &std::path::Path, server: &str) -> Result<Toke
     claims.permissions = vec![toka_api::tokens::ROOT_REQUEST.to_string()];
     let proof = toka_auth::mint(&keys, &claims)?;
     let remote = Remote {
-        server: server.to_string(),
+        server: Some(server.to_string()),
+        profile: None,
         token: Some(proof),
         token_file: None,
         idempotency_key: None,
@@ -87,7 +88,7 @@ pub enum TokenCmd {
     Issue {
         #[command(flatten)]
         remote: Remote,
-        /// The agent it is for.
+        /// The agent it is for: an id, id prefix, name or path such as root/planner.
         #[arg(long)]
         sub: String,
         /// A permission to grant (repeat).
@@ -165,6 +166,12 @@ pub async fn token(cmd: TokenCmd, out: Out) -> Result<ExitCode> {
             budget_spawns,
         } => {
             let client = Client::new(&remote)?;
+            let sub = client.agent_id(&sub).await?;
+            // A scope may name an agent the same ways; `*` stays `*`.
+            let scope = match scope {
+                Some(s) if s != "*" => Some(client.agent_id(&s).await?),
+                other => other,
+            };
             let budget = json!({"model_tokens": budget_tokens, "tool_calls": budget_tool_calls, "spawns": budget_spawns});
             let r: TokenResponse = client
                 .post(
@@ -272,7 +279,7 @@ pub async fn token(cmd: TokenCmd, out: Out) -> Result<ExitCode> {
 }
 
 /// `model_tokens 500, tool_calls 10`, or `unlimited`.
-fn budget_text(b: &toka_api::views::BudgetView) -> String {
+pub(crate) fn budget_text(b: &toka_api::views::BudgetView) -> String {
     let parts: Vec<String> = [
         ("model_tokens", b.model_tokens),
         ("tool_calls", b.tool_calls),

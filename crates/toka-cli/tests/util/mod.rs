@@ -10,7 +10,14 @@ use serde_json::Value;
 
 pub fn toka() -> Command {
     let mut c = Command::cargo_bin("toka").unwrap();
+    // No saved profile of whoever runs the tests may leak in.
     c.env_remove("TOKA_TOKEN")
+        .env_remove("TOKA_TOKEN_FILE")
+        .env_remove("TOKA_PROFILE")
+        .env(
+            "XDG_CONFIG_HOME",
+            std::env::temp_dir().join("toka-tests-no-profiles"),
+        )
         .env_remove("TOKA_SERVER")
         .env_remove("TOKA_CONFIG")
         .env("RUST_LOG", "warn");
