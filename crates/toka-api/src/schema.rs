@@ -103,7 +103,8 @@ pub fn operation() -> Value {
     let task = object(
         &["description"],
         json!({"description": text(1, MAX_TASK_DESCRIPTION_CHARS),
-               "waits_for": {"type": "array", "items": uuid(), "maxItems": MAX_TASK_WAITS, "uniqueItems": true}}),
+               "waits_for": {"type": "array", "items": uuid(), "maxItems": MAX_TASK_WAITS, "uniqueItems": true},
+               "input": {"description": "structured input for the worker: any JSON value, at most 1 MiB compact"}}),
     );
     let agent_spec = object(
         &["name"],

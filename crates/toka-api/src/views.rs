@@ -246,6 +246,10 @@ pub struct TaskView {
     pub agent: String,
     /// What it asks.
     pub description: String,
+    /// Its structured input, if it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Object)]
+    pub input: Option<serde_json::Value>,
     /// `queued`, `claimed`, `done`, `failed` or `cancelled`.
     pub state: String,
     /// How it ended.
@@ -267,6 +271,7 @@ impl TaskView {
             id: task.id.to_string(),
             agent: task.agent.to_string(),
             description: task.spec.description().to_string(),
+            input: task.spec.input(),
             state: task.state.as_str().to_string(),
             outcome: task
                 .outcome

@@ -155,6 +155,11 @@ impl WorldState {
                 e.len(task.spec.waits_for().len());
                 task.spec.waits_for().iter().for_each(|d| e.id(*d));
             }
+            // Likewise only tasks with a structured input.
+            if let Some(input) = task.spec.input_text() {
+                e.0.update(b"input.v1");
+                e.bytes(input.as_bytes());
+            }
             e.u8(task_state_code(task.state));
             match &task.outcome {
                 None => e.u8(0),

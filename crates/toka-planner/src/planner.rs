@@ -528,7 +528,7 @@ impl Agent for Planner {
             s.tasks_of(me)
                 .into_iter()
                 .filter(|t| t.state == TaskState::Claimed)
-                .map(|t| (t.id, t.spec.description().to_string()))
+                .map(|t| (t.id, brief(&t.spec)))
                 .collect()
         });
         for (task, description) in claimed {
@@ -537,8 +537,21 @@ impl Agent for Planner {
         }
         while let Some(task) = ctx.next_task().await {
             ctx.claim(task.id).await?;
-            self.work(ctx, task.id, &task.description).await?;
+            let what = ctx
+                .runtime()
+                .read(|s| s.task(task.id).map(|t| brief(&t.spec)))
+                .unwrap_or(task.description);
+            self.work(ctx, task.id, &what).await?;
         }
         Ok(())
+    }
+}
+
+/// What the model is told the task asks: its description, and its structured input
+/// when it has one.
+fn brief(spec: &toka_types::TaskSpec) -> String {
+    match spec.input_text() {
+        None => spec.description().to_string(),
+        Some(input) => format!("{}\n\nInput (JSON):\n{input}", spec.description()),
     }
 }

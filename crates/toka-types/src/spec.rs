@@ -25,6 +25,27 @@ pub struct TaskSpec {
     /// Tasks that must end before this one may be claimed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     waits_for: Vec<crate::EntityId>,
+    /// Structured input beside the description (compact JSON text, at most
+    /// [`crate::limits::MAX_TASK_INPUT_BYTES`]); serialised as the JSON value.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "serialize_json_text"
+    )]
+    input: Option<Arc<str>>,
+}
+
+fn serialize_json_text<S: Serializer>(
+    text: &Option<Arc<str>>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    use serde::ser::Error as _;
+    match text {
+        None => serializer.serialize_none(),
+        Some(t) => serde_json::from_str::<serde_json::Value>(t)
+            .map_err(S::Error::custom)?
+            .serialize(serializer),
+    }
 }
 
 fn serialize_shared<S: Serializer>(text: &Arc<str>, serializer: S) -> Result<S::Ok, S::Error> {
@@ -37,12 +58,18 @@ struct RawTaskSpec {
     description: String,
     #[serde(default)]
     waits_for: Vec<crate::EntityId>,
+    #[serde(default)]
+    input: Option<serde_json::Value>,
 }
 
 impl TryFrom<RawTaskSpec> for TaskSpec {
     type Error = ValidationError;
     fn try_from(raw: RawTaskSpec) -> Result<Self, Self::Error> {
-        Self::new(raw.description)?.waiting_for(raw.waits_for)
+        let spec = Self::new(raw.description)?.waiting_for(raw.waits_for)?;
+        match raw.input {
+            None | Some(serde_json::Value::Null) => Ok(spec),
+            Some(input) => spec.with_input(&input),
+        }
     }
 }
 
@@ -54,7 +81,36 @@ impl TaskSpec {
         Ok(Self {
             description: description.into(),
             waits_for: Vec::new(),
+            input: None,
         })
+    }
+
+    /// This task, carrying `input` (at most
+    /// [`MAX_TASK_INPUT_BYTES`](crate::limits::MAX_TASK_INPUT_BYTES) of compact JSON).
+    pub fn with_input(mut self, input: &serde_json::Value) -> Result<Self, ValidationError> {
+        let text = input.to_string();
+        let limit = crate::limits::MAX_TASK_INPUT_BYTES;
+        if text.len() > limit {
+            return Err(ValidationError::TooLarge {
+                field: "task input",
+                actual: text.len(),
+                limit,
+            });
+        }
+        self.input = Some(text.into());
+        Ok(self)
+    }
+
+    /// The structured input, as compact JSON text.
+    pub fn input_text(&self) -> Option<&str> {
+        self.input.as_deref()
+    }
+
+    /// The structured input.
+    pub fn input(&self) -> Option<serde_json::Value> {
+        self.input
+            .as_deref()
+            .and_then(|t| serde_json::from_str(t).ok())
     }
 
     /// This task, waiting for `tasks` to end before it may be claimed (at most

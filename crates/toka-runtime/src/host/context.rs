@@ -17,6 +17,8 @@ pub struct AssignedTask {
     pub id: EntityId,
     /// What it asks.
     pub description: String,
+    /// Its structured input, if it has one.
+    pub input: Option<serde_json::Value>,
 }
 
 /// The handle a hosted agent acts through.
@@ -52,6 +54,7 @@ impl AgentContext {
                 .map(|t| AssignedTask {
                     id: t.id,
                     description: t.spec.description().to_string(),
+                    input: t.spec.input(),
                 })
                 .collect()
         });
@@ -155,12 +158,14 @@ impl AgentContext {
         }
         self.waiting.remove(&task);
         self.delivered.insert(task);
-        let description = self
-            .runtime
-            .read(|s| s.task(task).map(|t| t.spec.description().to_string()))?;
+        let (description, input) = self.runtime.read(|s| {
+            s.task(task)
+                .map(|t| (t.spec.description().to_string(), t.spec.input()))
+        })?;
         Some(AssignedTask {
             id: task,
             description,
+            input,
         })
     }
 
