@@ -7,6 +7,49 @@ use serde_json::Value;
 
 use crate::Remote;
 
+/// The server refused a request: its status, the rule's code and its message (with
+/// the next step, where there is one).
+#[derive(Debug)]
+pub struct Refusal {
+    /// The HTTP status.
+    pub status: u16,
+    /// The error code (`permission_denied`, `out_of_scope`, …).
+    pub code: String,
+    /// The server's message.
+    pub message: String,
+}
+
+impl Refusal {
+    /// What to do about it, when the refusal has an obvious next step.
+    fn hint(&self) -> Option<&'static str> {
+        if self.status == 401 && self.message.contains("expired") {
+            return Some(
+                "renew a token before it expires (`toka token renew`); once expired, ask its issuer for a new one",
+            );
+        }
+        if self.status == 401 && self.message.contains("revoked") {
+            return Some("a revoked token stays revoked: ask its issuer for a new one");
+        }
+        None
+    }
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "server refused ({} {}): {}",
+            self.status, self.code, self.message
+        )?;
+        if let Some(hint) = self.hint() {
+            write!(f, "; {hint}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Refusal {}
+
 /// The server when neither a flag, the environment nor a profile names one.
 pub const DEFAULT_SERVER: &str = "http://127.0.0.1:7878";
 
@@ -73,9 +116,18 @@ impl Client {
         let status = response.status();
         let body: Value = response.json().await.unwrap_or(Value::Null);
         if !status.is_success() {
-            let message = body["error"]["message"].as_str().unwrap_or("no details");
-            let code = body["error"]["code"].as_str().unwrap_or("error");
-            bail!("server refused ({} {code}): {message}", status.as_u16());
+            return Err(Refusal {
+                status: status.as_u16(),
+                code: body["error"]["code"]
+                    .as_str()
+                    .unwrap_or("error")
+                    .to_string(),
+                message: body["error"]["message"]
+                    .as_str()
+                    .unwrap_or("no details")
+                    .to_string(),
+            }
+            .into());
         }
         Ok(serde_json::from_value(body)?)
     }
@@ -157,15 +209,18 @@ impl Client {
         self.handle(request.send().await).await
     }
 
-    /// Opens the event stream from `from`.
-    pub async fn stream(&self, from: Option<u64>) -> Result<reqwest::Response> {
+    /// Opens the event stream after `last` (the seq last seen; 0 for the whole log),
+    /// resuming with `Last-Event-ID` as SSE clients do.
+    pub async fn stream(&self, last: u64) -> Result<reqwest::Response> {
         let mut request = self
             .http
             .get(format!("{}/v1/events/stream", self.base))
             .bearer_auth(&self.token);
-        if let Some(from) = from {
-            request = request.query(&[("from", from)]);
-        }
+        request = if last == 0 {
+            request.query(&[("from", 1)])
+        } else {
+            request.header("Last-Event-ID", last.to_string())
+        };
         let response = request
             .send()
             .await

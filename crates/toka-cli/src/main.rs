@@ -7,6 +7,7 @@
 
 mod client;
 mod cmd;
+mod describe;
 mod output;
 mod profile;
 mod setup;
@@ -20,9 +21,12 @@ use clap::{Args, Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "toka", version, about, propagate_version = true)]
 pub struct Cli {
-    /// Machine-readable JSON output.
+    /// Machine-readable JSON output (one shape per command; streams as JSON Lines).
     #[arg(long, global = true)]
     pub json: bool,
+    /// Print only the ids a command produces (the token, for token commands).
+    #[arg(short, long, global = true, conflicts_with = "json")]
+    pub quiet: bool,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -120,6 +124,7 @@ pub enum Command {
         #[command(flatten)]
         remote: Remote,
         /// The call id.
+        #[arg(value_parser = parse_id)]
         call: String,
         /// Why (recorded in the log).
         #[arg(long, default_value = "")]
@@ -133,6 +138,7 @@ pub enum Command {
         #[command(flatten)]
         remote: Remote,
         /// The call id.
+        #[arg(value_parser = parse_id)]
         call: String,
         /// Why (required, recorded in the log).
         #[arg(long)]
@@ -175,6 +181,10 @@ pub enum Command {
     /// Snapshots (offline): create, list.
     #[command(subcommand)]
     Snapshot(cmd::offline::SnapshotCmd),
+    /// A verified copy of the SQLite log, safe while `toka serve` runs.
+    Backup(cmd::backup::BackupArgs),
+    /// Put a verified backup back into a stopped node's data folder.
+    Restore(cmd::backup::RestoreArgs),
     /// Write the log as JSON Lines (offline).
     Export {
         #[command(flatten)]
@@ -215,6 +225,12 @@ pub enum Command {
     },
     /// Measure acknowledged messages per second through the real runtime.
     Bench(cmd::bench::BenchArgs),
+    /// The man page (roff), generated from this command's definition: `toka man >
+    /// toka.1`, or `toka man task` for one command's.
+    Man {
+        /// A subcommand (default: the whole `toka`).
+        command: Option<String>,
+    },
     /// Shell completions.
     Completions {
         /// The shell.
@@ -222,10 +238,22 @@ pub enum Command {
     },
 }
 
+/// An id argument (task, call, token): a UUID, else a usage error (exit 2) before
+/// anything is sent.
+pub fn parse_id(text: &str) -> Result<String, String> {
+    text.trim()
+        .parse::<toka_types::EntityId>()
+        .map(|id| id.to_string())
+        .map_err(|e| format!("{text:?} is not an id ({e}); ids look like 3f2a…-…, as `toka task list` and `toka tool list` print them"))
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     setup::logging();
-    let out = output::Out { json: cli.json };
+    let out = output::Out {
+        json: cli.json,
+        quiet: cli.quiet,
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -236,12 +264,13 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    let json = cli.json;
     match runtime.block_on(cmd::run(cli.command, out)) {
         Ok(code) => code,
         // `toka export | head`: the reader closed the pipe; nothing went wrong.
         Err(err) if output::is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
-            output::warn(format!("{err:#}"));
+            output::failure(&err, json);
             ExitCode::from(1)
         }
     }

@@ -43,6 +43,8 @@ pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
 pub struct Out {
     /// `--json`.
     pub json: bool,
+    /// `-q`: only the ids (or the token) a command produces, one per line.
+    pub quiet: bool,
 }
 
 impl Out {
@@ -57,36 +59,88 @@ impl Out {
         }
     }
 
-    /// A line for people (suppressed in JSON mode).
+    /// A line for people (suppressed in JSON and quiet modes).
     pub fn say(&self, text: impl AsRef<str>) {
-        if !self.json {
+        if !self.json && !self.quiet {
             line(text.as_ref());
+        }
+    }
+
+    /// Prints `value` as JSON with `--json`, only `ids` (one per line) with `-q`, else
+    /// runs `human`.
+    pub fn result<T: Serialize>(&self, value: &T, ids: &[&str], human: impl FnOnce()) {
+        if self.quiet && !self.json {
+            for id in ids {
+                line(id);
+            }
+        } else {
+            self.emit(value, human);
         }
     }
 }
 
-/// Prints a table: a header row and rows, columns padded to fit.
+/// Whether stdout may carry colour: a terminal, and `NO_COLOR` unset or empty.
+pub fn colour_on_stdout() -> bool {
+    use std::io::IsTerminal as _;
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    !no_color && std::io::stdout().is_terminal()
+}
+
+/// Prints a table: a header row and rows. On a terminal it fits the terminal's width
+/// (wrapping long cells) and the header is bold; into a pipe or a file it is plain
+/// text with no escape codes and nothing cut.
 pub fn table(headers: &[&str], rows: &[Vec<String>]) {
-    let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
-    for row in rows {
-        for (i, cell) in row.iter().enumerate() {
-            if let Some(w) = widths.get_mut(i) {
-                *w = (*w).max(cell.chars().count());
-            }
+    use comfy_table::{Attribute, Cell, ContentArrangement, Table, presets};
+    let colour = colour_on_stdout();
+    let mut t = Table::new();
+    t.load_preset(presets::NOTHING)
+        .set_content_arrangement(if colour {
+            ContentArrangement::Dynamic
+        } else {
+            ContentArrangement::Disabled
+        });
+    if !colour {
+        t.force_no_tty();
+    }
+    t.set_header(headers.iter().map(|h| {
+        let cell = Cell::new(h.to_uppercase());
+        if colour {
+            cell.add_attribute(Attribute::Bold)
+        } else {
+            cell
         }
-    }
-    let line = |cells: Vec<String>| {
-        let padded: Vec<String> = cells
-            .iter()
-            .enumerate()
-            .map(|(i, c)| format!("{c:<w$}", w = widths[i]))
-            .collect();
-        line(padded.join("  ").trim_end());
-    };
-    line(headers.iter().map(|h| h.to_uppercase()).collect());
+    }));
     for row in rows {
-        line(row.clone());
+        t.add_row(row);
     }
+    for line in t.lines() {
+        // The preset pads a column on both sides; the first one needs no indent.
+        line_out(line.strip_prefix(' ').unwrap_or(&line).trim_end());
+    }
+}
+
+fn line_out(text: &str) {
+    line(text);
+}
+
+/// Reports a failed command on stderr: `toka: <why>`, or with `--json` one line
+/// `{"error": {"code", "message", "status"?}}` (the code is the server's rule when it
+/// refused, else `failed`).
+pub fn failure(err: &anyhow::Error, json: bool) {
+    if !json {
+        warn(format!("{err:#}"));
+        return;
+    }
+    let refusal = err
+        .chain()
+        .find_map(|c| c.downcast_ref::<crate::client::Refusal>());
+    let value = match refusal {
+        Some(r) => {
+            serde_json::json!({"error": {"code": r.code, "status": r.status, "message": format!("{err:#}")}})
+        }
+        None => serde_json::json!({"error": {"code": "failed", "message": format!("{err:#}")}}),
+    };
+    eprintln!("{value}");
 }
 
 /// Prints a `toka: ...` message to stderr.

@@ -37,8 +37,13 @@ fn a_budgeted_token_spends_what_it_was_given_and_no_more() {
     // A misspelt permission is named as such, with what was probably meant.
     let r = issue(&admin, &lead, &["--perm", "task:clam"]);
     assert_ne!(r.code, 0);
+    // Under --json the error is one JSON line.
+    let error: Value = serde_json::from_str(r.stderr.trim()).unwrap();
     assert!(
-        r.stderr.contains("did you mean \"task:claim\""),
+        error["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("did you mean \"task:claim\""),
         "{}",
         r.stderr
     );

@@ -160,3 +160,67 @@ fn claim_next_waits_for_work_and_cancel_and_requeue_are_recorded() {
         assert_eq!(client(&server, &wt, args).code, 2, "{args:?}");
     }
 }
+
+#[test]
+fn a_task_carries_a_structured_input_of_up_to_a_mebibyte() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, admin) = init(dir.path());
+    let server = Server::start(dir.path());
+    let (worker, wt) = agent_with(&server, &admin, "worker", &["task:claim"]);
+    let input = r#"{"files": ["a.md", "b.md"], "words": 300}"#;
+    let r = client(
+        &server,
+        &admin,
+        &[
+            "--json",
+            "task",
+            "schedule",
+            "--agent",
+            &worker,
+            "summarise",
+            "--input",
+            input,
+        ],
+    );
+    let v = json(&r);
+    assert_eq!(v["events"][0]["event"]["spec"]["input"]["words"], 300);
+    let claimed = json(&client(
+        &server,
+        &wt,
+        &["--json", "task", "claim", "--next"],
+    ));
+    assert_eq!(
+        claimed["task"]["input"],
+        serde_json::json!({"files": ["a.md", "b.md"], "words": 300})
+    );
+    // Nearly a mebibyte, from a file, is taken; over it is refused before sending.
+    let big = dir.path().join("big.json");
+    std::fs::write(&big, format!("{{\"blob\": \"{}\"}}", "x".repeat(1_000_000))).unwrap();
+    let at = format!("@{}", big.display());
+    let r = client(
+        &server,
+        &admin,
+        &[
+            "task", "schedule", "--agent", &worker, "big", "--input", &at,
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    std::fs::write(&big, format!("{{\"blob\": \"{}\"}}", "x".repeat(1_100_000))).unwrap();
+    let r = client(
+        &server,
+        &admin,
+        &[
+            "task", "schedule", "--agent", &worker, "too big", "--input", &at,
+        ],
+    );
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("at most 1 MiB"), "{}", r.stderr);
+    let r = client(
+        &server,
+        &admin,
+        &[
+            "task", "schedule", "--agent", &worker, "bad", "--input", "{nope",
+        ],
+    );
+    assert!(r.stderr.contains("--input is not JSON"), "{}", r.stderr);
+}

@@ -32,6 +32,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod backup;
 mod rows;
 mod schema;
 
@@ -48,6 +49,7 @@ use toka_store_core::{
 };
 use toka_types::EntityId;
 
+pub use crate::backup::backup;
 use crate::rows::{EVENT_COLUMNS, PayloadParam, record_from_row};
 pub use crate::schema::SCHEMA_VERSION;
 

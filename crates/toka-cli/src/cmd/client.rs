@@ -57,6 +57,10 @@ pub enum TaskCmd {
         agent: Option<String>,
         /// What to do.
         description: String,
+        /// Structured input for the worker: JSON text, or @FILE to read it (at most
+        /// 1 MiB).
+        #[arg(long)]
+        input: Option<String>,
     },
     /// Claim a queued task, or with --next the oldest ready one (waiting with --wait).
     Claim {
@@ -66,7 +70,7 @@ pub enum TaskCmd {
         #[arg(long)]
         agent: Option<String>,
         /// The task.
-        #[arg(required_unless_present = "next", conflicts_with = "next")]
+        #[arg(required_unless_present = "next", conflicts_with = "next", value_parser = crate::parse_id)]
         task: Option<String>,
         /// Claim the oldest queued task that waits for nothing.
         #[arg(long)]
@@ -84,6 +88,7 @@ pub enum TaskCmd {
         #[arg(long)]
         agent: Option<String>,
         /// The task.
+        #[arg(value_parser = crate::parse_id)]
         task: String,
         /// Why (recorded in the log).
         #[arg(long, default_value = "")]
@@ -97,6 +102,7 @@ pub enum TaskCmd {
         #[arg(long)]
         agent: Option<String>,
         /// The task.
+        #[arg(value_parser = crate::parse_id)]
         task: String,
         /// Why (recorded in the log).
         #[arg(long, default_value = "")]
@@ -110,6 +116,7 @@ pub enum TaskCmd {
         #[arg(long)]
         agent: Option<String>,
         /// The task.
+        #[arg(value_parser = crate::parse_id)]
         task: String,
         /// What came of it.
         #[arg(long, default_value = "")]
@@ -146,15 +153,49 @@ pub struct ObserveArgs {
 pub struct EventsArgs {
     #[command(flatten)]
     remote: Remote,
-    /// First seq.
-    #[arg(long)]
+    /// First seq (default 1, with or without --follow).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     from: Option<u64>,
-    /// Keep streaming new events.
+    /// Keep streaming new events (after the history), reconnecting across restarts.
     #[arg(long)]
     follow: bool,
     /// Most events to print (without --follow).
-    #[arg(long, default_value_t = 100)]
-    limit: usize,
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    limit: u64,
+    /// Only events whose kind starts with this (`tool.`, `task.claimed`; repeat).
+    #[arg(long)]
+    kind: Vec<String>,
+    /// Only events sent by or about this agent (an id, prefix, name or path).
+    #[arg(long)]
+    agent: Option<String>,
+    /// Only events decided in the last DURATION (`10m`, `2h`).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    since: Option<std::time::Duration>,
+}
+
+/// Which events `toka events` prints.
+struct EventFilter {
+    kinds: Vec<String>,
+    agent: Option<String>,
+    since_micros: Option<u64>,
+}
+
+impl EventFilter {
+    fn matches(&self, e: &EventView) -> bool {
+        let kind = self.kinds.is_empty() || self.kinds.iter().any(|k| e.kind.starts_with(k));
+        let agent = self.agent.as_deref().is_none_or(|a| {
+            e.origin == a
+                || [
+                    &e.event["agent"],
+                    &e.event["sub"],
+                    &e.event["step"]["agent"],
+                ]
+                .iter()
+                .any(|v| v.as_str() == Some(a))
+        });
+        let recent = self.since_micros.is_none_or(|t| e.timestamp >= t);
+        kind && agent && recent
+    }
 }
 
 /// The subject of the token (for defaults).
@@ -196,10 +237,20 @@ pub(crate) async fn send(
         .await
 }
 
+/// Prints what a submission committed; with `-q`, the ids it created (agents, tasks).
 fn print_committed(out: Out, response: &SubmitResponse) {
-    out.emit(response, || {
+    let ids: Vec<&str> = response
+        .events
+        .iter()
+        .filter_map(|e| match e.kind.as_str() {
+            "agent.spawned" => e.event["agent"].as_str(),
+            "task.scheduled" | "task.claimed" => e.event["task"].as_str(),
+            _ => None,
+        })
+        .collect();
+    out.result(response, &ids, || {
         for e in &response.events {
-            out.say(format!("#{} {} {}", e.seq, e.kind, e.event));
+            out.say(crate::describe::event(e));
         }
     });
 }
@@ -219,7 +270,12 @@ pub async fn agent(cmd: AgentCmd, out: Out) -> Result<ExitCode> {
                 json!({"op": "spawn_sub_agent", "parent": parent, "spec": {"name": name}}),
             )
             .await?;
-            out.emit(&r, || {
+            let id = r
+                .events
+                .first()
+                .and_then(|e| e.event["agent"].as_str())
+                .unwrap_or("");
+            out.result(&r, &[id], || {
                 if let Some(e) = r.events.first() {
                     out.say(format!(
                         "spawned {} ({name}) at seq {}",
@@ -253,7 +309,8 @@ pub async fn agent(cmd: AgentCmd, out: Out) -> Result<ExitCode> {
         AgentCmd::List { remote } => {
             let client = Client::new(&remote)?;
             let agents: Vec<AgentView> = client.get_all("/v1/agents", &[]).await?;
-            out.emit(&agents, || {
+            let ids: Vec<&str> = agents.iter().map(|a| a.id.as_str()).collect();
+            out.result(&agents, &ids, || {
                 let base = agents.first().map(|a| a.depth).unwrap_or(0);
                 let rows: Vec<Vec<String>> = agents
                     .iter()
@@ -290,11 +347,26 @@ pub async fn task(cmd: TaskCmd, out: Out) -> Result<ExitCode> {
             remote,
             agent,
             description,
+            input,
         } => {
             let client = Client::new(&remote)?;
             let agent = agent_or_subject(&client, agent.as_deref()).await?;
-            let r = send(&client, None, json!({"op": "schedule_agent_task", "agent": agent, "task": {"description": description}})).await?;
-            out.emit(&r, || {
+            let mut task = json!({"description": description});
+            if let Some(input) = input {
+                task["input"] = crate::cmd::tool::json_arg(&input, "--input")?;
+            }
+            let r = send(
+                &client,
+                None,
+                json!({"op": "schedule_agent_task", "agent": agent, "task": task}),
+            )
+            .await?;
+            let id = r
+                .events
+                .first()
+                .and_then(|e| e.event["task"].as_str())
+                .unwrap_or("");
+            out.result(&r, &[id], || {
                 if let Some(e) = r.events.first() {
                     out.say(format!(
                         "scheduled task {} at seq {}",
@@ -334,7 +406,7 @@ pub async fn task(cmd: TaskCmd, out: Out) -> Result<ExitCode> {
                     &json!({"agent": agent, "wait_secs": wait.unwrap_or(0)}),
                 )
                 .await?;
-            out.emit(&r, || {
+            out.result(&r, &[&r.task.id], || {
                 out.say(format!(
                     "claimed {} (seq {}): {}",
                     r.task.id,
@@ -402,7 +474,8 @@ pub async fn task(cmd: TaskCmd, out: Out) -> Result<ExitCode> {
                     .map(|a| (a.id, a.name))
                     .collect()
             };
-            out.emit(&tasks, || {
+            let ids: Vec<&str> = tasks.iter().map(|t| t.id.as_str()).collect();
+            out.result(&tasks, &ids, || {
                 let rows: Vec<Vec<String>> = tasks
                     .iter()
                     .map(|t| {
@@ -539,59 +612,102 @@ fn print_event(out: Out, e: &EventView) {
 
 pub async fn events(args: EventsArgs, out: Out) -> Result<ExitCode> {
     let client = Client::new(&args.remote)?;
-    if !args.follow {
-        let from = args.from.unwrap_or(1);
+    let agent = match &args.agent {
+        Some(r) => Some(client.agent_id(r).await?),
+        None => None,
+    };
+    let now_micros = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0);
+    let filter = EventFilter {
+        kinds: args.kind.clone(),
+        agent,
+        since_micros: args
+            .since
+            .map(|d| now_micros.saturating_sub(d.as_micros() as u64)),
+    };
+    let from = args.from.unwrap_or(1);
+    if args.follow {
+        return follow(&client, from, &filter, out).await;
+    }
+    // Page through the log until `limit` events matched or the head is reached.
+    let mut next = from;
+    let mut shown: Vec<EventView> = Vec::new();
+    for _ in 0..100_000 {
         let page: EventPage = client
             .get(
                 "/v1/events",
-                &[
-                    ("from", from.to_string()),
-                    ("limit", args.limit.to_string()),
-                ],
+                &[("from", next.to_string()), ("limit", "1000".to_string())],
             )
             .await?;
-        if out.json {
-            for e in &page.events {
-                print_event(out, e);
+        for e in page.events {
+            if shown.len() as u64 == args.limit {
+                break;
             }
-        } else {
-            let rows: Vec<Vec<String>> = page
-                .events
-                .iter()
-                .map(|e| {
-                    vec![
-                        e.seq.to_string(),
-                        e.kind.clone(),
-                        e.origin.clone(),
-                        e.jti.clone().unwrap_or_default(),
-                    ]
-                })
-                .collect();
-            table(&["seq", "kind", "origin", "jti"], &rows);
+            if filter.matches(&e) {
+                shown.push(e);
+            }
         }
-        return Ok(ExitCode::SUCCESS);
+        if shown.len() as u64 == args.limit || page.next > page.head || page.next == next {
+            break;
+        }
+        next = page.next;
     }
-    follow(&client, args.from, out).await
+    if out.json {
+        for e in &shown {
+            print_event(out, e);
+        }
+    } else {
+        let rows: Vec<Vec<String>> = shown
+            .iter()
+            .map(|e| {
+                vec![
+                    e.seq.to_string(),
+                    when(e.timestamp),
+                    e.kind.clone(),
+                    e.origin[..8.min(e.origin.len())].to_string(),
+                    summary(e),
+                ]
+            })
+            .collect();
+        table(&["seq", "time", "kind", "origin", "what"], &rows);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// An event time (µs since the epoch) as ISO 8601, UTC, to the second.
+fn when(micros: u64) -> String {
+    humantime::format_rfc3339_seconds(
+        std::time::UNIX_EPOCH + std::time::Duration::from_micros(micros),
+    )
+    .to_string()
+}
+
+/// What an event says, in a few words (the JSON view has it all).
+fn summary(e: &EventView) -> String {
+    let committed = toka_api::views::CommittedEvent {
+        seq: e.seq,
+        kind: e.kind.clone(),
+        event: e.event.clone(),
+    };
+    let line = crate::describe::event(&committed);
+    let text = line.split_once(' ').map_or(line.as_str(), |(_, rest)| rest);
+    toka_planner::one_line(text, 80)
 }
 
 /// Longest pause between reconnections of `events --follow`.
 const MAX_RECONNECT_PAUSE: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// Prints the live event stream from `from` (default: the next event), for as long
-/// as it runs; when the server goes away (a restart), reconnects from the event after
-/// the last one printed, so nothing is missed or printed twice.
-async fn follow(client: &Client, from: Option<u64>, out: Out) -> Result<ExitCode> {
+/// Prints the event stream from `from` (history, then live) for as long as it runs;
+/// when the server goes away (a restart), reconnects with `Last-Event-ID` set to the
+/// last event seen, so nothing is missed or printed twice.
+async fn follow(client: &Client, from: u64, filter: &EventFilter, out: Out) -> Result<ExitCode> {
     use eventsource_stream::Eventsource as _;
-    let mut last = match from {
-        Some(f) => f.saturating_sub(1),
-        None => {
-            let page: EventPage = client.get("/v1/events", &[("limit", "1".into())]).await?;
-            page.head
-        }
-    };
+    let mut last = from.saturating_sub(1);
     let mut pause = std::time::Duration::from_millis(250);
     loop {
-        match client.stream(Some(last + 1)).await {
+        match client.stream(last).await {
             Ok(response) => {
                 pause = std::time::Duration::from_millis(250);
                 let mut events = response.bytes_stream().eventsource();
@@ -603,7 +719,9 @@ async fn follow(client: &Client, from: Option<u64>, out: Out) -> Result<ExitCode
                         && view.seq > last
                     {
                         last = view.seq;
-                        print_event(out, &view);
+                        if filter.matches(&view) {
+                            print_event(out, &view);
+                        }
                     }
                 }
                 crate::output::warn(format!(

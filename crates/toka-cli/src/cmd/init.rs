@@ -110,7 +110,7 @@ pub async fn run(dir: &Path, force: bool, alg: Alg, empty: bool, out: Out) -> Re
         token,
         data: config.resolve(&config.store.path).display().to_string(),
     };
-    out.emit(&done, || {
+    out.result(&done, &[&done.token], || {
         out.say(format!("Initialised Toka in {}", dir.display()));
         out.say(format!("  config     {}", done.config));
         out.say(format!("  data       {}", done.data));

@@ -1,5 +1,6 @@
 //! One module per command family.
 
+pub mod backup;
 pub mod bench;
 pub mod checkpoint;
 pub mod client;
@@ -40,6 +41,8 @@ pub async fn run(command: Command, out: Out) -> Result<ExitCode> {
         Command::Observe(a) => client::observe(a, out).await,
         Command::Token(c) => token::token(c, out).await,
         Command::Login(a) => status::login(a, out).await,
+        Command::Backup(a) => backup::backup(a, out).await,
+        Command::Restore(a) => backup::restore(a, out).await,
         Command::Status { remote } => status::status(remote, out).await,
         Command::Events(a) => client::events(a, out).await,
         Command::Tool(c) => tool::tool(c, out).await,
@@ -87,6 +90,21 @@ pub async fn run(command: Command, out: Out) -> Result<ExitCode> {
             model,
         } => demo::run(dir, llm_url.map(|u| (u, model)), out).await,
         Command::Bench(args) => bench::run(args, out).await,
+        Command::Man { command } => {
+            let mut cli = Cli::command().name("toka");
+            cli.build();
+            let page = match command {
+                None => cli,
+                Some(name) => match cli.find_subcommand(&name) {
+                    Some(sub) => sub.clone(),
+                    None => anyhow::bail!("no command {name:?}; `toka --help` lists them"),
+                },
+            };
+            let mut roff = Vec::new();
+            clap_mangen::Man::new(page).render(&mut roff)?;
+            crate::output::raw(&roff);
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Completions { shell } => {
             let mut script = Vec::new();
             clap_complete::generate(shell, &mut Cli::command(), "toka", &mut script);

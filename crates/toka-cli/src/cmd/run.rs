@@ -141,9 +141,12 @@ async fn drive(
             id
         }
         None => {
+            // Sibling names are unique: each run's planner is named after the log
+            // position it is spawned at.
+            let name = format!("planner-{}", rt.head().seq + 1);
             let events = submit(Operation::SpawnSubAgent {
                 parent: root,
-                spec: toka_types::AgentSpec::new("planner")?,
+                spec: toka_types::AgentSpec::new(name)?,
             })
             .await?;
             match events.first() {

@@ -52,9 +52,16 @@ pub async fn run(args: RunArgs, server: String, out: Out) -> Result<ExitCode> {
             1,
         ),
         None => {
-            let v =
-                send(json!({"op": "spawn_sub_agent", "parent": me, "spec": {"name": "planner"}}))
-                    .await?;
+            // Sibling names are unique: name the run's planner after the time.
+            let name = format!(
+                "planner-{}",
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_micros())
+                    .unwrap_or(0)
+            );
+            let v = send(json!({"op": "spawn_sub_agent", "parent": me, "spec": {"name": name}}))
+                .await?;
             (
                 id_at(&v, "agent")?,
                 v["events"][0]["seq"].as_u64().unwrap_or(1),

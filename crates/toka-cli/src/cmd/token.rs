@@ -125,6 +125,7 @@ pub enum TokenCmd {
         #[command(flatten)]
         remote: Remote,
         /// The token id.
+        #[arg(value_parser = crate::parse_id)]
         jti: String,
     },
     /// Renew your token: a new one with the same grant (or fewer permissions) and a
@@ -179,7 +180,7 @@ pub async fn token(cmd: TokenCmd, out: Out) -> Result<ExitCode> {
                     &json!({"sub": sub, "permissions": permissions, "scope": scope, "ttl_secs": ttl_secs, "budget": budget}),
                 )
                 .await?;
-            out.emit(&r, || {
+            out.result(&r, &[&r.token], || {
                 out.say(format!(
                     "token for {} (jti {}, expires {}, permissions {}, budget {}):",
                     r.sub,
@@ -195,17 +196,21 @@ pub async fn token(cmd: TokenCmd, out: Out) -> Result<ExitCode> {
             mut remote,
             inspected,
         } => {
-            let token = inspected
-                .or_else(|| remote.token.clone())
-                .unwrap_or_default();
+            // The token given, else the one the command would use (flag, file, profile).
+            let token = match inspected {
+                Some(t) => t,
+                None => Client::new(&remote)?.token().to_string(),
+            };
             let claims = toka_auth_claims(&token)?;
             // What is left is the log's to say: ask the server, if one answers.
+            remote.token_file = None;
             remote.token = Some(token);
             let left: Option<toka_api::views::BudgetLeft> = match Client::new(&remote) {
                 Ok(client) => client.get("/v1/budget", &[]).await.ok(),
                 Err(_) => None,
             };
-            out.emit(&json!({"claims": claims, "budget": left}), || {
+            let jti = claims["jti"].as_str().unwrap_or_default().to_string();
+            out.result(&json!({"claims": claims, "budget": left}), &[&jti], || {
                 out.say("claims (signature NOT verified; the server verifies):");
                 out.say(serde_json::to_string_pretty(&claims).unwrap_or_default());
                 match &left {
@@ -238,7 +243,7 @@ pub async fn token(cmd: TokenCmd, out: Out) -> Result<ExitCode> {
                 )
                 .await
                 .context("cannot renew: a token can be renewed only while it is valid; once it expired, ask its issuer for a new one")?;
-            out.emit(&r, || {
+            out.result(&r, &[&r.token], || {
                 crate::output::warn(format!(
                     "renewed: jti {}, expires {}",
                     r.jti,
@@ -252,8 +257,9 @@ pub async fn token(cmd: TokenCmd, out: Out) -> Result<ExitCode> {
             server: Some(server),
         } => {
             let r = root_from_server(&local.config, &server).await?;
-            out.emit(
+            out.result(
                 &json!({"root": r.sub, "token": r.token, "jti": r.jti, "exp": r.exp, "seq": r.seq}),
+                &[&r.token],
                 || out.say(&r.token),
             );
         }
@@ -269,8 +275,9 @@ pub async fn token(cmd: TokenCmd, out: Out) -> Result<ExitCode> {
             runtime.shutdown().await;
             let issued = issued?;
             let root = issued.claims.sub.to_string();
-            out.emit(
+            out.result(
                 &json!({"root": root, "token": issued.token, "jti": issued.claims.jti, "exp": issued.claims.exp, "seq": issued.seq}),
+                &[&issued.token],
                 || out.say(&issued.token),
             );
         }

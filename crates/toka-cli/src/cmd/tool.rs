@@ -42,6 +42,7 @@ pub enum ToolCmd {
         #[command(flatten)]
         remote: Remote,
         /// The call id.
+        #[arg(value_parser = crate::parse_id)]
         call: String,
         /// Seconds to wait for it to end (0 to 120).
         #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=120))]
@@ -81,8 +82,7 @@ pub async fn tool(cmd: ToolCmd, out: Out) -> Result<ExitCode> {
             input,
             wait,
         } => {
-            let input: Value = serde_json::from_str(&input)
-                .with_context(|| format!("--input is not JSON: {input}"))?;
+            let input = json_arg(&input, "--input")?;
             let mut body = json!({"input": input, "wait_secs": wait});
             if let Some(agent) = agent {
                 body["agent"] = json!(agent);
@@ -107,7 +107,7 @@ pub async fn tool(cmd: ToolCmd, out: Out) -> Result<ExitCode> {
 /// Prints a call; the exit code says how it ended (0 succeeded, 1 ended otherwise,
 /// [`EXIT_PENDING`] still open).
 fn show(call: &CallResponse, out: Out) -> ExitCode {
-    out.emit(call, || {
+    out.result(call, &[&call.call], || {
         out.say(format!(
             "call {}: {} ({} for agent {}, attempt {})",
             call.call, call.status, call.tool, call.agent, call.attempts
@@ -198,4 +198,24 @@ pub async fn decide(
     let code = show(&decided, out);
     // Deciding succeeded; a denial ending the call is what was asked for.
     Ok(if approve { code } else { ExitCode::SUCCESS })
+}
+
+/// A JSON argument: the text itself, or `@FILE` for a file's contents (at most 1 MiB).
+pub fn json_arg(text: &str, flag: &str) -> Result<Value> {
+    let owned;
+    let body = match text.strip_prefix('@') {
+        Some(path) => {
+            let meta =
+                std::fs::metadata(path).with_context(|| format!("{flag}: cannot read {path}"))?;
+            if meta.len() > toka_types::limits::MAX_TASK_INPUT_BYTES as u64 {
+                anyhow::bail!("{flag}: {path} is {} bytes; at most 1 MiB", meta.len());
+            }
+            owned = std::fs::read_to_string(path)
+                .with_context(|| format!("{flag}: cannot read {path}"))?;
+            owned.as_str()
+        }
+        None => text,
+    };
+    serde_json::from_str(body)
+        .with_context(|| format!("{flag} is not JSON: {}", toka_planner::one_line(body, 80)))
 }
