@@ -62,7 +62,11 @@ pub fn event(c: &CommittedEvent) -> String {
                 Some("success") => ("done", outcome["result"].as_str().unwrap_or("")),
                 _ => ("failed", outcome["reason"].as_str().unwrap_or("")),
             };
-            format!("task {} {state}: {}", field(e, "task"), cut(text))
+            let data = match &outcome["output"] {
+                serde_json::Value::Null => String::new(),
+                v => format!(" (output {})", cut(&v.to_string())),
+            };
+            format!("task {} {state}: {}{data}", field(e, "task"), cut(text))
         }
         "task.cancelled" | "task.requeued" => format!(
             "{} task {}{}",

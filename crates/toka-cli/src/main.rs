@@ -7,6 +7,7 @@
 
 mod client;
 mod cmd;
+mod complete;
 mod describe;
 mod output;
 mod profile;
@@ -248,6 +249,9 @@ pub fn parse_id(text: &str) -> Result<String, String> {
 }
 
 fn main() -> ExitCode {
+    // `COMPLETE=bash toka …` (from `source <(COMPLETE=bash toka)`) answers a completion
+    // request and exits.
+    clap_complete::CompleteEnv::with_factory(<Cli as clap::CommandFactory>::command).complete();
     let cli = Cli::parse();
     setup::logging();
     let out = output::Out {

@@ -93,15 +93,18 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) {
     use comfy_table::{Attribute, Cell, ContentArrangement, Table, presets};
     let colour = colour_on_stdout();
     let mut t = Table::new();
-    t.load_preset(presets::NOTHING)
-        .set_content_arrangement(if colour {
-            ContentArrangement::Dynamic
-        } else {
-            ContentArrangement::Disabled
-        });
+    t.load_preset(presets::NOTHING);
     if !colour {
         t.force_no_tty();
     }
+    // Wrap to the terminal only when its width is known and usable (a pseudo-terminal
+    // may report none, or a width of a few columns).
+    let fits = colour && t.width().is_some_and(|w| w >= 40);
+    t.set_content_arrangement(if fits {
+        ContentArrangement::Dynamic
+    } else {
+        ContentArrangement::Disabled
+    });
     t.set_header(headers.iter().map(|h| {
         let cell = Cell::new(h.to_uppercase());
         if colour {

@@ -149,3 +149,121 @@ fn humans_read_words_and_machines_read_one_json_shape() {
         &r.stdout[..200]
     );
 }
+
+/// Runs `toka args` on a pseudo-terminal (util-linux `script`), returning what it
+/// printed there.
+fn on_a_terminal(args: &str, env: &[(&str, &str)]) -> String {
+    let toka = assert_cmd::cargo::cargo_bin("toka");
+    let mut cmd = std::process::Command::new("script");
+    cmd.args(["-qec", &format!("{} {args}", toka.display()), "/dev/null"])
+        .env_remove("NO_COLOR")
+        .env(
+            "XDG_CONFIG_HOME",
+            std::env::temp_dir().join("toka-tests-no-profiles"),
+        );
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd
+        .output()
+        .expect("util-linux `script` runs a command on a terminal");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn colour_only_on_a_terminal_and_never_with_no_color() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, admin) = init(dir.path());
+    let server = Server::start(dir.path());
+    let args = format!("agent list --server {} --token {admin}", server.url);
+    let coloured = on_a_terminal(&args, &[]);
+    assert!(
+        coloured.contains("\u{1b}["),
+        "a terminal gets a bold header: {coloured:?}"
+    );
+    assert!(coloured.contains("root"));
+    let plain = on_a_terminal(&args, &[("NO_COLOR", "1")]);
+    assert!(!plain.contains('\u{1b}'), "NO_COLOR: {plain:?}");
+    assert!(plain.contains("root"));
+}
+
+/// What `source <(COMPLETE=bash toka)` would offer for the last word of `words`.
+fn complete(server: &Server, token: &str, words: &[&str]) -> Vec<String> {
+    let r = run_with(
+        toka()
+            .env("COMPLETE", "bash")
+            .env("_CLAP_COMPLETE_INDEX", (words.len() - 1).to_string())
+            .env("TOKA_SERVER", &server.url)
+            .env("TOKA_TOKEN", token)
+            .arg("--")
+            .args(words),
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    r.stdout.lines().map(str::to_string).collect()
+}
+
+#[test]
+fn completions_offer_names_paths_tasks_and_permissions_from_the_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, admin) = init(dir.path());
+    let server = Server::start(dir.path());
+    assert_eq!(
+        client(&server, &admin, &["agent", "spawn", "planner"]).code,
+        0
+    );
+    let r = client(
+        &server,
+        &admin,
+        &["agent", "spawn", "--parent", "planner", "worker-1"],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(
+        complete(
+            &server,
+            &admin,
+            &["toka", "task", "schedule", "--agent", "root/pl"]
+        ),
+        ["root/planner", "root/planner/worker-1"]
+    );
+    assert!(
+        complete(&server, &admin, &["toka", "agent", "terminate", "wor"])
+            .contains(&"worker-1".to_string())
+    );
+    let perms = complete(
+        &server,
+        &admin,
+        &["toka", "token", "issue", "--sub", "x", "--perm", "tool:"],
+    );
+    assert!(
+        perms.contains(&"tool:fs.read".to_string()) && perms.contains(&"tool:*".to_string()),
+        "{perms:?}"
+    );
+    let task = client(
+        &server,
+        &admin,
+        &["-q", "task", "schedule", "--agent", "worker-1", "job"],
+    );
+    let task = task.stdout.trim().to_string();
+    assert_eq!(
+        complete(&server, &admin, &["toka", "task", "claim", &task[..6]]),
+        [task]
+    );
+    assert_eq!(
+        complete(&server, &admin, &["toka", "task", "list", "--state", "cl"]),
+        ["claimed"]
+    );
+    // A token the server refuses offers nothing (and fails nothing).
+    assert!(
+        complete(
+            &server,
+            "bad.token.x",
+            &["toka", "task", "schedule", "--agent", "r"]
+        )
+        .is_empty()
+    );
+}

@@ -166,7 +166,7 @@ fn a_task_carries_a_structured_input_of_up_to_a_mebibyte() {
     let dir = tempfile::tempdir().unwrap();
     let (_, admin) = init(dir.path());
     let server = Server::start(dir.path());
-    let (worker, wt) = agent_with(&server, &admin, "worker", &["task:claim"]);
+    let (worker, wt) = agent_with(&server, &admin, "worker", &["task:claim", "task:complete"]);
     let input = r#"{"files": ["a.md", "b.md"], "words": 300}"#;
     let r = client(
         &server,
@@ -223,4 +223,35 @@ fn a_task_carries_a_structured_input_of_up_to_a_mebibyte() {
         ],
     );
     assert!(r.stderr.contains("--input is not JSON"), "{}", r.stderr);
+
+    // The result may carry JSON too.
+    let task = claimed["task"]["id"].as_str().unwrap().to_string();
+    let r = client(
+        &server,
+        &wt,
+        &[
+            "task",
+            "complete",
+            &task,
+            "--result",
+            "two files",
+            "--output",
+            r#"{"summaries": 2}"#,
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout.contains(r#"(output {"summaries":2})"#),
+        "{}",
+        r.stdout
+    );
+    let list = json(&client(
+        &server,
+        &admin,
+        &[
+            "--json", "task", "list", "--agent", &worker, "--state", "done",
+        ],
+    ));
+    assert_eq!(list[0]["outcome"]["output"]["summaries"], 2);
+    assert_eq!(list[0]["outcome"]["result"], "two files");
 }

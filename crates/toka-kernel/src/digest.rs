@@ -163,9 +163,14 @@ impl WorldState {
             e.u8(task_state_code(task.state));
             match &task.outcome {
                 None => e.u8(0),
-                Some(TaskOutcome::Success { result }) => {
+                Some(TaskOutcome::Success { result, output }) => {
                     e.u8(1);
                     e.bytes(result.as_bytes());
+                    // Only outcomes with data add bytes, so older logs keep their digests.
+                    if let Some(output) = output {
+                        e.0.update(b"output.v1");
+                        e.bytes(output.as_str().as_bytes());
+                    }
                 }
                 Some(TaskOutcome::Failure { reason }) => {
                     e.u8(2);

@@ -472,6 +472,7 @@ fn limits_and_context() {
         task: EntityId::from_u128(1),
         outcome: TaskOutcome::Success {
             result: "r".repeat(64 * 1024 + 1),
+            output: None,
         },
     };
     let before = w.kernel.state().digest();

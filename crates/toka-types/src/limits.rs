@@ -55,6 +55,8 @@ pub const DEFAULT_CHAIN_LIFETIME_SECS: u64 = 30 * 24 * 60 * 60;
 pub const MAX_CHAIN_LIFETIME_SECS: u64 = 366 * 24 * 60 * 60;
 /// Largest structured input of a task, in bytes of compact JSON (1 MiB).
 pub const MAX_TASK_INPUT_BYTES: usize = 1024 * 1024;
+/// Largest structured output of a task, in bytes of compact JSON (1 MiB).
+pub const MAX_TASK_OUTPUT_BYTES: usize = 1024 * 1024;
 /// Longest reason for cancelling or requeueing a task, in characters.
 pub const MAX_TASK_REASON_CHARS: usize = 1024;
 /// Deepest chain of attenuations (root token, child, grandchild, …) a token may have.

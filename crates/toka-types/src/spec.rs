@@ -9,6 +9,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize, Serializer};
 
 use crate::error::{ValidationError, check_bytes, check_chars, check_text};
+use crate::json_text::JsonText;
 use crate::limits::{
     MAX_AGENT_NAME_CHARS, MAX_EXTENSION_FAMILY_BYTES, MAX_EXTENSION_PAYLOAD_BYTES,
     MAX_OBSERVATION_BYTES, MAX_TASK_DESCRIPTION_CHARS, MAX_TASK_RESULT_CHARS,
@@ -25,27 +26,10 @@ pub struct TaskSpec {
     /// Tasks that must end before this one may be claimed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     waits_for: Vec<crate::EntityId>,
-    /// Structured input beside the description (compact JSON text, at most
-    /// [`crate::limits::MAX_TASK_INPUT_BYTES`]); serialised as the JSON value.
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        serialize_with = "serialize_json_text"
-    )]
-    input: Option<Arc<str>>,
-}
-
-fn serialize_json_text<S: Serializer>(
-    text: &Option<Arc<str>>,
-    serializer: S,
-) -> Result<S::Ok, S::Error> {
-    use serde::ser::Error as _;
-    match text {
-        None => serializer.serialize_none(),
-        Some(t) => serde_json::from_str::<serde_json::Value>(t)
-            .map_err(S::Error::custom)?
-            .serialize(serializer),
-    }
+    /// Structured input beside the description (at most
+    /// [`crate::limits::MAX_TASK_INPUT_BYTES`] of compact JSON).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    input: Option<JsonText>,
 }
 
 fn serialize_shared<S: Serializer>(text: &Arc<str>, serializer: S) -> Result<S::Ok, S::Error> {
@@ -88,29 +72,22 @@ impl TaskSpec {
     /// This task, carrying `input` (at most
     /// [`MAX_TASK_INPUT_BYTES`](crate::limits::MAX_TASK_INPUT_BYTES) of compact JSON).
     pub fn with_input(mut self, input: &serde_json::Value) -> Result<Self, ValidationError> {
-        let text = input.to_string();
-        let limit = crate::limits::MAX_TASK_INPUT_BYTES;
-        if text.len() > limit {
-            return Err(ValidationError::TooLarge {
-                field: "task input",
-                actual: text.len(),
-                limit,
-            });
-        }
-        self.input = Some(text.into());
+        self.input = Some(JsonText::new(
+            input,
+            "task input",
+            crate::limits::MAX_TASK_INPUT_BYTES,
+        )?);
         Ok(self)
     }
 
     /// The structured input, as compact JSON text.
     pub fn input_text(&self) -> Option<&str> {
-        self.input.as_deref()
+        self.input.as_ref().map(JsonText::as_str)
     }
 
     /// The structured input.
     pub fn input(&self) -> Option<serde_json::Value> {
-        self.input
-            .as_deref()
-            .and_then(|t| serde_json::from_str(t).ok())
+        self.input.as_ref().map(JsonText::value)
     }
 
     /// This task, waiting for `tasks` to end before it may be claimed (at most
@@ -236,10 +213,14 @@ impl Observation {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "RawTaskOutcome", rename_all = "snake_case", tag = "status")]
 pub enum TaskOutcome {
-    /// The task was done; `result` says what came of it.
+    /// The task was done; `result` says what came of it, `output` (if any) in JSON.
     Success {
         /// What came of it.
         result: String,
+        /// What came of it as data (at most
+        /// [`MAX_TASK_OUTPUT_BYTES`](crate::limits::MAX_TASK_OUTPUT_BYTES)).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        output: Option<JsonText>,
     },
     /// The task could not be done; `reason` says why.
     Failure {
@@ -251,15 +232,28 @@ pub enum TaskOutcome {
 #[derive(Deserialize)]
 #[serde(rename_all = "snake_case", tag = "status", deny_unknown_fields)]
 enum RawTaskOutcome {
-    Success { result: String },
-    Failure { reason: String },
+    Success {
+        result: String,
+        #[serde(default)]
+        output: Option<serde_json::Value>,
+    },
+    Failure {
+        reason: String,
+    },
 }
 
 impl TryFrom<RawTaskOutcome> for TaskOutcome {
     type Error = ValidationError;
     fn try_from(raw: RawTaskOutcome) -> Result<Self, Self::Error> {
         match raw {
-            RawTaskOutcome::Success { result } => Self::success(result),
+            RawTaskOutcome::Success {
+                result,
+                output: None | Some(serde_json::Value::Null),
+            } => Self::success(result),
+            RawTaskOutcome::Success {
+                result,
+                output: Some(output),
+            } => Self::success_with_output(result, &output),
             RawTaskOutcome::Failure { reason } => Self::failure(reason),
         }
     }
@@ -270,7 +264,27 @@ impl TaskOutcome {
     pub fn success(result: impl Into<String>) -> Result<Self, ValidationError> {
         let result = result.into();
         check_chars("task result", &result, MAX_TASK_RESULT_CHARS)?;
-        Ok(Self::Success { result })
+        Ok(Self::Success {
+            result,
+            output: None,
+        })
+    }
+
+    /// A success with this result and structured `output`.
+    pub fn success_with_output(
+        result: impl Into<String>,
+        output: &serde_json::Value,
+    ) -> Result<Self, ValidationError> {
+        let result = result.into();
+        check_chars("task result", &result, MAX_TASK_RESULT_CHARS)?;
+        Ok(Self::Success {
+            result,
+            output: Some(JsonText::new(
+                output,
+                "task output",
+                crate::limits::MAX_TASK_OUTPUT_BYTES,
+            )?),
+        })
     }
 
     /// A failure for this (non-empty) reason.
@@ -288,7 +302,19 @@ impl TaskOutcome {
     /// Checks the limits again (for values built before a limit changed, or by hand).
     pub fn validate(&self) -> Result<(), ValidationError> {
         match self {
-            Self::Success { result } => check_chars("task result", result, MAX_TASK_RESULT_CHARS),
+            Self::Success { result, output } => {
+                check_chars("task result", result, MAX_TASK_RESULT_CHARS)?;
+                match output {
+                    Some(o) if o.as_str().len() > crate::limits::MAX_TASK_OUTPUT_BYTES => {
+                        Err(ValidationError::TooLarge {
+                            field: "task output",
+                            actual: o.as_str().len(),
+                            limit: crate::limits::MAX_TASK_OUTPUT_BYTES,
+                        })
+                    }
+                    _ => Ok(()),
+                }
+            }
             Self::Failure { reason } => check_text("failure reason", reason, MAX_TASK_RESULT_CHARS),
         }
     }

@@ -20,7 +20,7 @@ pub enum AgentCmd {
         remote: Remote,
         /// The parent: an id, id prefix, name or path such as root/planner (default:
         /// the token's subject).
-        #[arg(long)]
+        #[arg(long, add = clap_complete::ArgValueCompleter::new(crate::complete::agents))]
         parent: Option<String>,
         /// The new agent's name.
         name: String,
@@ -30,6 +30,7 @@ pub enum AgentCmd {
         #[command(flatten)]
         remote: Remote,
         /// The agent.
+        #[arg(add = clap_complete::ArgValueCompleter::new(crate::complete::agents))]
         agent: String,
     },
     /// The agent tree.
@@ -42,6 +43,7 @@ pub enum AgentCmd {
         #[command(flatten)]
         remote: Remote,
         /// The agent.
+        #[arg(add = clap_complete::ArgValueCompleter::new(crate::complete::agents))]
         agent: String,
     },
 }
@@ -53,7 +55,7 @@ pub enum TaskCmd {
         #[command(flatten)]
         remote: Remote,
         /// The agent (default: the token's subject).
-        #[arg(long)]
+        #[arg(long, add = clap_complete::ArgValueCompleter::new(crate::complete::agents))]
         agent: Option<String>,
         /// What to do.
         description: String,
@@ -67,10 +69,10 @@ pub enum TaskCmd {
         #[command(flatten)]
         remote: Remote,
         /// The agent whose queue holds it (default: the token's subject).
-        #[arg(long)]
+        #[arg(long, add = clap_complete::ArgValueCompleter::new(crate::complete::agents))]
         agent: Option<String>,
         /// The task.
-        #[arg(required_unless_present = "next", conflicts_with = "next", value_parser = crate::parse_id)]
+        #[arg(required_unless_present = "next", conflicts_with = "next", value_parser = crate::parse_id, add = clap_complete::ArgValueCompleter::new(crate::complete::tasks))]
         task: Option<String>,
         /// Claim the oldest queued task that waits for nothing.
         #[arg(long)]
@@ -85,10 +87,10 @@ pub enum TaskCmd {
         #[command(flatten)]
         remote: Remote,
         /// The agent whose task it is (default: the token's subject).
-        #[arg(long)]
+        #[arg(long, add = clap_complete::ArgValueCompleter::new(crate::complete::agents))]
         agent: Option<String>,
         /// The task.
-        #[arg(value_parser = crate::parse_id)]
+        #[arg(value_parser = crate::parse_id, add = clap_complete::ArgValueCompleter::new(crate::complete::tasks))]
         task: String,
         /// Why (recorded in the log).
         #[arg(long, default_value = "")]
@@ -99,10 +101,10 @@ pub enum TaskCmd {
         #[command(flatten)]
         remote: Remote,
         /// The agent whose task it is (default: the token's subject).
-        #[arg(long)]
+        #[arg(long, add = clap_complete::ArgValueCompleter::new(crate::complete::agents))]
         agent: Option<String>,
         /// The task.
-        #[arg(value_parser = crate::parse_id)]
+        #[arg(value_parser = crate::parse_id, add = clap_complete::ArgValueCompleter::new(crate::complete::tasks))]
         task: String,
         /// Why (recorded in the log).
         #[arg(long, default_value = "")]
@@ -113,24 +115,27 @@ pub enum TaskCmd {
         #[command(flatten)]
         remote: Remote,
         /// The agent (default: the token's subject).
-        #[arg(long)]
+        #[arg(long, add = clap_complete::ArgValueCompleter::new(crate::complete::agents))]
         agent: Option<String>,
         /// The task.
-        #[arg(value_parser = crate::parse_id)]
+        #[arg(value_parser = crate::parse_id, add = clap_complete::ArgValueCompleter::new(crate::complete::tasks))]
         task: String,
         /// What came of it.
         #[arg(long, default_value = "")]
         result: String,
         /// Mark it failed, for this reason.
-        #[arg(long, conflicts_with = "result")]
+        #[arg(long, conflicts_with_all = ["result", "output"])]
         fail: Option<String>,
+        /// What came of it as data: JSON text, or @FILE (at most 1 MiB).
+        #[arg(long)]
+        output: Option<String>,
     },
     /// Tasks by agent and state.
     List {
         #[command(flatten)]
         remote: Remote,
         /// Only this agent's.
-        #[arg(long)]
+        #[arg(long, add = clap_complete::ArgValueCompleter::new(crate::complete::agents))]
         agent: Option<String>,
         /// Only in this state.
         #[arg(long, value_parser = ["queued", "claimed", "done", "failed", "cancelled"])]
@@ -143,7 +148,7 @@ pub struct ObserveArgs {
     #[command(flatten)]
     remote: Remote,
     /// The observing agent (default: the token's subject).
-    #[arg(long)]
+    #[arg(long, add = clap_complete::ArgValueCompleter::new(crate::complete::agents))]
     agent: Option<String>,
     /// What it observed (text).
     data: String,
@@ -166,7 +171,7 @@ pub struct EventsArgs {
     #[arg(long)]
     kind: Vec<String>,
     /// Only events sent by or about this agent (an id, prefix, name or path).
-    #[arg(long)]
+    #[arg(long, add = clap_complete::ArgValueCompleter::new(crate::complete::agents))]
     agent: Option<String>,
     /// Only events decided in the last DURATION (`10m`, `2h`).
     #[arg(long, value_parser = humantime::parse_duration)]
@@ -433,12 +438,15 @@ pub async fn task(cmd: TaskCmd, out: Out) -> Result<ExitCode> {
             task,
             result,
             fail,
+            output,
         } => {
             let client = Client::new(&remote)?;
             let agent = agent_or_subject(&client, agent.as_deref()).await?;
-            let outcome = match fail {
-                Some(reason) => json!({"status": "failure", "reason": reason}),
-                None => json!({"status": "success", "result": result}),
+            let outcome = match (fail, output) {
+                (Some(reason), _) => json!({"status": "failure", "reason": reason}),
+                (None, None) => json!({"status": "success", "result": result}),
+                (None, Some(output)) => json!({"status": "success", "result": result,
+                    "output": crate::cmd::tool::json_arg(&output, "--output")?}),
             };
             let r = send(
                 &client,

@@ -89,10 +89,10 @@ pub enum TokenCmd {
         #[command(flatten)]
         remote: Remote,
         /// The agent it is for: an id, id prefix, name or path such as root/planner.
-        #[arg(long)]
+        #[arg(long, add = clap_complete::ArgValueCompleter::new(crate::complete::agents))]
         sub: String,
         /// A permission to grant (repeat).
-        #[arg(long = "perm", required = true)]
+        #[arg(long = "perm", required = true, add = clap_complete::ArgValueCompleter::new(crate::complete::permissions))]
         permissions: Vec<String>,
         /// `*` or an agent id.
         #[arg(long)]
@@ -138,7 +138,7 @@ pub enum TokenCmd {
         #[arg(long = "ttl", value_parser = parse_ttl)]
         ttl_secs: Option<u64>,
         /// Keep only this permission (repeat; default: all of yours).
-        #[arg(long = "perm")]
+        #[arg(long = "perm", add = clap_complete::ArgValueCompleter::new(crate::complete::permissions))]
         permissions: Vec<String>,
     },
     /// Mint a fresh admin token for the root agent from the node's signing key: on the

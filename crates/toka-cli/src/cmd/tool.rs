@@ -28,7 +28,7 @@ pub enum ToolCmd {
         /// The tool, e.g. fs.read.
         name: String,
         /// The agent the call is for (default: the token's subject).
-        #[arg(long)]
+        #[arg(long, add = clap_complete::ArgValueCompleter::new(crate::complete::agents))]
         agent: Option<String>,
         /// The input, as JSON, e.g. '{"path": "notes.txt"}'.
         #[arg(long, default_value = "{}")]
