@@ -96,28 +96,34 @@ impl TokenGrant {
     /// of 1 to [`MAX_PERMISSION_BYTES`] ASCII letters, digits and `:._*/-`; a lifetime
     /// of 1 s to 24 h.
     pub fn validate(&self) -> Result<(), ValidationError> {
-        if self.permissions.len() > MAX_GRANT_PERMISSIONS {
-            return Err(ValidationError::TooMany {
-                field: "permissions",
-                actual: self.permissions.len(),
-                limit: MAX_GRANT_PERMISSIONS,
-            });
-        }
-        for p in &self.permissions {
-            check_permission_name(p)?;
-        }
-        if let Some(ttl) = self.ttl_secs
-            && !(1..=MAX_TOKEN_LIFETIME_SECS).contains(&ttl)
-        {
-            return Err(ValidationError::OutOfRange {
-                field: "ttl_secs",
-                actual: ttl,
-                min: 1,
-                max: MAX_TOKEN_LIFETIME_SECS,
-            });
-        }
-        Ok(())
+        check_grant(&self.permissions, self.ttl_secs)
     }
+}
+
+/// The bounds a grant and a renewal share: at most [`MAX_GRANT_PERMISSIONS`] valid
+/// permission names, a lifetime of 1 s to [`MAX_TOKEN_LIFETIME_SECS`].
+fn check_grant(permissions: &[String], ttl_secs: Option<u64>) -> Result<(), ValidationError> {
+    if permissions.len() > MAX_GRANT_PERMISSIONS {
+        return Err(ValidationError::TooMany {
+            field: "permissions",
+            actual: permissions.len(),
+            limit: MAX_GRANT_PERMISSIONS,
+        });
+    }
+    for p in permissions {
+        check_permission_name(p)?;
+    }
+    if let Some(ttl) = ttl_secs
+        && !(1..=MAX_TOKEN_LIFETIME_SECS).contains(&ttl)
+    {
+        return Err(ValidationError::OutOfRange {
+            field: "ttl_secs",
+            actual: ttl,
+            min: 1,
+            max: MAX_TOKEN_LIFETIME_SECS,
+        });
+    }
+    Ok(())
 }
 
 /// What the holder of a token asks for to keep acting after it expires: a new token of
@@ -143,29 +149,10 @@ pub struct TokenRenewal {
 impl TokenRenewal {
     /// Checks the bounds, as [`TokenGrant::validate`] does.
     pub fn validate(&self) -> Result<(), ValidationError> {
-        if let Some(permissions) = &self.permissions {
-            if permissions.len() > MAX_GRANT_PERMISSIONS {
-                return Err(ValidationError::TooMany {
-                    field: "permissions",
-                    actual: permissions.len(),
-                    limit: MAX_GRANT_PERMISSIONS,
-                });
-            }
-            for p in permissions {
-                check_permission_name(p)?;
-            }
-        }
-        if let Some(ttl) = self.ttl_secs
-            && !(1..=MAX_TOKEN_LIFETIME_SECS).contains(&ttl)
-        {
-            return Err(ValidationError::OutOfRange {
-                field: "ttl_secs",
-                actual: ttl,
-                min: 1,
-                max: MAX_TOKEN_LIFETIME_SECS,
-            });
-        }
-        Ok(())
+        check_grant(
+            self.permissions.as_deref().unwrap_or_default(),
+            self.ttl_secs,
+        )
     }
 }
 
