@@ -116,7 +116,20 @@ try {
   });
   check(response.ok, `the observation was accepted (${response.status})`);
   await page.waitForFunction((w) => document.querySelector("#event-rows").textContent.includes(w), words, { timeout: 15000 });
-  // Filters: a kind that matches nothing hides it; pausing holds new events back.
+  // Pausing holds new events back (and counts them); resuming shows them.
+  await page.click("#pause");
+  const held = `held while paused ${Date.now()}`;
+  const post = await fetch(`${url}/v1/messages`, {
+    method: "POST",
+    headers: { Authorization: `Bearer ${workerToken}`, "Content-Type": "application/json" },
+    body: JSON.stringify({ operation: { op: "emit_observation", agent: workerId, data: Buffer.from(held).toString("base64") } }),
+  });
+  check(post.ok, `the second observation was accepted (${post.status})`);
+  await page.waitForFunction(() => document.querySelector("#paused-count").textContent.includes("new while paused"));
+  check(!(await page.textContent("#event-rows")).includes(held), "a paused view shows no new event");
+  await page.click("#pause");
+  await page.waitForFunction((w) => document.querySelector("#event-rows").textContent.includes(w), held);
+  // Filters: a kind that matches nothing hides it.
   await page.fill("#f-kind", "task.");
   check(!(await page.textContent("#event-rows")).includes(words), "the kind filter hides other kinds");
   await page.fill("#f-kind", "");
