@@ -17,7 +17,7 @@
 //! Any failure refuses the start with the first bad `seq`; nothing is repaired.
 
 use toka_kernel::{Kernel, OpcodeRegistry, StateImage, WorldState};
-use toka_store_core::{Corruption, EventPages, Hash32, Head, StorageBackend, chain_digest};
+use toka_store_core::{ChainCursor, Corruption, EventPages, Hash32, Head, StorageBackend};
 use toka_types::KernelEvent;
 
 use crate::checkpoint::SignedCheckpoint;
@@ -126,8 +126,8 @@ pub async fn recover_with(
         }
     }
     let newest = crate::checkpoint::newest(checkpoints).map(|c| c.checkpoint);
-    let mut expected = state.applied() + 1;
-    let mut pages = EventPages::new(store, expected);
+    let mut cursor = ChainCursor::at(state.applied() + 1, prev);
+    let mut pages = EventPages::new(store, cursor.next_seq());
     loop {
         let page = pages.next_page().await?;
         if page.is_empty() {
@@ -135,19 +135,12 @@ pub async fn recover_with(
         }
         for record in &page {
             let h = &record.header;
-            let corrupt = |corruption| RuntimeError::Corrupt {
-                seq: expected,
-                corruption,
-            };
-            if h.seq != expected {
-                return Err(corrupt(Corruption::Missing { found: h.seq }));
-            }
-            if Hash32::of(&record.payload) != h.payload_hash {
-                return Err(corrupt(Corruption::PayloadAltered));
-            }
-            if chain_digest(&prev, h) != h.digest {
-                return Err(corrupt(Corruption::HeaderAltered));
-            }
+            cursor
+                .accept(record)
+                .map_err(|corruption| RuntimeError::Corrupt {
+                    seq: cursor.next_seq(),
+                    corruption,
+                })?;
             let event = decode(record)?;
             if let KernelEvent::Extension(call) = &event
                 && handlers.get(call.family()).is_none()
@@ -158,7 +151,6 @@ pub async fn recover_with(
                 });
             }
             toka_kernel::apply(&mut state, &event, handlers);
-            prev = h.digest;
             for c in checkpoints.iter().filter(|c| c.checkpoint.seq == h.seq) {
                 if c.checkpoint.chain_digest != h.digest {
                     return Err(RuntimeError::CheckpointMismatch {
@@ -184,11 +176,13 @@ pub async fn recover_with(
                     reason: "its state differs from a replay of the log".into(),
                 });
             }
-            expected += 1;
         }
-        progress(expected - 1);
+        progress(cursor.head().seq);
     }
-    let last = expected - 1;
+    let Head {
+        seq: last,
+        digest: prev,
+    } = cursor.head();
     if let Some(c) = newest.filter(|c| c.seq > last) {
         return Err(RuntimeError::BehindCheckpoint {
             last,

@@ -8,6 +8,7 @@ use crate::hash::Hash32;
 use crate::record::{
     EventHeader, EventRecord, Head, MAX_KIND_BYTES, MAX_PARENTS, MAX_PAYLOAD_BYTES, NewEvent,
 };
+use crate::verify::Corruption;
 
 /// The domain separator that starts every digest input.
 pub const CHAIN_DOMAIN: &[u8] = b"toka.chain.v1";
@@ -76,11 +77,11 @@ pub fn seal(head: Head, events: Vec<NewEvent>) -> Vec<EventRecord> {
 /// read there, before writing anything.
 pub fn check_batch(head: &Head, batch: &[EventRecord]) -> Result<(), AppendError> {
     let bad = |seq: u64, reason: String| Err(AppendError::InvalidBatch { seq, reason });
-    let mut prev = head.digest;
+    let mut cursor = crate::cursor::ChainCursor::after(*head);
     let mut ids = std::collections::HashSet::with_capacity(batch.len());
-    for (i, record) in batch.iter().enumerate() {
+    for record in batch {
         let h = &record.header;
-        let expected = head.seq + 1 + i as u64;
+        let expected = cursor.next_seq();
         if h.seq != expected {
             return bad(
                 h.seq,
@@ -108,14 +109,17 @@ pub fn check_batch(head: &Head, batch: &[EventRecord]) -> Result<(), AppendError
                 ),
             );
         }
-        if Hash32::of(&record.payload) != h.payload_hash {
-            return bad(h.seq, "payload hash does not match the payload".into());
-        }
-        if chain_digest(&prev, h) != h.digest {
-            return bad(
-                h.seq,
-                "digest does not chain from the previous record".into(),
-            );
+        match cursor.accept(record) {
+            Ok(()) => {}
+            Err(Corruption::PayloadAltered) => {
+                return bad(h.seq, "payload hash does not match the payload".into());
+            }
+            Err(_) => {
+                return bad(
+                    h.seq,
+                    "digest does not chain from the previous record".into(),
+                );
+            }
         }
         if !ids.insert(h.id) {
             return bad(
@@ -123,7 +127,6 @@ pub fn check_batch(head: &Head, batch: &[EventRecord]) -> Result<(), AppendError
                 format!("event id {} appears twice in the batch", h.id),
             );
         }
-        prev = h.digest;
     }
     Ok(())
 }

@@ -65,6 +65,7 @@
 
 mod backend;
 mod chain;
+mod cursor;
 mod error;
 mod hash;
 mod pages;
@@ -76,6 +77,7 @@ pub mod testkit;
 
 pub use backend::{MAX_STORED_CHECKPOINTS, Snapshot, StorageBackend};
 pub use chain::{CHAIN_DOMAIN, admit, chain_digest, check_batch, head_after, parents_json, seal};
+pub use cursor::ChainCursor;
 pub use error::{AppendError, StoreError};
 pub use hash::{Hash32, ParseHashError};
 pub use pages::{DEFAULT_PAGE, EventPages};

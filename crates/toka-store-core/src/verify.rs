@@ -3,7 +3,7 @@
 use std::fmt;
 
 use crate::backend::StorageBackend;
-use crate::chain::chain_digest;
+use crate::cursor::ChainCursor;
 use crate::error::StoreError;
 use crate::hash::Hash32;
 use crate::pages::EventPages;
@@ -80,8 +80,7 @@ pub async fn verify(
     if let Some(to) = to {
         pages = pages.until(to);
     }
-    let mut expected = from;
-    let mut prev = start_digest;
+    let mut cursor = ChainCursor::at(from, start_digest);
     // The last record of the previous page, kept so a reorder across a page boundary
     // can still be recognised.
     let mut carry: Option<EventRecord> = None;
@@ -96,23 +95,29 @@ pub async fn verify(
         }
         let checkable = if at_end { page.len() } else { page.len() - 1 };
         for i in 0..checkable {
-            let record = &page[i];
-            if let Some(corruption) = check_one(record, page.get(i + 1), expected, &prev) {
+            if let Err(corruption) = cursor.accept(&page[i]) {
+                // Would the next record chain here? Then the two were swapped.
+                let corruption = match (corruption, page.get(i + 1)) {
+                    (Corruption::HeaderAltered, Some(next)) if cursor.would_chain_here(next) => {
+                        Corruption::Reordered
+                    }
+                    (c, _) => c,
+                };
                 return Ok(Verdict::Broken {
-                    seq: expected,
+                    seq: cursor.next_seq(),
                     corruption,
                 });
             }
-            prev = record.header.digest;
-            expected += 1;
         }
         if at_end {
             break;
         }
         carry = page.pop();
-        progress(expected - 1);
+        progress(cursor.head().seq);
     }
-    progress(expected - 1);
+    progress(cursor.head().seq);
+    let expected = cursor.next_seq();
+    let prev = cursor.head().digest;
     if let Some(to) = to
         && expected <= to
     {
@@ -125,35 +130,4 @@ pub async fn verify(
         checked: expected - from,
         digest: prev,
     })
-}
-
-fn check_one(
-    record: &EventRecord,
-    next: Option<&EventRecord>,
-    expected: u64,
-    prev: &Hash32,
-) -> Option<Corruption> {
-    let h = &record.header;
-    if h.seq != expected {
-        return Some(if h.seq > expected {
-            Corruption::Missing { found: h.seq }
-        } else {
-            Corruption::Reordered
-        });
-    }
-    if Hash32::of(&record.payload) != h.payload_hash {
-        return Some(Corruption::PayloadAltered);
-    }
-    if chain_digest(prev, h) != h.digest {
-        // Would the next record chain here? Then the two were swapped.
-        if let Some(next) = next {
-            let mut moved = next.header.clone();
-            moved.seq = expected;
-            if chain_digest(prev, &moved) == next.header.digest {
-                return Some(Corruption::Reordered);
-            }
-        }
-        return Some(Corruption::HeaderAltered);
-    }
-    None
 }

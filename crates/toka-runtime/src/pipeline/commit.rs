@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use toka_bus_core::EventBus as _;
 use toka_kernel::Context;
-use toka_store_core::{AppendError, EventRecord, Hash32, Head, seal};
+use toka_store_core::{AppendError, EventRecord, Head, seal};
 use toka_types::KernelEvent;
 
 use super::{Committed, MAX_CONFLICT_RETRIES, Reply, Request, Writer};
@@ -355,11 +355,10 @@ impl Writer {
             }
             for record in page {
                 let h = &record.header;
-                if h.seq != self.head.seq + 1
-                    || Hash32::of(&record.payload) != h.payload_hash
-                    || toka_store_core::chain_digest(&self.head.digest, h) != h.digest
+                if let Err(corruption) =
+                    toka_store_core::ChainCursor::after(self.head).accept(&record)
                 {
-                    tracing::error!(seq = h.seq, "record from another node does not chain");
+                    tracing::error!(seq = h.seq, %corruption, "record from another node does not chain");
                     return false;
                 }
                 let event = match codec::decode(&record) {
