@@ -276,13 +276,22 @@ async fn walk_export(
         let record: EventRecord = serde_json::from_str(&line)
             .with_context(|| format!("line {}: not an exported event", n + 1))?;
         let h = &record.header;
-        if let Err(corruption) = toka_store_core::ChainCursor::after(head).accept(&record) {
-            bail!(
-                "line {}: seq {} (expected {}): {corruption}; the export is broken, nothing imported",
+        match toka_store_core::ChainCursor::after(head).accept(&record) {
+            Ok(()) => {}
+            Err(
+                toka_store_core::Corruption::Missing { .. }
+                | toka_store_core::Corruption::Reordered,
+            ) => bail!(
+                "line {}: seq {} where {} was expected; the export is broken, nothing imported",
                 n + 1,
                 h.seq,
                 head.seq + 1
-            );
+            ),
+            Err(corruption) => bail!(
+                "line {}: seq {}: {corruption}; nothing imported",
+                n + 1,
+                h.seq
+            ),
         }
         head = Head {
             seq: h.seq,
