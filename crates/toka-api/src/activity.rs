@@ -107,26 +107,15 @@ pub async fn activity(
             .map_err(|e| {
                 ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "storage", e.to_string())
             })?;
-        let mut window: Vec<EventView> = app.runtime.read(|s| {
+        let window: Vec<EventView> = app.runtime.read(|s| {
             records
                 .iter()
                 .filter(|r| r.header.seq < end && concerns(s, r, agent))
                 .map(EventView::of)
                 .collect()
         });
-        window.reverse();
-        for view in window {
-            if events.len() == limit {
-                // Continue right after the last one returned.
-                end = events.last().map_or(end, |v: &EventView| v.seq);
-                return Ok(Json(Activity {
-                    agent: agent.to_string(),
-                    events,
-                    next_before: Some(end),
-                }));
-            }
-            events.push(view);
-        }
+        let room = limit - events.len();
+        events.extend(window.into_iter().rev().take(room));
         end = start;
     }
     let next_before = if events.len() == limit {

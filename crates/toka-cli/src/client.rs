@@ -73,7 +73,15 @@ impl Client {
             ),
             None => None,
         };
-        let profile = crate::profile::load(remote.profile.as_deref())?;
+        // The profile file is read only when a flag or the environment leaves a gap.
+        let profile = if (from_file.is_none() && remote.token.is_none())
+            || remote.server.is_none()
+            || remote.profile.is_some()
+        {
+            crate::profile::load(remote.profile.as_deref())?
+        } else {
+            None
+        };
         let token = from_file
             .or_else(|| remote.token.clone())
             .or_else(|| profile.as_ref().map(|p| p.token.clone()))

@@ -37,8 +37,12 @@ pub fn observation(b64: &str) -> String {
 
 /// One committed event as a line: `#seq what happened`.
 pub fn event(c: &CommittedEvent) -> String {
-    let e = &c.event;
-    let what = match c.kind.as_str() {
+    format!("#{} {}", c.seq, what(&c.kind, &c.event))
+}
+
+/// What an event of `kind` with body `e` says happened.
+pub fn what(kind: &str, e: &Value) -> String {
+    match kind {
         "agent.spawned" => format!(
             "spawned agent {} ({})",
             field(e, "agent"),
@@ -70,7 +74,7 @@ pub fn event(c: &CommittedEvent) -> String {
         }
         "task.cancelled" | "task.requeued" => format!(
             "{} task {}{}",
-            if c.kind == "task.cancelled" {
+            if kind == "task.cancelled" {
                 "cancelled"
             } else {
                 "requeued"
@@ -89,6 +93,5 @@ pub fn event(c: &CommittedEvent) -> String {
         "token.revoked" => format!("revoked token {}", field(e, "jti")),
         "token.issued" => format!("issued token {} for {}", field(e, "jti"), field(e, "sub")),
         other => format!("{other} {}", cut(&e.to_string())),
-    };
-    format!("#{} {what}", c.seq)
+    }
 }

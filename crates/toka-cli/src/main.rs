@@ -248,6 +248,17 @@ pub fn parse_id(text: &str) -> Result<String, String> {
         .map_err(|e| format!("{text:?} is not an id ({e}); ids look like 3f2a…-…, as `toka task list` and `toka tool list` print them"))
 }
 
+/// Whole seconds (`3600`) or a duration (`90m`, `8h`, `1h 30m`) from the command line;
+/// `example` shows the form in the error. Callers check their own range.
+pub fn duration_secs(text: &str, example: &str) -> Result<u64, String> {
+    match text.trim().parse::<u64>() {
+        Ok(n) => Ok(n),
+        Err(_) => humantime::parse_duration(text)
+            .map(|d| d.as_secs())
+            .map_err(|e| format!("{text:?} is not a duration ({e}); write e.g. {example}")),
+    }
+}
+
 fn main() -> ExitCode {
     // `COMPLETE=bash toka …` (from `source <(COMPLETE=bash toka)`) answers a completion
     // request and exits.

@@ -118,12 +118,8 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) {
     }
     for line in t.lines() {
         // The preset pads a column on both sides; the first one needs no indent.
-        line_out(line.strip_prefix(' ').unwrap_or(&line).trim_end());
+        self::line(line.strip_prefix(' ').unwrap_or(&line).trim_end());
     }
-}
-
-fn line_out(text: &str) {
-    line(text);
 }
 
 /// Reports a failed command on stderr: `toka: <why>`, or with `--json` one line

@@ -83,33 +83,9 @@ pub enum TaskCmd {
         wait: Option<u64>,
     },
     /// Drop a queued or claimed task (needs task:cancel).
-    Cancel {
-        #[command(flatten)]
-        remote: Remote,
-        /// The agent whose task it is (default: the token's subject).
-        #[arg(long, add = clap_complete::ArgValueCompleter::new(crate::complete::agents))]
-        agent: Option<String>,
-        /// The task.
-        #[arg(value_parser = crate::parse_id, add = clap_complete::ArgValueCompleter::new(crate::complete::tasks))]
-        task: String,
-        /// Why (recorded in the log).
-        #[arg(long, default_value = "")]
-        reason: String,
-    },
+    Cancel(TaskChangeArgs),
     /// Put a claimed task back in its queue (needs task:requeue).
-    Requeue {
-        #[command(flatten)]
-        remote: Remote,
-        /// The agent whose task it is (default: the token's subject).
-        #[arg(long, add = clap_complete::ArgValueCompleter::new(crate::complete::agents))]
-        agent: Option<String>,
-        /// The task.
-        #[arg(value_parser = crate::parse_id, add = clap_complete::ArgValueCompleter::new(crate::complete::tasks))]
-        task: String,
-        /// Why (recorded in the log).
-        #[arg(long, default_value = "")]
-        reason: String,
-    },
+    Requeue(TaskChangeArgs),
     /// Complete a claimed task.
     Complete {
         #[command(flatten)]
@@ -141,6 +117,22 @@ pub enum TaskCmd {
         #[arg(long, value_parser = ["queued", "claimed", "done", "failed", "cancelled"])]
         state: Option<String>,
     },
+}
+
+/// A task to cancel or requeue, and why.
+#[derive(Debug, Args)]
+pub struct TaskChangeArgs {
+    #[command(flatten)]
+    remote: Remote,
+    /// The agent whose task it is (default: the token's subject).
+    #[arg(long, add = clap_complete::ArgValueCompleter::new(crate::complete::agents))]
+    agent: Option<String>,
+    /// The task.
+    #[arg(value_parser = crate::parse_id, add = clap_complete::ArgValueCompleter::new(crate::complete::tasks))]
+    task: String,
+    /// Why (recorded in the log).
+    #[arg(long, default_value = "")]
+    reason: String,
 }
 
 #[derive(Debug, Args)]
@@ -420,18 +412,8 @@ pub async fn task(cmd: TaskCmd, out: Out) -> Result<ExitCode> {
                 ));
             });
         }
-        TaskCmd::Cancel {
-            remote,
-            agent,
-            task,
-            reason,
-        } => end_or_requeue(&remote, agent, &task, "cancel_task", &reason, out).await?,
-        TaskCmd::Requeue {
-            remote,
-            agent,
-            task,
-            reason,
-        } => end_or_requeue(&remote, agent, &task, "requeue_task", &reason, out).await?,
+        TaskCmd::Cancel(args) => change_task(args, "cancel_task", out).await?,
+        TaskCmd::Requeue(args) => change_task(args, "requeue_task", out).await?,
         TaskCmd::Complete {
             remote,
             agent,
@@ -506,21 +488,14 @@ pub async fn task(cmd: TaskCmd, out: Out) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// `cancel_task` or `requeue_task` of `task`.
-async fn end_or_requeue(
-    remote: &Remote,
-    agent: Option<String>,
-    task: &str,
-    op: &str,
-    reason: &str,
-    out: Out,
-) -> Result<()> {
-    let client = Client::new(remote)?;
-    let agent = agent_or_subject(&client, agent.as_deref()).await?;
+/// `cancel_task` or `requeue_task` (`op`) of the task `args` names.
+async fn change_task(args: TaskChangeArgs, op: &str, out: Out) -> Result<()> {
+    let client = Client::new(&args.remote)?;
+    let agent = agent_or_subject(&client, args.agent.as_deref()).await?;
     let r = send(
         &client,
         None,
-        json!({"op": op, "agent": agent, "task": task, "reason": reason}),
+        json!({"op": op, "agent": agent, "task": args.task, "reason": args.reason}),
     )
     .await?;
     print_committed(out, &r);
@@ -529,12 +504,7 @@ async fn end_or_requeue(
 
 /// A wait from the command line: seconds or a duration (`30s`, `2m`), 0 to 120 s.
 fn parse_wait(text: &str) -> Result<u64, String> {
-    let secs = match text.trim().parse::<u64>() {
-        Ok(n) => n,
-        Err(_) => humantime::parse_duration(text)
-            .map_err(|e| format!("{text:?} is not a duration ({e}); write e.g. 30 or 30s"))?
-            .as_secs(),
-    };
+    let secs = crate::duration_secs(text, "30 or 30s")?;
     if secs <= toka_api::claim::MAX_CLAIM_WAIT_SECS {
         Ok(secs)
     } else {
@@ -694,14 +664,7 @@ fn when(micros: u64) -> String {
 
 /// What an event says, in a few words (the JSON view has it all).
 fn summary(e: &EventView) -> String {
-    let committed = toka_api::views::CommittedEvent {
-        seq: e.seq,
-        kind: e.kind.clone(),
-        event: e.event.clone(),
-    };
-    let line = crate::describe::event(&committed);
-    let text = line.split_once(' ').map_or(line.as_str(), |(_, rest)| rest);
-    toka_planner::one_line(text, 80)
+    toka_planner::one_line(&crate::describe::what(&e.kind, &e.event), 80)
 }
 
 /// Longest pause between reconnections of `events --follow`.

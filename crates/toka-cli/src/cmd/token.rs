@@ -15,12 +15,7 @@ use crate::output::Out;
 /// A lifetime from the command line: whole seconds (`3600`) or a duration (`8h`,
 /// `30m`, `1h 30m`), 1 second to 24 hours.
 pub fn parse_ttl(text: &str) -> Result<u64, String> {
-    let secs = match text.trim().parse::<u64>() {
-        Ok(n) => n,
-        Err(_) => humantime::parse_duration(text)
-            .map_err(|e| format!("{text:?} is not a duration ({e}); write e.g. 3600, 90m or 8h"))?
-            .as_secs(),
-    };
+    let secs = crate::duration_secs(text, "3600, 90m or 8h")?;
     if (1..=toka_types::limits::MAX_TOKEN_LIFETIME_SECS).contains(&secs) {
         Ok(secs)
     } else {
