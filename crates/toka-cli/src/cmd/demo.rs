@@ -495,7 +495,7 @@ pub async fn run(
             config_path.display()
         ));
         out.say(format!(
-            "  toka serve  --config {}   # then open the console it prints, http://127.0.0.1:8080/",
+            "  toka serve  --config {}   # then open the console it prints (http://127.0.0.1:7878/ by default)",
             config_path.display()
         ));
     });
