@@ -2,8 +2,8 @@
 //! checkpoint and whether the running log still matches it, commits per second over
 //! the last minutes, the writer's queue.
 //!
-//! What it is not: the state digest (that is `GET /v1/state`, and costs time with the
-//! state's size); nothing here reads more than one stored record.
+//! What it is not: the state digest (that is `GET /v1/state`); nothing here reads
+//! more than one stored record.
 //!
 //! Commit rates come from a sampler ([`CommitRates`]) that reads the runtime's
 //! counters every [`SAMPLE_EVERY`] while the server runs, so the history starts when

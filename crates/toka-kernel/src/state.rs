@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use rustc_hash::{FxHashMap, FxHashSet};
+use rustc_hash::FxHashSet;
 use toka_auth::RevocationList;
 use toka_types::limits::MAX_QUEUED_TASKS_PER_AGENT;
 use toka_types::{AgentSpec, EntityId, IssuedToken, TaskOutcome, TaskSpec, TaskState};
@@ -77,11 +77,11 @@ pub type ExtensionState = BTreeMap<Vec<u8>, Vec<u8>>;
 pub struct WorldState {
     pub(crate) root: Option<EntityId>,
     pub(crate) applied: u64,
-    pub(crate) agents: FxHashMap<EntityId, AgentRecord>,
-    pub(crate) tasks: FxHashMap<EntityId, TaskRecord>,
+    pub(crate) agents: crate::digest::DigestedMap<EntityId, AgentRecord>,
+    pub(crate) tasks: crate::digest::DigestedMap<EntityId, TaskRecord>,
     pub(crate) revoked: FxHashSet<String>,
     /// Every token the log issued, by `jti`.
-    pub(crate) tokens: FxHashMap<String, IssuedToken>,
+    pub(crate) tokens: crate::digest::DigestedMap<String, IssuedToken>,
     /// Every signing key the log has seen (`kid` → retired?).
     pub(crate) keys: BTreeMap<String, bool>,
     /// The key the node signs new tokens with, as far as the log knows.

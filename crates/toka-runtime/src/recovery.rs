@@ -83,7 +83,7 @@ pub async fn recover_with(
             });
         }
         let loaded = decode_image(seq, &snapshot.state)?;
-        if loaded.digest().as_bytes() != snapshot.state_digest.as_bytes() {
+        if !loaded.matches_digest(snapshot.state_digest.as_bytes()) {
             return Err(RuntimeError::BadSnapshot {
                 seq,
                 reason: "state does not hash to its recorded digest".into(),
@@ -159,8 +159,8 @@ pub async fn recover_with(
                     });
                 }
             }
-            if newest.is_some_and(|c| c.seq == h.seq)
-                && newest.map(|c| c.state_digest) != Some(Hash32(*state.digest().as_bytes()))
+            if newest
+                .is_some_and(|c| c.seq == h.seq && !state.matches_digest(c.state_digest.as_bytes()))
             {
                 return Err(RuntimeError::CheckpointMismatch {
                     seq: h.seq,
@@ -169,7 +169,7 @@ pub async fn recover_with(
             }
             if let Some((seq, digest)) = to_check
                 && seq == h.seq
-                && Hash32(*state.digest().as_bytes()) != digest
+                && !state.matches_digest(digest.as_bytes())
             {
                 return Err(RuntimeError::BadSnapshot {
                     seq,

@@ -196,6 +196,9 @@ impl Runtime {
             .ok_or_else(|| RuntimeError::Genesis("the log has no root agent".into()))?;
         last_now = last_now.max(options.clock.now());
         let kernel = recovery::kernel_for(state.clone(), keys.clone(), &options.handlers);
+        // Readers' state keeps its digest current from here on; the first one costs
+        // time with the state's size, so it is taken now, not by the first reader.
+        state.digest();
         let shared = Arc::new(Shared {
             state: std::sync::RwLock::new(state),
             head: watch::channel(head).0,

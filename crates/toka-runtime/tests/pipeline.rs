@@ -289,6 +289,48 @@ async fn snapshots_speed_up_recovery_and_agree_with_full_replay() {
 }
 
 #[tokio::test]
+async fn a_snapshot_from_before_digest_v3_still_loads_and_a_false_one_does_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("toka.db");
+    let mut o = options();
+    o.snapshots.every_events = 50;
+    let store: Arc<dyn StorageBackend> = Arc::new(SqliteStore::open(&path).await.unwrap());
+    let rt = start(store.clone(), o).await;
+    let (root, token) = admin(&rt).await;
+    for n in 0..60 {
+        rt.submit(schedule(root, &token, root, &format!("t{n}")))
+            .await
+            .unwrap();
+    }
+    let digest = rt.read(|s| s.digest());
+    rt.shutdown().await;
+    let mut snapshot = store.latest_snapshot().await.unwrap().unwrap();
+    let state = toka_runtime::recovery::decode_image(snapshot.seq, &snapshot.state).unwrap();
+    assert_eq!(snapshot.state_digest.as_bytes(), state.digest().as_bytes());
+    // As an older version wrote it: the same state under the v2 digest.
+    snapshot.state_digest = toka_store_core::Hash32(*state.legacy_digest_v2().as_bytes());
+    store.put_snapshot(&snapshot).await.unwrap();
+    let recovered = toka_runtime::recovery::recover(store.as_ref(), &Default::default(), |_| {})
+        .await
+        .unwrap();
+    assert_eq!(recovered.state.digest(), digest);
+    // A digest that is neither refuses to start, naming the snapshot.
+    snapshot.state_digest = toka_store_core::Hash32([7; 32]);
+    store.put_snapshot(&snapshot).await.unwrap();
+    let Err(refused) =
+        toka_runtime::recovery::recover(store.as_ref(), &Default::default(), |_| {}).await
+    else {
+        panic!("a snapshot with a false digest was accepted");
+    };
+    assert!(
+        refused
+            .to_string()
+            .contains(&format!("snapshot at seq {}", snapshot.seq)),
+        "{refused}"
+    );
+}
+
+#[tokio::test]
 async fn a_damaged_log_refuses_to_start_naming_the_seq() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("toka.db");

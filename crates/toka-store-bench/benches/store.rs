@@ -1,23 +1,24 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-//! Storage throughput, per driver, with a raw rusqlite baseline in the same run.
+//! Storage throughput, per driver, with the plain-table baseline in the same run.
 //!
 //! * `append/<driver>/<batch>`: events per second appended in batches of 1, 64 and
 //!   1024 events with ~300-byte payloads. Sealing (hashing and chaining) happens
 //!   before the timed call: the runtime seals, the driver stores (and re-checks).
-//! * `append/raw_sqlite/<batch>`: plain rusqlite inserting the same rows into the same
-//!   schema with the same pragmas (WAL, synchronous=FULL) and batch sizes, one
-//!   transaction per batch; no Toka code.
+//! * `append/plain_sqlite/<batch>`, `append/plain_postgres/<batch>`: the baseline of
+//!   `toka_store_bench::plain`, a plain table `t(id, digest, payload)` with the same
+//!   batch sizes, one transaction per batch; no Toka code, and not the drivers' SQL.
 //! * `read_verify/<driver>`: reading a 200 000-event log from seq 1 with full chain
-//!   verification (payload hashes and digests recomputed).
+//!   verification (payload hashes and digests recomputed); `plain_sqlite` reads as
+//!   many rows of the plain table in id order.
 //!
 //! Run: `cargo bench -p toka-store-bench`.
 
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use rusqlite::{Connection, OptionalExtension, params};
+use toka_store_bench::plain;
 use toka_store_core::testkit::batch;
-use toka_store_core::{EventRecord, Hash32, Head, StorageBackend, Verdict, parents_json, verify};
+use toka_store_core::{Hash32, Head, StorageBackend, Verdict, verify};
 use toka_store_memory::MemoryStore;
 use toka_store_sled::SledStore;
 use toka_store_sqlite::SqliteStore;
@@ -46,79 +47,12 @@ async fn timed_appends(store: &dyn StorageBackend, size: usize, iters: u64) -> D
     total
 }
 
-/// The raw baseline: the same rows, schema and pragmas, straight through rusqlite.
-fn raw_sqlite(dir: &std::path::Path) -> Connection {
-    let conn = Connection::open(dir.join("raw.db")).unwrap();
-    conn.pragma_update(None, "journal_mode", "WAL").unwrap();
-    conn.pragma_update(None, "synchronous", "FULL").unwrap();
-    conn.pragma_update(None, "cache_size", -65_536).unwrap();
-    conn.pragma_update(None, "wal_autocheckpoint", 16_384)
-        .unwrap();
-    conn.execute_batch(
-        "CREATE TABLE payloads (id INTEGER PRIMARY KEY, hash_prefix INTEGER NOT NULL, hash BLOB NOT NULL, body NOT NULL);
-         CREATE INDEX payloads_by_hash_prefix ON payloads (hash_prefix);
-         CREATE TABLE events (seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, kind TEXT NOT NULL,
-             timestamp INTEGER NOT NULL, intent TEXT NOT NULL, parents TEXT NOT NULL, origin TEXT NOT NULL,
-             jti TEXT, payload_hash BLOB NOT NULL, payload_id INTEGER NOT NULL, digest BLOB NOT NULL);",
-    )
-    .unwrap();
-    conn
-}
-
-fn raw_append(conn: &mut Connection, records: &[EventRecord]) {
-    let tx = conn.transaction().unwrap();
-    {
-        let mut find = tx
-            .prepare_cached("SELECT id FROM payloads WHERE hash_prefix = ?1 AND hash = ?2")
-            .unwrap();
-        let mut payload = tx
-            .prepare_cached("INSERT INTO payloads (hash_prefix, hash, body) VALUES (?1, ?2, ?3)")
-            .unwrap();
-        let mut event = tx
-            .prepare_cached(
-                "INSERT INTO events (seq, id, kind, timestamp, intent, parents, origin, jti, payload_hash, payload_id, digest)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-            )
-            .unwrap();
-        for r in records {
-            let h = &r.header;
-            let hash = h.payload_hash.as_bytes().as_slice();
-            let prefix = i64::from_le_bytes(hash[..8].try_into().unwrap());
-            let existing: Option<i64> = find
-                .query_row(params![prefix, hash], |r| r.get(0))
-                .optional()
-                .unwrap();
-            let payload_id = match existing {
-                Some(id) => id,
-                None => {
-                    payload
-                        .execute(params![
-                            prefix,
-                            hash,
-                            std::str::from_utf8(&r.payload).unwrap()
-                        ])
-                        .unwrap();
-                    tx.last_insert_rowid()
-                }
-            };
-            event
-                .execute(params![
-                    h.seq as i64,
-                    h.id.to_string(),
-                    h.kind,
-                    h.timestamp.as_micros() as i64,
-                    h.intent.to_string(),
-                    parents_json(&h.parents),
-                    h.origin.to_string(),
-                    h.jti,
-                    hash,
-                    payload_id,
-                    h.digest.as_bytes().as_slice(),
-                ])
-                .unwrap();
-        }
-    }
-    tx.commit().unwrap();
+/// The plain-table baseline ([`plain`]): `iters` transactions of `size` rows, timed
+/// by the baseline itself (which then reads them back, untimed here).
+fn plain_sqlite_appends(dir: &std::path::Path, size: usize, iters: u64) -> Duration {
+    let rows = iters * size as u64;
+    let figures = plain::sqlite(&dir.join("plain.db"), rows, size as u64).unwrap();
+    Duration::from_secs_f64(rows as f64 / figures.append_per_second)
 }
 
 /// The PostgreSQL to benchmark against, if one answers (`TOKA_POSTGRES_URL`, default
@@ -133,84 +67,6 @@ fn postgres_url(rt: &tokio::runtime::Runtime) -> Option<String> {
     rt.block_on(tokio_postgres::connect(&url, tokio_postgres::NoTls))
         .ok()
         .map(|_| url)
-}
-
-/// The raw PostgreSQL baseline: the driver's tables, filled with plain tokio-postgres.
-async fn raw_postgres(url: &str, schema: &str) -> tokio_postgres::Client {
-    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(connection);
-    client
-        .batch_execute(&format!(
-            "DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}; SET search_path TO {schema};
-             CREATE TABLE payloads (hash BYTEA PRIMARY KEY, body BYTEA NOT NULL, body_json JSONB);
-             CREATE TABLE events (seq BIGINT PRIMARY KEY, id UUID NOT NULL UNIQUE, kind TEXT NOT NULL, ts BIGINT NOT NULL,
-                 intent UUID NOT NULL, parents TEXT NOT NULL, origin UUID NOT NULL, jti TEXT, payload_hash BYTEA NOT NULL,
-                 digest BYTEA NOT NULL);"
-        ))
-        .await
-        .unwrap();
-    client
-}
-
-async fn raw_postgres_append(client: &tokio_postgres::Client, records: &[EventRecord]) {
-    let mut hashes = Vec::new();
-    let mut bodies = Vec::new();
-    let mut jsons = Vec::new();
-    let (
-        mut seqs,
-        mut ids,
-        mut kinds,
-        mut stamps,
-        mut intents,
-        mut parents,
-        mut origins,
-        mut jtis,
-        mut digests,
-    ) = (
-        vec![],
-        vec![],
-        vec![],
-        vec![],
-        vec![],
-        vec![],
-        vec![],
-        vec![],
-        vec![],
-    );
-    for r in records {
-        let h = &r.header;
-        hashes.push(h.payload_hash.as_bytes().to_vec());
-        bodies.push(r.payload.clone());
-        jsons.push(std::str::from_utf8(&r.payload).ok().map(str::to_string));
-        seqs.push(h.seq as i64);
-        ids.push(h.id.to_string());
-        kinds.push(h.kind.clone());
-        stamps.push(h.timestamp.as_micros() as i64);
-        intents.push(h.intent.to_string());
-        parents.push(parents_json(&h.parents));
-        origins.push(h.origin.to_string());
-        jtis.push(h.jti.clone());
-        digests.push(h.digest.as_bytes().to_vec());
-    }
-    client.batch_execute("BEGIN").await.unwrap();
-    client
-        .execute(
-            "INSERT INTO payloads (hash, body, body_json) SELECT h, b, j::jsonb FROM UNNEST($1::bytea[], $2::bytea[], $3::text[]) AS t(h, b, j) ON CONFLICT (hash) DO NOTHING",
-            &[&hashes, &bodies, &jsons],
-        )
-        .await
-        .unwrap();
-    client
-        .execute(
-            "INSERT INTO events (seq, id, kind, ts, intent, parents, origin, jti, payload_hash, digest)
-             SELECT s, i::uuid, k, t, n::uuid, p, o::uuid, j, h, d FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::text[], $8::text[], $9::bytea[], $10::bytea[]) AS x(s, i, k, t, n, p, o, j, h, d)",
-            &[&seqs, &ids, &kinds, &stamps, &intents, &parents, &origins, &jtis, &hashes, &digests],
-        )
-        .await
-        .unwrap();
-    client.batch_execute("COMMIT").await.unwrap();
 }
 
 fn append(c: &mut Criterion) {
@@ -235,20 +91,8 @@ fn append(c: &mut Criterion) {
         });
 
         let dir = tempfile::tempdir().unwrap();
-        let mut conn = raw_sqlite(dir.path());
-        let mut head = Head::EMPTY;
-        group.bench_function(BenchmarkId::new("raw_sqlite", size), |b| {
-            b.iter_custom(|iters| {
-                let mut total = Duration::ZERO;
-                for _ in 0..iters {
-                    let records = batch(head, size, PAYLOAD);
-                    let start = Instant::now();
-                    raw_append(&mut conn, &records);
-                    total += start.elapsed();
-                    head = toka_store_core::head_after(head, &records);
-                }
-                total
-            })
+        group.bench_function(BenchmarkId::new("plain_sqlite", size), |b| {
+            b.iter_custom(|iters| plain_sqlite_appends(dir.path(), size, iters))
         });
 
         let dir = tempfile::tempdir().unwrap();
@@ -280,22 +124,14 @@ fn append(c: &mut Criterion) {
         });
 
         if let Some(url) = postgres_url(&rt) {
-            let schema = format!("toka_bench_raw_{size}_{}", std::process::id());
-            let client = rt.block_on(raw_postgres(&url, &schema));
-            let mut head = Head::EMPTY;
-            group.bench_function(BenchmarkId::new("raw_postgres", size), |b| {
+            let schema = format!("toka_bench_plain_{size}_{}", std::process::id());
+            group.bench_function(BenchmarkId::new("plain_postgres", size), |b| {
                 b.iter_custom(|iters| {
-                    rt.block_on(async {
-                        let mut total = Duration::ZERO;
-                        for _ in 0..iters {
-                            let records = batch(head, size, PAYLOAD);
-                            let start = Instant::now();
-                            raw_postgres_append(&client, &records).await;
-                            total += start.elapsed();
-                            head = toka_store_core::head_after(head, &records);
-                        }
-                        total
-                    })
+                    let rows = iters * size as u64;
+                    let figures = rt
+                        .block_on(plain::postgres(&url, &schema, rows, size as u64))
+                        .unwrap();
+                    Duration::from_secs_f64(rows as f64 / figures.append_per_second)
                 })
             });
             let pg = rt
@@ -311,8 +147,6 @@ fn append(c: &mut Criterion) {
                 })
             });
             rt.block_on(pg.drop_schema()).unwrap();
-            rt.block_on(client.batch_execute(&format!("DROP SCHEMA {schema} CASCADE")))
-                .unwrap();
         }
 
         let memory = MemoryStore::new();
@@ -354,6 +188,19 @@ fn read_verify(c: &mut Criterion) {
     let stores: [(&str, &dyn StorageBackend); 3] =
         [("sqlite", &sqlite), ("sled", &sled), ("memory", &memory)];
     group.throughput(Throughput::Elements(READ_EVENTS as u64));
+    let plain_dir = tempfile::tempdir().unwrap();
+    group.bench_function("plain_sqlite", |b| {
+        b.iter_custom(|iters| {
+            let rows = READ_EVENTS as u64;
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let figures =
+                    plain::sqlite(&plain_dir.path().join("plain.db"), rows, 4096).unwrap();
+                total += Duration::from_secs_f64(rows as f64 / figures.read_per_second);
+            }
+            total
+        })
+    });
     for (name, store) in stores {
         // Filled on first use, so a filtered run does not pay for the others.
         let mut filled = false;

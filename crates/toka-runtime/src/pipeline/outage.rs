@@ -96,6 +96,8 @@ impl Writer {
                 let keys = self.kernel.verifier().keys().clone();
                 self.kernel = recovery::kernel_for(recovered.state.clone(), keys, &self.handlers);
                 self.head = recovered.head;
+                // Warm the digest before readers see it (as at start).
+                recovered.state.digest();
                 *self.shared.state.write().unwrap_or_else(|e| e.into_inner()) = recovered.state;
                 self.shared.head.send_replace(recovered.head);
                 tracing::info!(head = recovered.head.seq, "state rebuilt from the log");

@@ -30,12 +30,16 @@ impl Writer {
     }
 
     pub(super) async fn take_snapshot(&mut self) -> Result<u64, String> {
-        let state = self.kernel.state();
-        let image = serde_json::to_vec(&state.image()).map_err(|e| e.to_string())?;
+        // The committed state readers share: its digest is kept current as it changes.
+        let (image, digest) = {
+            let state = self.shared.read_state();
+            let image = serde_json::to_vec(&state.image()).map_err(|e| e.to_string())?;
+            (image, Hash32(*state.digest().as_bytes()))
+        };
         let snapshot = Snapshot {
             seq: self.head.seq,
             chain_digest: self.head.digest,
-            state_digest: Hash32(*state.digest().as_bytes()),
+            state_digest: digest,
             state: image,
         };
         self.shared
@@ -62,9 +66,9 @@ impl Writer {
     }
 
     /// Signs a checkpoint at the head now, if checkpoints are configured. Only called
-    /// right after a commit or a catch-up: the kernel's state is the committed state.
+    /// right after a commit or a catch-up, when the shared state is at the head.
     pub(super) async fn checkpoint(&mut self) {
-        let digest = Hash32(*self.kernel.state().digest().as_bytes());
+        let digest = Hash32(*self.shared.read_state().digest().as_bytes());
         if let Err(e) = self.sign_checkpoint(digest).await {
             tracing::error!(error = %e, "checkpoint failed");
         }
