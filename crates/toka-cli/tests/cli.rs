@@ -346,6 +346,60 @@ fn bench_reports_figures_as_json() {
     assert_eq!(v["acknowledged"], 400);
     assert!(v["per_second"].as_f64().unwrap() > 0.0);
     assert!(v["replay_events"].as_u64().unwrap() > 400);
+    assert!(v["baseline"].is_null(), "no baseline unless asked");
+}
+
+#[test]
+fn bench_compare_runs_the_plain_table_baseline_and_prints_ratios() {
+    let r = run(&[
+        "--json",
+        "bench",
+        "--submitters",
+        "4",
+        "--messages",
+        "300",
+        "--compare",
+        "--runs",
+        "3",
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let v: Value = serde_json::from_str(r.stdout.trim()).unwrap();
+    assert_eq!(v["toka_runs"].as_array().unwrap().len(), 3);
+    assert_eq!(v["baseline_runs"].as_array().unwrap().len(), 3);
+    assert_eq!(v["baseline_runs"][0]["batched"]["rows"], 300);
+    let append = v["baseline"]["append_per_second"].as_f64().unwrap();
+    let ratio = v["append_ratio"].as_f64().unwrap();
+    let expected = v["per_second"].as_f64().unwrap() / append;
+    assert!((ratio - expected).abs() < 1e-9 * expected.max(1.0), "{v}");
+    assert!(v["replay_ratio"].as_f64().unwrap() > 0.0);
+    assert!(v["baseline"]["single_commit_per_second"].as_f64().unwrap() > 0.0);
+    // The human form names the baseline and the ratio.
+    let r = run(&[
+        "bench",
+        "--submitters",
+        "2",
+        "--messages",
+        "100",
+        "--compare",
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout.contains("baseline: a plain table in SQLite"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("toka/plain"), "{}", r.stdout);
+    // The memory driver has nothing to compare with: a clear refusal.
+    let r = run(&[
+        "bench",
+        "--driver",
+        "memory",
+        "--messages",
+        "10",
+        "--compare",
+    ]);
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.contains("--compare takes sqlite"), "{}", r.stderr);
 }
 
 #[test]

@@ -34,7 +34,7 @@ pub fn apply(state: &mut WorldState, event: &KernelEvent, handlers: &OpcodeRegis
                 }
                 Some(p) => match state.agents.get_mut(p) {
                     Some(parent) => {
-                        parent.children.push(*agent);
+                        parent.push_child(*agent);
                         parent.depth + 1
                     }
                     None => {
@@ -56,6 +56,7 @@ pub fn apply(state: &mut WorldState, event: &KernelEvent, handlers: &OpcodeRegis
                     queued: 0,
                     open_tasks: Default::default(),
                     tasks: Vec::new(),
+                    lists: Default::default(),
                 },
             );
         }
@@ -68,7 +69,7 @@ pub fn apply(state: &mut WorldState, event: &KernelEvent, handlers: &OpcodeRegis
                 debug_assert!(false, "task {task} for unknown agent {agent}");
                 return;
             };
-            record.tasks.push(*task);
+            record.push_task(*task);
             record.open_tasks.insert(*task);
             record.queued += 1;
             state.tasks.insert(

@@ -245,6 +245,7 @@ impl WorldState {
                         .is_some_and(|t| t.state == TaskState::Queued)
                 })
                 .count();
+            let lists = crate::state::ListHashes::of(&a.children, &a.tasks);
             state.agents.insert(
                 a.id,
                 AgentRecord {
@@ -252,6 +253,7 @@ impl WorldState {
                     parent: a.parent,
                     spec: a.spec,
                     depth: depth(a.id),
+                    lists,
                     children: a.children,
                     status: a.status,
                     observations: a.observations,

@@ -51,6 +51,51 @@ pub struct AgentRecord {
     pub open_tasks: FxHashSet<EntityId>,
     /// Every task ever scheduled for it, in schedule order.
     pub tasks: Vec<EntityId>,
+    /// A running hash of `children` and of `tasks`, so the state digest of an agent
+    /// costs the same whatever the length of its lists (see `digest`).
+    pub(crate) lists: ListHashes,
+}
+
+/// Running hashes of an agent's two append-only lists: `h(n) = BLAKE3(h(n-1) ‖ id)`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct ListHashes {
+    pub(crate) children: [u8; 32],
+    pub(crate) tasks: [u8; 32],
+}
+
+impl ListHashes {
+    fn extend(hash: &mut [u8; 32], id: EntityId) {
+        let mut h = blake3::Hasher::new();
+        h.update(hash);
+        h.update(&id.to_bytes());
+        *hash = *h.finalize().as_bytes();
+    }
+
+    /// The hashes of these lists.
+    pub(crate) fn of(children: &[EntityId], tasks: &[EntityId]) -> Self {
+        let mut lists = Self::default();
+        children
+            .iter()
+            .for_each(|c| Self::extend(&mut lists.children, *c));
+        tasks
+            .iter()
+            .for_each(|t| Self::extend(&mut lists.tasks, *t));
+        lists
+    }
+}
+
+impl AgentRecord {
+    /// Adds a child (the only way `children` grows).
+    pub(crate) fn push_child(&mut self, child: EntityId) {
+        self.children.push(child);
+        ListHashes::extend(&mut self.lists.children, child);
+    }
+
+    /// Adds a task (the only way `tasks` grows).
+    pub(crate) fn push_task(&mut self, task: EntityId) {
+        self.tasks.push(task);
+        ListHashes::extend(&mut self.lists.tasks, task);
+    }
 }
 
 /// One task.
@@ -321,6 +366,10 @@ impl WorldState {
             _ => {}
         }
         for agent in self.agents.values() {
+            // 15. An agent's running list hashes are those of its lists.
+            if agent.lists != ListHashes::of(&agent.children, &agent.tasks) {
+                return fail(15, format!("agent {}'s list hashes are stale", agent.id));
+            }
             match agent.parent {
                 None if Some(agent.id) != self.root => {
                     return fail(

@@ -207,6 +207,10 @@ fn report(args: &BenchArgs, toka: &[TokaRun], baseline: &[BaselineRun], out: &Ou
     let p50 = median(toka.iter().map(|r| r.p50_ms).collect());
     let p99 = median(toka.iter().map(|r| r.p99_ms).collect());
     let commits = median(toka.iter().map(|r| r.commits as f64).collect());
+    let acknowledged = toka.iter().map(|r| r.acknowledged).min().unwrap_or(0);
+    let replay_events = toka.iter().map(|r| r.replay_events).min().unwrap_or(0);
+    let seconds = median(toka.iter().map(|r| r.seconds).collect());
+    let max_ms = median(toka.iter().map(|r| r.max_ms).collect());
     let plain_append = (!baseline.is_empty()).then(|| {
         median(
             baseline
@@ -226,9 +230,9 @@ fn report(args: &BenchArgs, toka: &[TokaRun], baseline: &[BaselineRun], out: &Ou
     let ratio = |a: f64, b: Option<f64>| b.map(|b| a / b.max(1e-9));
     let figures = serde_json::json!({
         "driver": args.driver, "submitters": args.submitters, "messages": args.messages,
-        "runs": args.runs,
-        "per_second": per_second, "p50_ms": p50, "p99_ms": p99, "commits": commits,
-        "replay_per_second": replay,
+        "runs": args.runs, "acknowledged": acknowledged, "seconds": seconds,
+        "per_second": per_second, "p50_ms": p50, "p99_ms": p99, "max_ms": max_ms,
+        "commits": commits, "replay_events": replay_events, "replay_per_second": replay,
         "baseline": plain_append.map(|append| serde_json::json!({
             "table": "t(id INTEGER PRIMARY KEY, digest BLOB, payload BLOB)",
             "rows_per_commit": BASELINE_ROWS_PER_COMMIT,

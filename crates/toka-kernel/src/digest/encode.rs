@@ -62,7 +62,16 @@ fn task_state_code(state: TaskState) -> u8 {
     }
 }
 
+/// An agent as format v2 hashed it: its lists in full.
 pub(super) fn agent(e: &mut Encoder, agent: &AgentRecord) {
+    agent_fields(e, agent);
+    e.len(agent.children.len());
+    agent.children.iter().for_each(|c| e.id(*c));
+    e.len(agent.tasks.len());
+    agent.tasks.iter().for_each(|t| e.id(*t));
+}
+
+fn agent_fields(e: &mut Encoder, agent: &AgentRecord) {
     e.id(agent.id);
     e.opt_id(agent.parent);
     e.bytes(agent.spec.name().as_bytes());
@@ -72,10 +81,6 @@ pub(super) fn agent(e: &mut Encoder, agent: &AgentRecord) {
         AgentStatus::Terminated => 1,
     });
     e.u64(agent.observations);
-    e.len(agent.children.len());
-    agent.children.iter().for_each(|c| e.id(*c));
-    e.len(agent.tasks.len());
-    agent.tasks.iter().for_each(|t| e.id(*t));
 }
 
 pub(super) fn task(e: &mut Encoder, task: &TaskRecord) {
@@ -146,10 +151,16 @@ pub(super) fn token(e: &mut Encoder, t: &IssuedToken) {
 }
 
 impl Digestible for AgentRecord {
+    /// The lists enter by their running hashes: an agent with a million tasks costs
+    /// no more to rehash than one with none.
     fn entry_hash(&self) -> [u8; 32] {
         let mut e = Encoder::new();
         e.tag(b"toka.agent.v1");
-        agent(&mut e, self);
+        agent_fields(&mut e, self);
+        e.len(self.children.len());
+        e.tag(&self.lists.children);
+        e.len(self.tasks.len());
+        e.tag(&self.lists.tasks);
         e.finish()
     }
 }
