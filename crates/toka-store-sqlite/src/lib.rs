@@ -33,6 +33,7 @@
 #![deny(missing_docs)]
 
 mod backup;
+mod payload_index;
 mod rows;
 mod schema;
 
@@ -50,6 +51,7 @@ use toka_store_core::{
 use toka_types::EntityId;
 
 pub use crate::backup::backup;
+use crate::payload_index::PayloadIndex;
 use crate::rows::{EVENT_COLUMNS, PayloadParam, record_from_row};
 pub use crate::schema::SCHEMA_VERSION;
 
@@ -65,6 +67,8 @@ struct Inner {
     path: PathBuf,
     writer: Mutex<Connection>,
     reader: Mutex<Connection>,
+    /// Where each payload is (see [`PayloadIndex`]); locked after `writer` or `reader`.
+    payloads: Mutex<PayloadIndex>,
     poisoned: AtomicBool,
     // Held, never read: the exclusive lock lives as long as the handle.
     _lock: File,
@@ -90,7 +94,7 @@ impl std::fmt::Debug for SqliteStore {
     }
 }
 
-fn backend(e: impl std::fmt::Display) -> StoreError {
+pub(crate) fn backend(e: impl std::fmt::Display) -> StoreError {
     StoreError::backend(DRIVER, e)
 }
 
@@ -142,6 +146,7 @@ impl SqliteStore {
         let mut writer = Connection::open(path).map_err(backend)?;
         configure(&writer)?;
         schema::migrate(&mut writer)?;
+        let payloads = PayloadIndex::load(&writer)?;
         let reader = Connection::open_with_flags(
             path,
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -157,6 +162,7 @@ impl SqliteStore {
                 path: path.to_path_buf(),
                 writer: Mutex::new(writer),
                 reader: Mutex::new(reader),
+                payloads: Mutex::new(payloads),
                 poisoned: AtomicBool::new(false),
                 _lock: lock,
             }),
@@ -195,7 +201,12 @@ impl SqliteStore {
             .writer
             .lock()
             .map_err(|_| StoreError::Poisoned { driver: DRIVER })?;
-        let result = append_tx(&mut conn, expected_head, batch);
+        let mut payloads = self
+            .inner
+            .payloads
+            .lock()
+            .map_err(|_| StoreError::Poisoned { driver: DRIVER })?;
+        let result = append_tx(&mut conn, &mut payloads, expected_head, batch);
         if let Err(AppendError::Store(e)) = &result {
             tracing::error!(error = %e, "sqlite append failed; store poisoned until reopened");
             self.inner.poisoned.store(true, Ordering::Release);
@@ -258,6 +269,7 @@ impl Inner {
             let writer = Connection::open(&self.path).map_err(backend)?;
             configure(&writer)?;
             read_head(&writer)?;
+            let payloads = PayloadIndex::load(&writer)?;
             let reader = Connection::open_with_flags(
                 &self.path,
                 OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -266,16 +278,20 @@ impl Inner {
             reader
                 .busy_timeout(std::time::Duration::from_secs(5))
                 .map_err(backend)?;
-            Ok::<_, StoreError>((writer, reader))
+            Ok::<_, StoreError>((writer, reader, payloads))
         })();
-        let Ok((writer, reader)) = reopened else {
+        let Ok((writer, reader, payloads)) = reopened else {
             return Err(StoreError::Poisoned { driver: DRIVER });
         };
         let (Ok(mut w), Ok(mut r)) = (self.writer.lock(), self.reader.lock()) else {
             return Err(StoreError::Poisoned { driver: DRIVER });
         };
+        let Ok(mut p) = self.payloads.lock() else {
+            return Err(StoreError::Poisoned { driver: DRIVER });
+        };
         *w = writer;
         *r = reader;
+        *p = payloads;
         self.poisoned.store(false, Ordering::Release);
         tracing::info!(path = %self.path.display(), "sqlite store reopened after a failed append");
         Ok(())
@@ -304,16 +320,10 @@ fn read_head(conn: &Connection) -> Result<Head, StoreError> {
         .unwrap_or(Ok(Head::EMPTY))
 }
 
-/// The first 8 bytes of a payload hash as the integer the dedup index holds.
-fn hash_prefix(hash: &Hash32) -> i64 {
-    let mut bytes = [0u8; 8];
-    bytes.copy_from_slice(&hash.as_bytes()[..8]);
-    i64::from_le_bytes(bytes)
-}
-
 /// The append transaction: head check, batch check, inserts, commit.
 fn append_tx(
     conn: &mut Connection,
+    payloads: &mut PayloadIndex,
     expected_head: u64,
     batch: &[EventRecord],
 ) -> Result<Head, AppendError> {
@@ -325,9 +335,6 @@ fn append_tx(
         return Ok(head);
     }
     {
-        let mut find_payload = tx
-            .prepare_cached("SELECT id FROM payloads WHERE hash_prefix = ?1 AND hash = ?2")
-            .map_err(backend)?;
         let mut insert_payload = tx
             .prepare_cached("INSERT INTO payloads (hash_prefix, hash, body) VALUES (?1, ?2, ?3)")
             .map_err(backend)?;
@@ -340,18 +347,21 @@ fn append_tx(
         for record in batch {
             let h = &record.header;
             let hash = h.payload_hash.as_bytes().as_slice();
-            let prefix = hash_prefix(&h.payload_hash);
-            let existing: Option<i64> = find_payload
-                .query_row(params![prefix, hash], |r| r.get(0))
-                .optional()
-                .map_err(backend)?;
-            let payload_id = match existing {
+            let payload_id = match payloads.find(&tx, &h.payload_hash)? {
                 Some(id) => id,
                 None => {
                     insert_payload
-                        .execute(params![prefix, hash, PayloadParam::new(&record.payload)])
+                        .execute(params![
+                            payload_index::prefix(&h.payload_hash),
+                            hash,
+                            PayloadParam::new(&record.payload)
+                        ])
                         .map_err(backend)?;
-                    tx.last_insert_rowid()
+                    let id = tx.last_insert_rowid();
+                    // Noted before the commit: if it rolls back, the entry is a stale
+                    // hint, which `find` recognises.
+                    payloads.note(&h.payload_hash, id);
+                    id
                 }
             };
             let inserted = insert_event.execute(params![
@@ -439,12 +449,22 @@ impl StorageBackend for SqliteStore {
 
     async fn read_payload(&self, hash: &Hash32) -> Result<Option<Vec<u8>>, StoreError> {
         let hash = *hash;
+        let inner = Arc::clone(&self.inner);
         self.read(move |conn| {
+            let known = inner
+                .payloads
+                .lock()
+                .map_err(|_| StoreError::Poisoned { driver: DRIVER })?
+                .find(conn, &hash)?;
+            // Found by the index, or (a payload it lost track of) by a scan.
             let mut stmt = conn
-                .prepare_cached("SELECT body FROM payloads WHERE hash = ?1")
+                .prepare_cached(
+                    "SELECT body FROM payloads WHERE id = ?1 AND ?1 IS NOT NULL
+                     UNION ALL SELECT body FROM payloads WHERE ?1 IS NULL AND hash = ?2 LIMIT 1",
+                )
                 .map_err(backend)?;
             let mut rows = stmt
-                .query(params![hash.as_bytes().as_slice()])
+                .query(params![known, hash.as_bytes().as_slice()])
                 .map_err(backend)?;
             match rows.next().map_err(backend)? {
                 Some(row) => match row.get_ref(0).map_err(backend)? {

@@ -12,9 +12,8 @@ const MIGRATIONS: &[&str] = &[
     //
     // Rows are laid out so that appends write at the end of every B-tree: events by
     // seq, payloads by an increasing rowid, event ids (runtime-assigned, increasing)
-    // in their index. The only random-order index is the one on an 8-byte prefix of
-    // the payload hash, kept small because a random index dirties one page per
-    // insert on every commit.
+    // in their index. The index on an 8-byte prefix of the payload hash, the only
+    // random-order one, is dropped by migration 3.
     "CREATE TABLE payloads (
         id INTEGER PRIMARY KEY,     -- increasing; what events point at
         hash_prefix INTEGER NOT NULL, -- first 8 bytes of hash, little-endian (dedup lookup)
@@ -47,6 +46,11 @@ const MIGRATIONS: &[&str] = &[
         seq INTEGER NOT NULL,
         body TEXT NOT NULL
     );",
+    // 3: no index on the payload hash prefix. It was the one random-order B-tree: each
+    // append dirtied about one of its pages per event, so a 1000-event commit wrote
+    // megabytes to the WAL. The driver keeps the prefixes in memory instead (loaded
+    // from this column at open), and looks a payload up by rowid.
+    "DROP INDEX payloads_by_hash_prefix;",
 ];
 
 /// The newest schema version this build knows.
