@@ -223,6 +223,8 @@ impl Runtime {
             foreign_seen: 0,
             chain_lifetime_secs: options.chain_lifetime_secs,
             outage: None,
+            inflight: None,
+            decided: None,
             limiter: match (
                 NonZeroU32::new(options.rate_limit.per_second),
                 NonZeroU32::new(options.rate_limit.burst),

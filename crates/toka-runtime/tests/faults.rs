@@ -283,3 +283,68 @@ async fn an_outage_is_answered_then_heals_without_a_restart() {
     );
     rt.shutdown().await;
 }
+
+/// Holds the `fail_at`-th append until released, then fails it before writing.
+struct HeldThenFailed {
+    calls: AtomicU64,
+    fail_at: u64,
+    release: Arc<tokio::sync::Semaphore>,
+}
+
+#[async_trait]
+impl AppendHook for HeldThenFailed {
+    async fn append(
+        &self,
+        inner: &MemoryStore,
+        expected: u64,
+        batch: &[EventRecord],
+    ) -> Result<Head, AppendError> {
+        let call = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
+        if call != self.fail_at {
+            return inner.append(expected, batch).await;
+        }
+        let _permit = self.release.acquire().await;
+        Err(StoreError::backend("held", "injected I/O error").into())
+    }
+}
+
+#[tokio::test]
+async fn a_batch_decided_on_a_failed_one_is_decided_again_and_answered_after() {
+    // Appends 1 and 2 are the genesis and the admin token; the 3rd (task A) is held,
+    // then fails. Task B is decided while A is in flight, on A's effects.
+    let release = Arc::new(tokio::sync::Semaphore::new(0));
+    let store: Arc<dyn StorageBackend> = Arc::new(Hooked {
+        inner: MemoryStore::new(),
+        hook: HeldThenFailed {
+            calls: AtomicU64::new(0),
+            fail_at: 3,
+            release: Arc::clone(&release),
+        },
+    });
+    let rt = start(store.clone(), options()).await;
+    let (root, token) = admin(&rt).await;
+    let a = tokio::spawn({
+        let (rt, token) = (rt.clone(), token.clone());
+        async move { rt.submit(schedule(root, &token, root, "A")).await }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    let b = tokio::spawn({
+        let (rt, token) = (rt.clone(), token.clone());
+        async move { rt.submit(schedule(root, &token, root, "B")).await }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    assert!(
+        !b.is_finished(),
+        "B answered while the batch under it was in flight"
+    );
+    release.add_permits(1); // the held append now fails
+    let a = a.await.unwrap();
+    let b = b.await.unwrap().unwrap();
+    assert!(matches!(a.unwrap_err().error, SubmitError::Storage(_)));
+    // B was decided again on what the log holds: it took the seq A would have had.
+    assert_eq!(b.first_seq, 3);
+    assert_eq!(rt.read(|s| s.task_count()), 1);
+    let replayed = replay(store.as_ref()).await;
+    assert_eq!(rt.read(|s| s.digest()), replayed.digest());
+    assert_eq!(log(store.as_ref()).await.len(), 3);
+}

@@ -206,7 +206,17 @@ async fn a_full_queue_answers_busy() {
         }
     });
     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    // The writer decides the next batch while one is in flight (and then takes no
+    // more): the second is decided, the third waits in the queue.
     let second = tokio::spawn({
+        let (rt, token) = (rt.clone(), token.clone());
+        async move {
+            rt.submit(schedule(root, &token, root, "decided, waits for the first"))
+                .await
+        }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    let third = tokio::spawn({
         let (rt, token) = (rt.clone(), token.clone());
         async move {
             rt.submit(schedule(root, &token, root, "waits in the queue"))
@@ -214,19 +224,29 @@ async fn a_full_queue_answers_busy() {
         }
     });
     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    let third = rt
+    let fourth = rt
         .submit(schedule(root, &token, root, "no room"))
         .await
         .unwrap_err();
     assert!(
-        matches!(third.error, SubmitError::Busy),
+        matches!(fourth.error, SubmitError::Busy),
         "{:?}",
-        third.error
+        fourth.error
     );
-    assert_eq!(third.message.unwrap().origin, root);
+    assert_eq!(fourth.message.unwrap().origin, root);
+    assert!(
+        !second.is_finished(),
+        "answered before the batch under it was written"
+    );
     gate.add_permits(10);
-    first.await.unwrap().unwrap();
-    second.await.unwrap().unwrap();
+    let first = first.await.unwrap().unwrap();
+    let second = second.await.unwrap().unwrap();
+    third.await.unwrap().unwrap();
+    assert_eq!(
+        second.first_seq,
+        first.first_seq + 1,
+        "decided after the first"
+    );
 }
 
 #[tokio::test]

@@ -116,24 +116,7 @@ impl Writer {
             }
             let (outcomes, new_events, accepted) = self.decide_batch(&submissions, &limited);
             if new_events.is_empty() {
-                for outcome in &outcomes {
-                    if let Outcome::Rejected(SubmitError::Rejected(e)) = outcome {
-                        self.shared.metrics.reject(e.code());
-                    }
-                }
-                for ((request, reply), outcome) in submissions.into_iter().zip(outcomes) {
-                    let answer = match outcome {
-                        Outcome::Rejected(e) => Err((e, request)),
-                        // Accepted with nothing to record (e.g. tools offered as the
-                        // log already has them).
-                        Outcome::Accepted { first_seq, events } => Ok(Committed {
-                            first_seq,
-                            events,
-                            replayed: false,
-                        }),
-                    };
-                    let _ = reply.send(answer);
-                }
+                self.answer_without_writing(submissions, outcomes);
                 return;
             }
             let records = seal(self.head, new_events);
@@ -186,7 +169,10 @@ impl Writer {
 
     /// Charges each message's verified subject against the rate limit, once per batch;
     /// a message with a token that does not verify is left to the kernel to refuse.
-    fn rate_limit(&mut self, submissions: &[(Request, Reply)]) -> Vec<Option<SubmitError>> {
+    pub(super) fn rate_limit(
+        &mut self,
+        submissions: &[(Request, Reply)],
+    ) -> Vec<Option<SubmitError>> {
         let Some(limiter) = &self.limiter else {
             return Vec::new();
         };

@@ -23,6 +23,12 @@
 //!
 //! Readers only ever see state and records of step 4.
 //!
+//! On a log of one node, steps 1 to 3 of the next batch overlap step 3's wait of the
+//! one before (see `overlap`): it is decided on the kernel that already holds the
+//! batch in flight, sealed after it, appended only once that one returned `Ok`, and
+//! answered only after its own append. The writer holds at most one batch in flight
+//! and one decided, beyond the queue.
+//!
 //! On a shared log (several nodes appending to one PostgreSQL log), the writer first
 //! catches up with what other nodes appended (verified, applied, published), and an
 //! append refused with `Conflict` means another node got there first: the writer
@@ -45,6 +51,7 @@ use crate::shared::Shared;
 
 mod commit;
 mod outage;
+mod overlap;
 mod snapshot;
 
 /// What a committed message produced: its events, the first at `first_seq`, the rest
@@ -157,6 +164,10 @@ pub(crate) struct Writer {
     pub(crate) outage: Option<Outage>,
     /// Messages per second per verified subject, if limited.
     pub(crate) limiter: Option<governor::DefaultKeyedRateLimiter<EntityId>>,
+    /// The batch being appended (a log of one node, see `overlap`).
+    pub(crate) inflight: Option<overlap::InFlight>,
+    /// The batch decided after it, waiting for its append.
+    pub(crate) decided: Option<overlap::Decided>,
 }
 
 impl Writer {
@@ -167,8 +178,20 @@ impl Writer {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         loop {
             let retry_at = self.outage.as_ref().map(|o| o.retry_at);
+            let busy = self.inflight.is_some();
             let next = tokio::select! {
-                c = rx.recv() => c,
+                biased;
+                result = async {
+                    match self.inflight.as_mut() {
+                        Some(inflight) => overlap::joined((&mut inflight.append).await),
+                        None => std::future::pending().await,
+                    }
+                }, if busy => {
+                    self.finish_append(result).await;
+                    continue;
+                }
+                // While a batch is in flight, the next one grows up to the batch limit.
+                c = rx.recv(), if self.decided_has_room() => c,
                 () = async {
                     match retry_at {
                         Some(at) => tokio::time::sleep_until(at.into()).await,
@@ -185,7 +208,8 @@ impl Writer {
             };
             let Some(first) = next else { break };
             let mut commands = vec![first];
-            while commands.len() < self.pipeline.max_batch {
+            let room = self.pipeline.max_batch.saturating_sub(self.decided_len());
+            while commands.len() < room {
                 match rx.try_recv() {
                     Ok(c) => commands.push(c),
                     Err(_) => break,
@@ -228,7 +252,11 @@ impl Writer {
                     .await;
             }
             if !submissions.is_empty() {
-                self.commit(submissions).await;
+                if self.shared.store.is_shared() {
+                    self.commit(submissions).await;
+                } else {
+                    self.decide_overlapped(submissions);
+                }
             }
             if self.outage.is_some() {
                 continue;
@@ -247,7 +275,8 @@ impl Writer {
                 self.checkpoint_if_due().await;
             }
         }
-        // The queue is closed and drained: a clean shutdown.
+        // The queue is closed and drained: a clean shutdown, once what is in flight is in.
+        self.drain().await;
         let healthy = self.outage.is_none();
         if healthy
             && self.snapshots.on_shutdown

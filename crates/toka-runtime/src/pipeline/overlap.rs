@@ -1,0 +1,221 @@
+//! Deciding the next batch while the last one is being written (a log of one node).
+//!
+//! The append of batch N waits on the disk; the CPU is idle. So while N is in flight
+//! the writer takes the next commands and decides them on its kernel, which already
+//! holds N's effects, and seals them after N's last record: batch N+1 is *decided*,
+//! not written. Its append starts only once N's returned `Ok`, and nobody hears about
+//! N+1 before its own append does. At most one batch is in flight and one decided;
+//! what arrives meanwhile joins the decided one, up to the batch limit.
+//!
+//! If N's append fails, N is handled by rule 5 (rebuild, look, answer), which also
+//! throws away what N+1 was decided on; N+1 is decided again on the rebuilt state, by
+//! the path that does not overlap, or refused `Unavailable` in an outage.
+//!
+//! Not for a shared log: another node may append between N and N+1, so there every
+//! batch is decided only after catching up (see [`Writer::commit`]).
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use toka_store_core::{AppendError, EventRecord, Head, head_after, seal};
+
+use super::commit::Outcome;
+use super::{Committed, Reply, Request, Writer};
+use crate::error::SubmitError;
+
+/// An append running as a task of its own, so it proceeds while the writer decides.
+type Append = tokio::task::JoinHandle<Result<Head, AppendError>>;
+
+/// What an append task returned; a task that panicked or was cancelled is a failed
+/// append whose outcome is unknown (rule 5 finds out).
+pub(super) fn joined(
+    result: Result<Result<Head, AppendError>, tokio::task::JoinError>,
+) -> Result<Head, AppendError> {
+    result.unwrap_or_else(|e| {
+        Err(AppendError::Store(toka_store_core::StoreError::backend(
+            "runtime",
+            format!("the append task ended without an answer: {e}"),
+        )))
+    })
+}
+
+/// A batch decided and sealed after everything before it, not yet appended.
+pub(crate) struct Decided {
+    records: Vec<EventRecord>,
+    submissions: Vec<(Request, Reply)>,
+    outcomes: Vec<Outcome>,
+    accepted: usize,
+}
+
+/// A batch whose append is running.
+pub(crate) struct InFlight {
+    pub(super) append: Append,
+    records: Arc<Vec<EventRecord>>,
+    /// The head the log will have once this batch is in.
+    tip: Head,
+    submissions: Vec<(Request, Reply)>,
+    outcomes: Vec<Outcome>,
+    accepted: usize,
+    started: Instant,
+}
+
+impl Writer {
+    /// Rules 2 and 3 on a log of one node: decides `submissions` after everything
+    /// decided so far and either starts the append or, if one is in flight, keeps the
+    /// batch decided until it returns. A batch with nothing to write is answered now.
+    pub(super) fn decide_overlapped(&mut self, submissions: Vec<(Request, Reply)>) {
+        let limited = self.rate_limit(&submissions);
+        let (outcomes, new_events, accepted) = self.decide_batch(&submissions, &limited);
+        if new_events.is_empty() && self.inflight.is_none() && self.decided.is_none() {
+            self.answer_without_writing(submissions, outcomes);
+            return;
+        }
+        // Even a batch that writes nothing waits for the one in flight: its answers
+        // were decided on that batch's effects, which are not durable yet.
+        let after = match (&self.decided, &self.inflight) {
+            (Some(decided), Some(inflight)) => head_after(inflight.tip, &decided.records),
+            (None, Some(inflight)) => inflight.tip,
+            _ => self.head,
+        };
+        let records = seal(after, new_events);
+        match self.decided.as_mut() {
+            // What arrives while a batch is in flight joins the one decided after it,
+            // so batches grow as large as before overlapping: one append per fsync.
+            Some(decided) => {
+                decided.records.extend(records);
+                decided.submissions.extend(submissions);
+                decided.outcomes.extend(outcomes);
+                decided.accepted += accepted;
+            }
+            None => {
+                let decided = Decided {
+                    records,
+                    submissions,
+                    outcomes,
+                    accepted,
+                };
+                if self.inflight.is_none() {
+                    self.start_append(decided);
+                } else {
+                    self.decided = Some(decided);
+                }
+            }
+        }
+    }
+
+    /// How many submissions the batch decided after the one in flight holds.
+    pub(super) fn decided_len(&self) -> usize {
+        self.decided.as_ref().map_or(0, |d| d.submissions.len())
+    }
+
+    /// Whether the batch decided after the one in flight has room for more.
+    pub(super) fn decided_has_room(&self) -> bool {
+        self.decided_len() < self.pipeline.max_batch
+    }
+
+    /// Starts appending `decided` (nothing may be in flight); answers it at once if it
+    /// has nothing to write.
+    fn start_append(&mut self, decided: Decided) {
+        debug_assert!(self.inflight.is_none(), "two appends in flight");
+        if decided.records.is_empty() {
+            self.answer_without_writing(decided.submissions, decided.outcomes);
+            return;
+        }
+        let expected = self.head;
+        let tip = head_after(expected, &decided.records);
+        let records = Arc::new(decided.records);
+        let (store, batch) = (Arc::clone(&self.shared.store), Arc::clone(&records));
+        let append: Append = tokio::spawn(async move { store.append(expected.seq, &batch).await });
+        self.inflight = Some(InFlight {
+            append,
+            records,
+            tip,
+            submissions: decided.submissions,
+            outcomes: decided.outcomes,
+            accepted: decided.accepted,
+            started: Instant::now(),
+        });
+    }
+
+    /// The in-flight append returned `result`: rule 4 or 5 for it, then the decided
+    /// batch's append starts (or, after a failure, it is decided again).
+    pub(super) async fn finish_append(&mut self, result: Result<Head, AppendError>) {
+        let Some(done) = self.inflight.take() else {
+            return;
+        };
+        let records = Arc::try_unwrap(done.records).unwrap_or_else(|shared| (*shared).clone());
+        match result {
+            Ok(new_head) => {
+                self.committed(
+                    new_head,
+                    records,
+                    done.submissions,
+                    done.outcomes,
+                    done.accepted,
+                    done.started,
+                );
+                if let Some(next) = self.decided.take() {
+                    self.start_append(next);
+                }
+            }
+            Err(e) => {
+                self.shared
+                    .metrics
+                    .commit_failures
+                    .fetch_add(1, Ordering::Relaxed);
+                tracing::error!(error = %e, batch = done.submissions.len(), "append failed; reading the log back to learn its outcome");
+                self.after_failed_append(
+                    e.to_string(),
+                    records,
+                    done.submissions,
+                    done.outcomes,
+                    done.accepted,
+                    done.started,
+                )
+                .await;
+                // The next batch was decided on top of the failed one: decide it again
+                // on what the log holds (the rebuild threw the speculation away).
+                if let Some(next) = self.decided.take() {
+                    match self.outage.as_ref().map(|o| o.reason.clone()) {
+                        Some(reason) => self.refuse_unavailable(next.submissions, &reason),
+                        None => self.commit(next.submissions).await,
+                    }
+                }
+            }
+        }
+    }
+
+    /// Waits for everything in flight or decided to be committed (or refused).
+    pub(super) async fn drain(&mut self) {
+        while let Some(inflight) = self.inflight.as_mut() {
+            let result = joined((&mut inflight.append).await);
+            self.finish_append(result).await;
+        }
+    }
+
+    /// Answers a batch that wrote nothing: its rejections, and acceptances with nothing
+    /// to record (e.g. tools offered as the log already has them).
+    pub(super) fn answer_without_writing(
+        &self,
+        submissions: Vec<(Request, Reply)>,
+        outcomes: Vec<Outcome>,
+    ) {
+        for outcome in &outcomes {
+            if let Outcome::Rejected(SubmitError::Rejected(e)) = outcome {
+                self.shared.metrics.reject(e.code());
+            }
+        }
+        for ((request, reply), outcome) in submissions.into_iter().zip(outcomes) {
+            let answer = match outcome {
+                Outcome::Rejected(e) => Err((e, request)),
+                Outcome::Accepted { first_seq, events } => Ok(Committed {
+                    first_seq,
+                    events,
+                    replayed: false,
+                }),
+            };
+            let _ = reply.send(answer);
+        }
+    }
+}
