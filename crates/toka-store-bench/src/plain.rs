@@ -66,6 +66,28 @@ impl Filler {
     }
 }
 
+/// The figures of a run that wrote `rows` and read back `read` rows of `bytes` bytes,
+/// or why the read-back is not what was written.
+fn figures(
+    rows: u64,
+    rows_per_commit: u64,
+    (append_seconds, read_seconds): (f64, f64),
+    (read, bytes): (u64, usize),
+) -> Result<PlainFigures, PlainError> {
+    if read != rows || bytes != rows as usize * (DIGEST_BYTES + PAYLOAD_BYTES) {
+        return Err(PlainError::ReadBack {
+            read,
+            written: rows,
+        });
+    }
+    Ok(PlainFigures {
+        rows,
+        rows_per_commit,
+        append_per_second: rows as f64 / append_seconds.max(1e-9),
+        read_per_second: rows as f64 / read_seconds.max(1e-9),
+    })
+}
+
 /// `rows` rows into a fresh `t` in the SQLite file `path`, `rows_per_commit` per
 /// transaction, then read back.
 pub fn sqlite(path: &Path, rows: u64, rows_per_commit: u64) -> Result<PlainFigures, PlainError> {
@@ -111,18 +133,12 @@ pub fn sqlite(path: &Path, rows: u64, rows_per_commit: u64) -> Result<PlainFigur
         }
     }
     let read_seconds = started.elapsed().as_secs_f64();
-    if read != rows || bytes != rows as usize * (DIGEST_BYTES + PAYLOAD_BYTES) {
-        return Err(PlainError::ReadBack {
-            read,
-            written: rows,
-        });
-    }
-    Ok(PlainFigures {
+    figures(
         rows,
         rows_per_commit,
-        append_per_second: rows as f64 / append_seconds.max(1e-9),
-        read_per_second: rows as f64 / read_seconds.max(1e-9),
-    })
+        (append_seconds, read_seconds),
+        (read, bytes),
+    )
 }
 
 /// The same rows into a fresh `t` in PostgreSQL schema `schema` (dropped after), one
@@ -195,18 +211,12 @@ pub async fn postgres(
         .await?;
     drop(client);
     let _ = connection.await;
-    if read != rows || bytes != rows as usize * (DIGEST_BYTES + PAYLOAD_BYTES) {
-        return Err(PlainError::ReadBack {
-            read,
-            written: rows,
-        });
-    }
-    Ok(PlainFigures {
+    figures(
         rows,
         rows_per_commit,
-        append_per_second: rows as f64 / append_seconds.max(1e-9),
-        read_per_second: rows as f64 / read_seconds.max(1e-9),
-    })
+        (append_seconds, read_seconds),
+        (read, bytes),
+    )
 }
 
 #[cfg(test)]
@@ -234,5 +244,32 @@ mod tests {
             .query_row("PRAGMA journal_mode", [], |r| r.get(0))
             .unwrap();
         assert_eq!(mode, "wal");
+    }
+
+    #[tokio::test]
+    async fn the_postgres_baseline_writes_and_reads_back_every_row() {
+        // The PostgreSQL every test of the workspace uses (no skip: CI has one).
+        let url = std::env::var("TOKA_POSTGRES_URL").unwrap_or_else(|_| {
+            let user = std::env::var("USER").unwrap_or_else(|_| "postgres".into());
+            format!("host=127.0.0.1 port=5432 dbname=test user={user}")
+        });
+        let schema = format!("toka_plain_test_{}", std::process::id());
+        let figures = postgres(&url, &schema, 2500, 1000).await.unwrap();
+        assert_eq!((figures.rows, figures.rows_per_commit), (2500, 1000));
+        assert!(figures.append_per_second > 0.0 && figures.read_per_second > 0.0);
+        // The schema is dropped after the run.
+        let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(connection);
+        let left = client
+            .query_one(
+                "SELECT count(*) FROM information_schema.schemata WHERE schema_name = $1",
+                &[&schema],
+            )
+            .await
+            .unwrap()
+            .get::<_, i64>(0);
+        assert_eq!(left, 0);
     }
 }
