@@ -10,60 +10,24 @@
 //! Run: `cargo bench -p toka-kernel --bench digest`.
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use toka_auth::{Claims, KeySet, SigningKey, mint, permissions};
-use toka_kernel::{Context, Kernel};
-use toka_types::{AgentSpec, EntityId, Message, Operation, TaskSpec, Timestamp};
+mod common;
 
-const T0: u64 = 1_800_000_000;
+use common::{T0, World, world};
+use toka_auth::{KeySet, SigningKey};
+use toka_kernel::{Context, Kernel};
+use toka_types::{Message, Operation, TaskSpec, Timestamp};
+
 const AGENTS: usize = 500;
 const TASKS: usize = 1_000_000;
 
-struct Big {
-    kernel: Kernel,
-    agents: Vec<EntityId>,
-    root: EntityId,
-    token: String,
-    claims: Claims,
-}
-
-fn big() -> Big {
+fn big() -> World {
     let keys = KeySet::new(SigningKey::hs256("bench", &[9u8; 32]).unwrap());
-    let mut kernel = Kernel::new(keys.clone());
-    let now = Timestamp::from_unix_secs(T0);
-    kernel
-        .genesis(&AgentSpec::new("root").unwrap(), &Context::new(now, 1))
-        .unwrap();
-    let root = kernel.state().root().unwrap();
-    let claims = Claims::new(root, "bench", T0, T0 + 36_000)
-        .with_permissions(permissions::ALL.iter().copied());
-    let token = mint(&keys, &claims).unwrap();
-    let mut agents = Vec::new();
-    for i in 0..AGENTS {
-        let op = Operation::SpawnSubAgent {
-            parent: root,
-            spec: AgentSpec::new(format!("worker-{i}")).unwrap(),
-        };
-        let ctx = Context::new(now, kernel.state().next_seq());
-        match &kernel
-            .submit_verified(&Message::new(root, token.clone(), op), &claims, &ctx)
-            .unwrap()[0]
-        {
-            toka_types::KernelEvent::AgentSpawned { agent, .. } => agents.push(*agent),
-            _ => unreachable!(),
-        }
-    }
-    let mut big = Big {
-        kernel,
-        agents,
-        root,
-        token,
-        claims,
-    };
+    let mut big = world(Kernel::new(keys.clone()), &keys, AGENTS);
     schedule(&mut big, TASKS);
     big
 }
 
-fn schedule(big: &mut Big, n: usize) {
+fn schedule(big: &mut World, n: usize) {
     let now = Timestamp::from_unix_secs(T0 + 1);
     let task = TaskSpec::new("summarise the incident report and file a ticket").unwrap();
     for _ in 0..n {

@@ -13,11 +13,13 @@
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::Ed25519KeyPair;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
-use toka_auth::{Claims, KeySet, SigningKey, Verifier, mint, permissions};
-use toka_kernel::{Context, Kernel};
-use toka_types::{AgentSpec, EntityId, Message, Operation, TaskSpec, Timestamp};
+mod common;
 
-const T0: u64 = 1_800_000_000;
+use common::{T0, World, world};
+use toka_auth::{Claims, KeySet, SigningKey, Verifier};
+use toka_kernel::{Context, Kernel};
+use toka_types::{Message, Operation, TaskSpec, Timestamp};
+
 const AGENTS: usize = 100;
 const MESSAGES: usize = 10_000;
 
@@ -28,31 +30,15 @@ struct Setup {
 }
 
 fn setup(keys: KeySet, cache: usize) -> Setup {
-    let mut kernel =
+    let kernel =
         Kernel::new(keys.clone()).with_verifier(Verifier::with_capacity(keys.clone(), cache));
-    let now = Timestamp::from_unix_secs(T0);
-    kernel
-        .genesis(&AgentSpec::new("root").unwrap(), &Context::new(now, 1))
-        .unwrap();
-    let root = kernel.state().root().unwrap();
-    let claims = Claims::new(root, "bench", T0, T0 + 3600)
-        .with_permissions(permissions::ALL.iter().copied());
-    let token = mint(&keys, &claims).unwrap();
-    let mut agents: Vec<EntityId> = Vec::new();
-    for i in 0..AGENTS {
-        let op = Operation::SpawnSubAgent {
-            parent: root,
-            spec: AgentSpec::new(format!("worker-{i}")).unwrap(),
-        };
-        let ctx = Context::new(now, kernel.state().next_seq());
-        match &kernel
-            .submit(&Message::new(root, token.clone(), op), &ctx)
-            .unwrap()[0]
-        {
-            toka_types::KernelEvent::AgentSpawned { agent, .. } => agents.push(*agent),
-            _ => unreachable!(),
-        }
-    }
+    let World {
+        kernel,
+        root,
+        token,
+        claims,
+        agents,
+    } = world(kernel, &keys, AGENTS);
     let task = TaskSpec::new("summarise the incident report and file a ticket").unwrap();
     let messages = (0..MESSAGES)
         .map(|i| {

@@ -20,11 +20,13 @@ enum Mode {
     AfterWrite,
 }
 
-/// Fails the `fail_at`-th append, before or after writing.
+/// Fails the `fail_at`-th append, before or after writing; with `hold`, only once a
+/// permit is released.
 struct Faulty {
     calls: AtomicU64,
     fail_at: u64,
     mode: Mode,
+    hold: Option<Arc<tokio::sync::Semaphore>>,
 }
 
 #[async_trait]
@@ -38,6 +40,9 @@ impl AppendHook for Faulty {
         let call = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
         if call != self.fail_at {
             return inner.append(expected, batch).await;
+        }
+        if let Some(hold) = &self.hold {
+            let _permit = hold.acquire().await;
         }
         if self.mode == Mode::AfterWrite {
             inner.append(expected, batch).await?;
@@ -55,6 +60,7 @@ async fn run(mode: Mode) {
         calls: AtomicU64::new(0),
         fail_at: 6,
         mode,
+        hold: None,
     };
     let store: Arc<dyn StorageBackend> = Arc::new(Hooked {
         inner: inner.clone(),
@@ -284,30 +290,6 @@ async fn an_outage_is_answered_then_heals_without_a_restart() {
     rt.shutdown().await;
 }
 
-/// Holds the `fail_at`-th append until released, then fails it before writing.
-struct HeldThenFailed {
-    calls: AtomicU64,
-    fail_at: u64,
-    release: Arc<tokio::sync::Semaphore>,
-}
-
-#[async_trait]
-impl AppendHook for HeldThenFailed {
-    async fn append(
-        &self,
-        inner: &MemoryStore,
-        expected: u64,
-        batch: &[EventRecord],
-    ) -> Result<Head, AppendError> {
-        let call = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
-        if call != self.fail_at {
-            return inner.append(expected, batch).await;
-        }
-        let _permit = self.release.acquire().await;
-        Err(StoreError::backend("held", "injected I/O error").into())
-    }
-}
-
 #[tokio::test]
 async fn a_batch_decided_on_a_failed_one_is_decided_again_and_answered_after() {
     // Appends 1 and 2 are the genesis and the admin token; the 3rd (task A) is held,
@@ -315,10 +297,11 @@ async fn a_batch_decided_on_a_failed_one_is_decided_again_and_answered_after() {
     let release = Arc::new(tokio::sync::Semaphore::new(0));
     let store: Arc<dyn StorageBackend> = Arc::new(Hooked {
         inner: MemoryStore::new(),
-        hook: HeldThenFailed {
+        hook: Faulty {
             calls: AtomicU64::new(0),
             fail_at: 3,
-            release: Arc::clone(&release),
+            mode: Mode::BeforeWrite,
+            hold: Some(Arc::clone(&release)),
         },
     });
     let rt = start(store.clone(), options()).await;

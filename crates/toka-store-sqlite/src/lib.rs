@@ -54,6 +54,7 @@ pub use crate::backup::backup;
 use crate::payload_index::PayloadIndex;
 use crate::rows::{EVENT_COLUMNS, PayloadParam, record_from_row};
 pub use crate::schema::SCHEMA_VERSION;
+use rusqlite::types::Value;
 
 pub(crate) const DRIVER: &str = "sqlite";
 
@@ -457,15 +458,18 @@ impl StorageBackend for SqliteStore {
                 .map_err(|_| StoreError::Poisoned { driver: DRIVER })?
                 .find(conn, &hash)?;
             // Found by the index, or (a payload it lost track of) by a scan.
-            let mut stmt = conn
-                .prepare_cached(
-                    "SELECT body FROM payloads WHERE id = ?1 AND ?1 IS NOT NULL
-                     UNION ALL SELECT body FROM payloads WHERE ?1 IS NULL AND hash = ?2 LIMIT 1",
-                )
-                .map_err(backend)?;
-            let mut rows = stmt
-                .query(params![known, hash.as_bytes().as_slice()])
-                .map_err(backend)?;
+            let (sql, key) = match known {
+                Some(id) => (
+                    "SELECT body FROM payloads WHERE id = ?1",
+                    Value::Integer(id),
+                ),
+                None => (
+                    "SELECT body FROM payloads WHERE hash = ?1",
+                    Value::Blob(hash.as_bytes().to_vec()),
+                ),
+            };
+            let mut stmt = conn.prepare_cached(sql).map_err(backend)?;
+            let mut rows = stmt.query(params![key]).map_err(backend)?;
             match rows.next().map_err(backend)? {
                 Some(row) => match row.get_ref(0).map_err(backend)? {
                     rusqlite::types::ValueRef::Text(b) | rusqlite::types::ValueRef::Blob(b) => {

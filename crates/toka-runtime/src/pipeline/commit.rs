@@ -147,11 +147,6 @@ impl Writer {
                     self.reset_to_committed();
                 }
                 Err(e) => {
-                    self.shared
-                        .metrics
-                        .commit_failures
-                        .fetch_add(1, Ordering::Relaxed);
-                    tracing::error!(error = %e, batch = submissions.len(), "append failed; reading the log back to learn its outcome");
                     self.after_failed_append(
                         e.to_string(),
                         records,
@@ -197,6 +192,31 @@ impl Writer {
                 })
             })
             .collect()
+    }
+
+    /// Answers a batch that wrote nothing: its rejections, and acceptances with nothing
+    /// to record (e.g. tools offered as the log already has them).
+    pub(super) fn answer_without_writing(
+        &self,
+        submissions: Vec<(Request, Reply)>,
+        outcomes: Vec<Outcome>,
+    ) {
+        for outcome in &outcomes {
+            if let Outcome::Rejected(SubmitError::Rejected(e)) = outcome {
+                self.shared.metrics.reject(e.code());
+            }
+        }
+        for ((request, reply), outcome) in submissions.into_iter().zip(outcomes) {
+            let answer = match outcome {
+                Outcome::Rejected(e) => Err((e, request)),
+                Outcome::Accepted { first_seq, events } => Ok(Committed {
+                    first_seq,
+                    events,
+                    replayed: false,
+                }),
+            };
+            let _ = reply.send(answer);
+        }
     }
 
     /// Step 4: the batch is durable. Update committed state and head, publish, answer.
@@ -254,7 +274,8 @@ impl Writer {
         }
     }
 
-    /// Rule 5: learn what a failed append did by reading the log back.
+    /// Rule 5: count and log the failure, then learn what the append did by reading
+    /// the log back.
     pub(super) async fn after_failed_append(
         &mut self,
         error: String,
@@ -264,6 +285,11 @@ impl Writer {
         accepted: usize,
         started: Instant,
     ) {
+        self.shared
+            .metrics
+            .commit_failures
+            .fetch_add(1, Ordering::Relaxed);
+        tracing::error!(%error, batch = submissions.len(), "append failed; reading the log back to learn its outcome");
         let Err(reason) = self.rebuild().await else {
             if self.log_holds(&records).await {
                 tracing::warn!(error, "the failed append was written after all: committed");

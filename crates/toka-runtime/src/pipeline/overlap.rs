@@ -15,14 +15,12 @@
 //! batch is decided only after catching up (see [`Writer::commit`]).
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use toka_store_core::{AppendError, EventRecord, Head, head_after, seal};
 
 use super::commit::Outcome;
-use super::{Committed, Reply, Request, Writer};
-use crate::error::SubmitError;
+use super::{Reply, Request, Writer};
 
 /// An append running as a task of its own, so it proceeds while the writer decides.
 type Append = tokio::task::JoinHandle<Result<Head, AppendError>>;
@@ -160,11 +158,6 @@ impl Writer {
                 }
             }
             Err(e) => {
-                self.shared
-                    .metrics
-                    .commit_failures
-                    .fetch_add(1, Ordering::Relaxed);
-                tracing::error!(error = %e, batch = done.submissions.len(), "append failed; reading the log back to learn its outcome");
                 self.after_failed_append(
                     e.to_string(),
                     records,
@@ -191,31 +184,6 @@ impl Writer {
         while let Some(inflight) = self.inflight.as_mut() {
             let result = joined((&mut inflight.append).await);
             self.finish_append(result).await;
-        }
-    }
-
-    /// Answers a batch that wrote nothing: its rejections, and acceptances with nothing
-    /// to record (e.g. tools offered as the log already has them).
-    pub(super) fn answer_without_writing(
-        &self,
-        submissions: Vec<(Request, Reply)>,
-        outcomes: Vec<Outcome>,
-    ) {
-        for outcome in &outcomes {
-            if let Outcome::Rejected(SubmitError::Rejected(e)) = outcome {
-                self.shared.metrics.reject(e.code());
-            }
-        }
-        for ((request, reply), outcome) in submissions.into_iter().zip(outcomes) {
-            let answer = match outcome {
-                Outcome::Rejected(e) => Err((e, request)),
-                Outcome::Accepted { first_seq, events } => Ok(Committed {
-                    first_seq,
-                    events,
-                    replayed: false,
-                }),
-            };
-            let _ = reply.send(answer);
         }
     }
 }
