@@ -41,6 +41,16 @@ impl Harness for SledHarness {
     const DURABLE: bool = true;
 
     async fn open(dir: &Path) -> Result<SledStore, StoreError> {
+        // A reopen in the same process can find the folder still locked by the
+        // dropped handle's flusher for a moment; only that is waited out (2 s at most).
+        for _ in 0..100 {
+            match SledStore::open(folder(dir)).await {
+                Err(StoreError::Locked { .. }) => {
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                }
+                other => return other,
+            }
+        }
         SledStore::open(folder(dir)).await
     }
 
