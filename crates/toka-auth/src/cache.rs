@@ -17,6 +17,7 @@ use rustc_hash::FxHashMap;
 
 use crate::claims::Claims;
 use crate::error::AuthError;
+use crate::header::LastHeader;
 use crate::keys::{KeySet, SigningKey};
 use crate::revocation::RevocationList;
 use crate::validate::{check_in_force, verify_signed_claims};
@@ -30,6 +31,8 @@ pub struct Verifier {
     keys: KeySet,
     cache: FxHashMap<Box<str>, Arc<Claims>>,
     capacity: usize,
+    /// The last header read: tokens of one key share it (used with or without a cache).
+    last_header: LastHeader,
 }
 
 impl Verifier {
@@ -45,6 +48,7 @@ impl Verifier {
             keys,
             cache: FxHashMap::default(),
             capacity,
+            last_header: LastHeader::default(),
         }
     }
 
@@ -88,7 +92,11 @@ impl Verifier {
         let claims = match self.cache.get(token) {
             Some(claims) => Arc::clone(claims),
             None => {
-                let claims = Arc::new(verify_signed_claims(token, &self.keys)?);
+                let claims = Arc::new(verify_signed_claims(
+                    token,
+                    &self.keys,
+                    &mut self.last_header,
+                )?);
                 if self.capacity > 0 {
                     if self.cache.len() >= self.capacity {
                         self.cache.clear();

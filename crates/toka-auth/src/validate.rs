@@ -19,7 +19,7 @@ use toka_types::limits::MAX_TOKEN_BYTES;
 
 use crate::claims::Claims;
 use crate::error::AuthError;
-use crate::header::read_header;
+use crate::header::{LastHeader, Parts, split};
 use crate::keys::{KeySet, SigningKey};
 use crate::revocation::RevocationList;
 
@@ -31,32 +31,37 @@ pub fn validate(
     revoked: &impl RevocationList,
     keys: &KeySet,
 ) -> Result<Claims, AuthError> {
-    let claims = verify_signed_claims(token, keys)?;
+    let claims = verify_signed_claims(token, keys, &mut LastHeader::default())?;
     check_in_force(&claims, now, revoked)?;
     Ok(claims)
 }
 
 /// Steps 1–5: everything that does not depend on time or revocation, and so can be
-/// cached per token.
-pub(crate) fn verify_signed_claims(token: &str, keys: &KeySet) -> Result<Claims, AuthError> {
+/// cached per token. `last` is the header memo (see [`LastHeader`]).
+pub(crate) fn verify_signed_claims(
+    token: &str,
+    keys: &KeySet,
+    last: &mut LastHeader,
+) -> Result<Claims, AuthError> {
     if token.len() > MAX_TOKEN_BYTES {
         return Err(AuthError::TokenTooLarge {
             actual: token.len(),
             limit: MAX_TOKEN_BYTES,
         });
     }
-    let header = read_header(token)?;
+    let parts = split(token)?;
+    let header = last.read(parts.header)?;
     let key = keys.get(&header.kid).ok_or_else(|| AuthError::UnknownKid {
         kid: header.kid.clone(),
     })?;
     if key.algorithm() != header.algorithm {
         return Err(AuthError::AlgorithmMismatch {
-            kid: header.kid,
+            kid: header.kid.clone(),
             key: key.algorithm().as_str(),
             token: header.algorithm.as_str(),
         });
     }
-    let claims = decode_verified(token, key)?;
+    let claims = decode_verified(&parts, key)?;
     claims.check_rules()?;
     Ok(claims)
 }
@@ -67,12 +72,13 @@ pub(crate) fn verify_signed_claims(token: &str, keys: &KeySet) -> Result<Claims,
 /// backend, in constant time); EdDSA through `jsonwebtoken::crypto::verify`. We do not
 /// call `jsonwebtoken::decode`: it would parse the header and the claims twice more
 /// and build a `Validation` per call, and the header is already read and checked here.
-fn decode_verified(token: &str, key: &SigningKey) -> Result<Claims, AuthError> {
-    let malformed = || AuthError::Malformed {
-        reason: "expected three dot-separated parts".into(),
-    };
-    let (signed, signature) = token.rsplit_once('.').ok_or_else(malformed)?;
-    let (_header, payload) = signed.split_once('.').ok_or_else(malformed)?;
+fn decode_verified(parts: &Parts<'_>, key: &SigningKey) -> Result<Claims, AuthError> {
+    let Parts {
+        signed,
+        payload,
+        signature,
+        ..
+    } = *parts;
     match key.hmac() {
         Some(hmac_key) => {
             let tag = URL_SAFE_NO_PAD
