@@ -124,7 +124,10 @@ mod tests {
     fn a_token_needs_exactly_three_parts() {
         assert!(split("a.b.c").is_ok());
         for bad in ["a.b", "a.b.c.d", "abc"] {
-            assert!(matches!(split(bad), Err(AuthError::Malformed { .. })), "{bad}");
+            assert!(
+                matches!(split(bad), Err(AuthError::Malformed { .. })),
+                "{bad}"
+            );
         }
     }
 }

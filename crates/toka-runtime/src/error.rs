@@ -135,6 +135,9 @@ pub enum RuntimeError {
     /// The genesis could not be written.
     #[error("cannot initialise the log: {0}")]
     Genesis(String),
+    /// A replay worker thread stopped without an answer (it panicked: a bug).
+    #[error("replay stopped: a worker thread failed ({0}); please report this")]
+    ReplayWorker(String),
     /// An append failed outside the pipeline (genesis).
     #[error(transparent)]
     Append(#[from] AppendError),

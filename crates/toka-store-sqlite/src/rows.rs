@@ -43,15 +43,36 @@ fn corrupt(seq: u64, reason: impl Into<String>) -> StoreError {
     }
 }
 
+// The readers below borrow each column's bytes from SQLite instead of copying them
+// into a `String` or `Vec` first: a replay reads every row once, and those copies were
+// a third of its read time.
+
+fn text_at<'r>(row: &'r Row<'_>, index: usize, seq: u64) -> Result<&'r str, StoreError> {
+    row.get_ref(index)
+        .and_then(|v| v.as_str().map_err(Into::into))
+        .map_err(|e| corrupt(seq, e.to_string()))
+}
+
 fn id_at(row: &Row<'_>, index: usize, seq: u64) -> Result<EntityId, StoreError> {
-    let text: String = row.get(index).map_err(|e| corrupt(seq, e.to_string()))?;
-    text.parse()
+    text_at(row, index, seq)?
+        .parse()
         .map_err(|e: toka_types::ParseIdError| corrupt(seq, e.to_string()))
 }
 
 fn hash_at(row: &Row<'_>, index: usize, seq: u64) -> Result<Hash32, StoreError> {
-    let bytes: Vec<u8> = row.get(index).map_err(|e| corrupt(seq, e.to_string()))?;
-    Hash32::from_slice(&bytes).ok_or_else(|| corrupt(seq, "hash is not 32 bytes"))
+    let bytes = row
+        .get_ref(index)
+        .and_then(|v| v.as_blob().map_err(Into::into))
+        .map_err(|e| corrupt(seq, e.to_string()))?;
+    Hash32::from_slice(bytes).ok_or_else(|| corrupt(seq, "hash is not 32 bytes"))
+}
+
+/// The `parents` column: a JSON list of ids, most often empty.
+fn parents_at(row: &Row<'_>, index: usize, seq: u64) -> Result<Vec<EntityId>, StoreError> {
+    match text_at(row, index, seq)? {
+        "[]" => Ok(Vec::new()),
+        text => serde_json::from_str(text).map_err(|e| corrupt(seq, format!("parents: {e}"))),
+    }
 }
 
 /// Reads a row selected with [`EVENT_COLUMNS`]. A missing payload reads as empty, so
@@ -59,9 +80,7 @@ fn hash_at(row: &Row<'_>, index: usize, seq: u64) -> Result<Hash32, StoreError> 
 pub(crate) fn record_from_row(row: &Row<'_>) -> Result<EventRecord, StoreError> {
     let seq: i64 = row.get(0).map_err(|e| StoreError::backend(DRIVER, e))?;
     let seq = seq as u64;
-    let parents_text: String = row.get(5).map_err(|e| corrupt(seq, e.to_string()))?;
-    let parents: Vec<EntityId> =
-        serde_json::from_str(&parents_text).map_err(|e| corrupt(seq, format!("parents: {e}")))?;
+    let parents = parents_at(row, 5, seq)?;
     let timestamp: i64 = row.get(3).map_err(|e| corrupt(seq, e.to_string()))?;
     let payload = match row.get_ref(10).map_err(|e| corrupt(seq, e.to_string()))? {
         ValueRef::Text(bytes) | ValueRef::Blob(bytes) => bytes.to_vec(),

@@ -9,7 +9,8 @@
 //!    snapshot's digest at its `seq`.
 //! 2. Replay every later record: its `seq` follows, its payload hashes to its payload
 //!    hash, its digest chains from the previous one, it decodes to a kernel event; then
-//!    apply it. Never `decide` again.
+//!    apply it. Never `decide` again. Reading, checking and applying overlap, a page
+//!    apart, on their own threads (see `replay`).
 //! 3. Check the invariants of the result, and the log against every signed checkpoint:
 //!    a log that ends before a checkpoint's `seq` lost events; one whose digest differs
 //!    at that `seq` was rewritten; the state at the newest one must hash to its digest.
@@ -17,12 +18,12 @@
 //! Any failure refuses the start with the first bad `seq`; nothing is repaired.
 
 use toka_kernel::{Kernel, OpcodeRegistry, StateImage, WorldState};
-use toka_store_core::{ChainCursor, Corruption, EventPages, Hash32, Head, StorageBackend};
-use toka_types::KernelEvent;
+use toka_store_core::{ChainCursor, Corruption, Hash32, Head, StorageBackend};
 
 use crate::checkpoint::SignedCheckpoint;
-use crate::codec::decode;
 use crate::error::RuntimeError;
+
+mod replay;
 
 /// What recovery produced.
 pub struct Recovered {
@@ -65,7 +66,7 @@ pub async fn recover_with(
     handlers: &OpcodeRegistry,
     checkpoints: &[SignedCheckpoint],
     use_snapshot: bool,
-    mut progress: impl FnMut(u64),
+    progress: impl FnMut(u64),
 ) -> Result<Recovered, RuntimeError> {
     let mut state = WorldState::new();
     let mut prev = Hash32::ZERO;
@@ -126,59 +127,16 @@ pub async fn recover_with(
         }
     }
     let newest = crate::checkpoint::newest(checkpoints).map(|c| c.checkpoint);
-    let mut cursor = ChainCursor::at(state.applied() + 1, prev);
-    let mut pages = EventPages::new(store, cursor.next_seq());
-    loop {
-        let page = pages.next_page().await?;
-        if page.is_empty() {
-            break;
-        }
-        for record in &page {
-            let h = &record.header;
-            cursor
-                .accept(record)
-                .map_err(|corruption| RuntimeError::Corrupt {
-                    seq: cursor.next_seq(),
-                    corruption,
-                })?;
-            let event = decode(record)?;
-            if let KernelEvent::Extension(call) = &event
-                && handlers.get(call.family()).is_none()
-            {
-                return Err(RuntimeError::MissingExtension {
-                    seq: h.seq,
-                    family: call.family().to_string(),
-                });
-            }
-            toka_kernel::apply(&mut state, &event, handlers);
-            for c in checkpoints.iter().filter(|c| c.checkpoint.seq == h.seq) {
-                if c.checkpoint.chain_digest != h.digest {
-                    return Err(RuntimeError::CheckpointMismatch {
-                        seq: h.seq,
-                        what: "chain digest",
-                    });
-                }
-            }
-            if newest
-                .is_some_and(|c| c.seq == h.seq && !state.matches_digest(c.state_digest.as_bytes()))
-            {
-                return Err(RuntimeError::CheckpointMismatch {
-                    seq: h.seq,
-                    what: "state digest",
-                });
-            }
-            if let Some((seq, digest)) = to_check
-                && seq == h.seq
-                && !state.matches_digest(digest.as_bytes())
-            {
-                return Err(RuntimeError::BadSnapshot {
-                    seq,
-                    reason: "its state differs from a replay of the log".into(),
-                });
-            }
-        }
-        progress(cursor.head().seq);
-    }
+    let expect = replay::Expectations {
+        chain_at: checkpoints
+            .iter()
+            .map(|c| (c.checkpoint.seq, c.checkpoint.chain_digest))
+            .collect(),
+        newest_state: newest.as_ref().map(|c| (c.seq, c.state_digest)),
+        snapshot_state: to_check,
+    };
+    let cursor = ChainCursor::at(state.applied() + 1, prev);
+    let (state, cursor) = replay::replay(store, state, cursor, handlers, expect, progress).await?;
     let Head {
         seq: last,
         digest: prev,
