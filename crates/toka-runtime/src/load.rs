@@ -52,11 +52,15 @@ pub async fn run(
         .await
         .map_err(|e| LoadError(e.to_string()))?
         .token;
+    // Sibling names must differ, also between runs on one log (several nodes at once).
+    static RUNS: AtomicU64 = AtomicU64::new(0);
+    let run = RUNS.fetch_add(1, Ordering::Relaxed);
     let mut agents = Vec::with_capacity(submitters);
     for i in 0..submitters {
+        let name = format!("load-{}-{run}-{i}", std::process::id());
         let op = Operation::SpawnSubAgent {
             parent: root,
-            spec: AgentSpec::new(format!("load-{i}")).map_err(|e| LoadError(e.to_string()))?,
+            spec: AgentSpec::new(name).map_err(|e| LoadError(e.to_string()))?,
         };
         let c = rt
             .submit(Message::new(root, admin.clone(), op))
