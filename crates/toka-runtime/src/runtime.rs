@@ -220,11 +220,11 @@ impl Runtime {
             pipeline: options.pipeline.clone(),
             snapshots: options.snapshots.clone(),
             since_snapshot: 0,
-            foreign_seen: 0,
             chain_lifetime_secs: options.chain_lifetime_secs,
             outage: None,
             inflight: None,
             decided: None,
+            head_right: None,
             limiter: match (
                 NonZeroU32::new(options.rate_limit.per_second),
                 NonZeroU32::new(options.rate_limit.burst),

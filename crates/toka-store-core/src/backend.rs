@@ -83,9 +83,24 @@ pub trait StorageBackend: Send + Sync + 'static {
     async fn checkpoints(&self) -> Result<Vec<Vec<u8>>, StoreError>;
 
     /// Whether other processes may append to this log (several nodes sharing it). A
-    /// runtime on a shared log catches up before deciding and retries on `Conflict`.
+    /// runtime on a shared log takes the head ([`lock_head`](Self::lock_head)), catches
+    /// up to it, decides and appends, so no work is decided twice.
     fn is_shared(&self) -> bool {
         false
+    }
+
+    /// On a shared log: waits at most `wait` for the sole right to append next, and
+    /// returns it with the head as it is while held. Until the lease appends or is
+    /// dropped, no other handle or process can append, so every record up to its head
+    /// can be read. `Ok(None)` for a driver with no such lock (every log of one node:
+    /// there, the runtime is the only appender). A driver whose `is_shared` is true
+    /// must implement it.
+    async fn lock_head(
+        &self,
+        wait: std::time::Duration,
+    ) -> Result<Option<Box<dyn HeadLease>>, StoreError> {
+        let _ = wait;
+        Ok(None)
     }
 
     /// A watch on the head `seq` as any writer moves it (for shared logs: the driver
@@ -94,4 +109,21 @@ pub trait StorageBackend: Send + Sync + 'static {
     fn watch_head(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
         None
     }
+}
+
+/// The sole right to append the next batch of a shared log (see
+/// [`StorageBackend::lock_head`]). Dropping it without appending gives the right up,
+/// writing nothing.
+#[async_trait]
+pub trait HeadLease: Send + Sync {
+    /// The head while the lease is held.
+    fn head(&self) -> Head;
+
+    /// Appends `batch` after [`head`](Self::head) and gives the right up; the same
+    /// promises as [`StorageBackend::append`] with `expected_head` the lease's head.
+    async fn append(self: Box<Self>, batch: &[EventRecord]) -> Result<Head, AppendError>;
+
+    /// Gives the right up, writing nothing (dropping the lease does too, maybe less
+    /// cheaply: a driver may have to close a connection to be sure).
+    async fn release(self: Box<Self>) {}
 }

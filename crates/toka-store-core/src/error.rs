@@ -55,6 +55,16 @@ pub enum StoreError {
     /// An argument was out of range.
     #[error("invalid request: {0}")]
     InvalidRequest(String),
+    /// Another node held a shared log's head for longer than the caller would wait.
+    #[error(
+        "{driver}: another node held the log's head for more than {waited_ms} ms; nothing was written, retry"
+    )]
+    HeadBusy {
+        /// The driver.
+        driver: &'static str,
+        /// How long the caller waited.
+        waited_ms: u64,
+    },
 }
 
 impl StoreError {

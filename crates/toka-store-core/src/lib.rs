@@ -75,7 +75,7 @@ mod verify;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 
-pub use backend::{MAX_STORED_CHECKPOINTS, Snapshot, StorageBackend};
+pub use backend::{HeadLease, MAX_STORED_CHECKPOINTS, Snapshot, StorageBackend};
 pub use chain::{CHAIN_DOMAIN, admit, chain_digest, check_batch, head_after, parents_json, seal};
 pub use cursor::ChainCursor;
 pub use error::{AppendError, StoreError};

@@ -9,6 +9,12 @@
 //! the moved head and gets `Conflict`; `events.seq` is also the primary key, so even a
 //! bug could not write two records at one position.
 //!
+//! A runtime does not race for the head: it takes it first
+//! ([`StorageBackend::lock_head`], the same row lock held in an open transaction, with
+//! `lock_timeout` and `idle_in_transaction_session_timeout` bounding the wait and the
+//! hold), catches up, decides, and appends in that transaction. PostgreSQL queues the
+//! waiting nodes on the lock, so they take turns.
+//!
 //! # Durability
 //!
 //! `append` returns after `COMMIT`, which with PostgreSQL's default
@@ -48,8 +54,8 @@ use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use futures::StreamExt as _;
 use toka_store_core::{
-    AppendError, EventHeader, EventRecord, Hash32, Head, Snapshot, StorageBackend, StoreError,
-    admit, head_after, parents_json,
+    AppendError, EventHeader, EventRecord, Hash32, Head, HeadLease, Snapshot, StorageBackend,
+    StoreError, admit, head_after, parents_json,
 };
 use toka_types::{EntityId, Timestamp};
 use tokio::sync::watch;
@@ -275,6 +281,212 @@ impl PostgresStore {
     }
 }
 
+/// How long a node may hold the head's lock without a statement before PostgreSQL ends
+/// its session (a node paused or cut off mid-batch must not stop every other node).
+const LEASE_IDLE_TIMEOUT_MS: u64 = 10_000;
+
+/// The head row locked in an open transaction on a connection of its own: the sole
+/// right to append next (see [`StorageBackend::lock_head`]).
+///
+/// A lease that does not append is dropped: its connection is taken out of the pool and
+/// closed, so PostgreSQL rolls the transaction back and frees the lock, and no pooled
+/// connection is ever handed out inside a transaction.
+struct Lease {
+    client: Option<deadpool_postgres::Object>,
+    schema: Arc<str>,
+    head: Head,
+}
+
+impl Lease {
+    /// Opens the transaction and waits, at most `wait`, for the head row's lock: one
+    /// round trip (the simple query protocol takes the statements together).
+    async fn begin(&mut self, wait: std::time::Duration) -> Result<Head, StoreError> {
+        let client = self
+            .client
+            .as_ref()
+            .ok_or(StoreError::Poisoned { driver: DRIVER })?;
+        // Both bounds are set for this transaction only (`SET LOCAL`).
+        let wait_ms = wait.as_millis().clamp(1, 3_600_000) as u64;
+        let answers = client
+            .simple_query(&format!(
+                "BEGIN; SET LOCAL lock_timeout = {wait_ms}; \
+                 SET LOCAL idle_in_transaction_session_timeout = {LEASE_IDLE_TIMEOUT_MS}; \
+                 SELECT seq, encode(digest, 'hex') FROM head FOR UPDATE"
+            ))
+            .await
+            .map_err(|e| match e.code() {
+                Some(&tokio_postgres::error::SqlState::LOCK_NOT_AVAILABLE) => {
+                    StoreError::HeadBusy {
+                        driver: DRIVER,
+                        waited_ms: wait_ms,
+                    }
+                }
+                _ => backend(e),
+            })?;
+        let row = answers.iter().find_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(row) => Some(row),
+            _ => None,
+        });
+        let unreadable = |reason: &str| StoreError::Corrupt {
+            driver: DRIVER,
+            seq: 0,
+            reason: format!("the head row {reason}"),
+        };
+        let row = row.ok_or_else(|| unreadable("is missing"))?;
+        let seq = row
+            .get(0)
+            .and_then(|t| t.parse::<u64>().ok())
+            .ok_or_else(|| unreadable("has no readable seq"))?;
+        let digest = row
+            .get(1)
+            .and_then(|t| t.parse::<Hash32>().ok())
+            .ok_or_else(|| unreadable("has no 32-byte digest"))?;
+        Ok(Head { seq, digest })
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        if let Some(client) = self.client.take() {
+            drop(deadpool_postgres::Object::take(client));
+        }
+    }
+}
+
+#[async_trait]
+impl HeadLease for Lease {
+    fn head(&self) -> Head {
+        self.head
+    }
+
+    async fn append(mut self: Box<Self>, batch: &[EventRecord]) -> Result<Head, AppendError> {
+        if !admit(&self.head, self.head.seq, batch)? {
+            return Ok(self.head);
+        }
+        let client = self
+            .client
+            .as_ref()
+            .ok_or(StoreError::Poisoned { driver: DRIVER })?;
+        let new_head = insert_batch(client, &self.schema, self.head, batch).await?;
+        client.batch_execute("COMMIT").await.map_err(backend)?;
+        // Committed: the connection is clean and may go back to the pool.
+        drop(self.client.take());
+        Ok(new_head)
+    }
+
+    async fn release(mut self: Box<Self>) {
+        if let Some(client) = &self.client
+            && client.batch_execute("ROLLBACK").await.is_ok()
+        {
+            drop(self.client.take());
+        }
+    }
+}
+
+const INSERT_PAYLOADS: &str = "INSERT INTO payloads (hash, body)
+     SELECT h, b FROM UNNEST($1::bytea[], $2::bytea[]) AS t(h, b)
+     ON CONFLICT (hash) DO NOTHING";
+const INSERT_EVENTS: &str = "INSERT INTO events (seq, id, kind, ts, intent, parents, origin, jti, payload_hash, digest)
+     SELECT s, i::uuid, k, t, n::uuid, p, o::uuid, j, h, d
+     FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::text[], $8::text[], $9::bytea[], $10::bytea[])
+       AS x(s, i, k, t, n, p, o, j, h, d)";
+const MOVE_HEAD: &str = "UPDATE head SET seq = $1, digest = $2";
+const NOTIFY: &str = "SELECT pg_notify($1, $2)";
+
+/// A batch as the columns of [`INSERT_PAYLOADS`] and [`INSERT_EVENTS`].
+#[derive(Default)]
+struct Columns {
+    hashes: Vec<Vec<u8>>,
+    bodies: Vec<Vec<u8>>,
+    seqs: Vec<i64>,
+    ids: Vec<String>,
+    kinds: Vec<String>,
+    stamps: Vec<i64>,
+    intents: Vec<String>,
+    parents: Vec<String>,
+    origins: Vec<String>,
+    jtis: Vec<Option<String>>,
+    digests: Vec<Vec<u8>>,
+}
+
+impl Columns {
+    fn of(batch: &[EventRecord]) -> Self {
+        let mut c = Self::default();
+        for r in batch {
+            let h = &r.header;
+            c.hashes.push(h.payload_hash.as_bytes().to_vec());
+            c.bodies.push(r.payload.clone());
+            c.seqs.push(h.seq as i64);
+            c.ids.push(h.id.to_string());
+            c.kinds.push(h.kind.clone());
+            c.stamps.push(h.timestamp.as_micros() as i64);
+            c.intents.push(h.intent.to_string());
+            c.parents.push(parents_json(&h.parents));
+            c.origins.push(h.origin.to_string());
+            c.jtis.push(h.jti.clone());
+            c.digests.push(h.digest.as_bytes().to_vec());
+        }
+        c
+    }
+}
+
+/// Inserts `batch` (already admitted after `head`) and moves the head, inside the
+/// caller's transaction, which holds the head row's lock.
+///
+/// The four statements are sent together (tokio-postgres pipelines the requests of one
+/// connection that are awaited together) and their answers read in order: one round
+/// trip, not four. A statement after a failed one fails too (the transaction is
+/// aborted), so the first error is the one reported, and the caller never commits.
+async fn insert_batch(
+    tx: &impl deadpool_postgres::GenericClient,
+    schema: &str,
+    head: Head,
+    batch: &[EventRecord],
+) -> Result<Head, AppendError> {
+    let c = Columns::of(batch);
+    let new_head = head_after(head, batch);
+    let (payloads, events, move_head, notify) = futures::try_join!(
+        tx.prepare_cached(INSERT_PAYLOADS),
+        tx.prepare_cached(INSERT_EVENTS),
+        tx.prepare_cached(MOVE_HEAD),
+        tx.prepare_cached(NOTIFY),
+    )
+    .map_err(backend)?;
+    let (seq, digest, channel, seq_text) = (
+        new_head.seq as i64,
+        new_head.digest.as_bytes().as_slice(),
+        channel(schema),
+        new_head.seq.to_string(),
+    );
+    type Param<'a> = &'a (dyn tokio_postgres::types::ToSql + Sync);
+    let payload_params: [Param<'_>; 2] = [&c.hashes, &c.bodies];
+    let event_params: [Param<'_>; 10] = [
+        &c.seqs, &c.ids, &c.kinds, &c.stamps, &c.intents, &c.parents, &c.origins, &c.jtis,
+        &c.hashes, &c.digests,
+    ];
+    let head_params: [Param<'_>; 2] = [&seq, &digest];
+    let notify_params: [Param<'_>; 2] = [&channel, &seq_text];
+    let (stored, inserted, moved, notified) = futures::join!(
+        tx.execute(&payloads, &payload_params),
+        tx.execute(&events, &event_params),
+        tx.execute(&move_head, &head_params),
+        tx.execute(&notify, &notify_params),
+    );
+    stored.map_err(backend)?;
+    if let Err(e) = inserted {
+        if e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) {
+            return Err(AppendError::InvalidBatch {
+                seq: batch[0].header.seq,
+                reason: format!("an event id of the batch is already in the log: {e}"),
+            });
+        }
+        return Err(backend(e).into());
+    }
+    moved.map_err(backend)?;
+    notified.map_err(backend)?;
+    Ok(new_head)
+}
+
 async fn head_in(pool: &Pool) -> Result<Head, StoreError> {
     let client = pool
         .get()
@@ -313,38 +525,61 @@ fn head_of(row: &Row) -> Result<Head, StoreError> {
 
 const EVENT_COLUMNS: &str = "e.seq, e.id::text, e.kind, e.ts, e.intent::text, e.parents, e.origin::text, e.jti, e.payload_hash, e.digest, p.body";
 
+/// Reads a row selected with [`EVENT_COLUMNS`]. Columns are borrowed from the row, not
+/// copied first, and a column that does not read as its type is a corrupt record, not a
+/// panic (someone with `psql` may have altered the table).
 fn record_of(row: &Row) -> Result<EventRecord, StoreError> {
-    let seq = row.get::<_, i64>(0) as u64;
-    let corrupt = |reason: String| StoreError::Corrupt {
+    let corrupt = |seq: u64, reason: String| StoreError::Corrupt {
         driver: DRIVER,
         seq,
         reason,
     };
+    let seq = row
+        .try_get::<_, i64>(0)
+        .map_err(|e| corrupt(0, format!("seq: {e}")))? as u64;
+    let text = |i: usize| -> Result<&str, StoreError> {
+        row.try_get::<_, &str>(i)
+            .map_err(|e| corrupt(seq, format!("column {i}: {e}")))
+    };
     let id = |i: usize| -> Result<EntityId, StoreError> {
-        row.get::<_, String>(i)
+        text(i)?
             .parse()
-            .map_err(|e: toka_types::ParseIdError| corrupt(e.to_string()))
+            .map_err(|e: toka_types::ParseIdError| corrupt(seq, e.to_string()))
     };
-    let hash = |i: usize| {
-        Hash32::from_slice(&row.get::<_, Vec<u8>>(i))
-            .ok_or_else(|| corrupt("hash is not 32 bytes".into()))
+    let hash = |i: usize| -> Result<Hash32, StoreError> {
+        let bytes = row
+            .try_get::<_, &[u8]>(i)
+            .map_err(|e| corrupt(seq, format!("column {i}: {e}")))?;
+        Hash32::from_slice(bytes).ok_or_else(|| corrupt(seq, "hash is not 32 bytes".into()))
     };
-    let parents: Vec<EntityId> = serde_json::from_str(&row.get::<_, String>(5))
-        .map_err(|e| corrupt(format!("parents: {e}")))?;
+    let parents: Vec<EntityId> = match text(5)? {
+        "[]" => Vec::new(),
+        list => serde_json::from_str(list).map_err(|e| corrupt(seq, format!("parents: {e}")))?,
+    };
+    let timestamp = row
+        .try_get::<_, i64>(3)
+        .map_err(|e| corrupt(seq, format!("ts: {e}")))?;
     Ok(EventRecord {
         header: EventHeader {
             seq,
             id: id(1)?,
-            kind: row.get(2),
-            timestamp: Timestamp::from_micros(row.get::<_, i64>(3) as u64),
+            kind: text(2)?.to_string(),
+            timestamp: Timestamp::from_micros(timestamp as u64),
             intent: id(4)?,
             parents,
             origin: id(6)?,
-            jti: row.get(7),
+            jti: row
+                .try_get::<_, Option<&str>>(7)
+                .map_err(|e| corrupt(seq, format!("jti: {e}")))?
+                .map(str::to_string),
             payload_hash: hash(8)?,
             digest: hash(9)?,
         },
-        payload: row.get::<_, Option<Vec<u8>>>(10).unwrap_or_default(),
+        payload: row
+            .try_get::<_, Option<&[u8]>>(10)
+            .map_err(|e| corrupt(seq, format!("body: {e}")))?
+            .map(<[u8]>::to_vec)
+            .unwrap_or_default(),
     })
 }
 
@@ -370,88 +605,7 @@ impl StorageBackend for PostgresStore {
         if !admit(&head, expected_head, batch)? {
             return Ok(head);
         }
-        let mut hashes = Vec::with_capacity(batch.len());
-        let mut bodies = Vec::with_capacity(batch.len());
-        let (
-            mut seqs,
-            mut ids,
-            mut kinds,
-            mut stamps,
-            mut intents,
-            mut parents,
-            mut origins,
-            mut jtis,
-            mut payload_hashes,
-            mut digests,
-        ) = (
-            vec![],
-            vec![],
-            vec![],
-            vec![],
-            vec![],
-            vec![],
-            vec![],
-            vec![],
-            vec![],
-            vec![],
-        );
-        for r in batch {
-            let h = &r.header;
-            hashes.push(h.payload_hash.as_bytes().to_vec());
-            bodies.push(r.payload.clone());
-            seqs.push(h.seq as i64);
-            ids.push(h.id.to_string());
-            kinds.push(h.kind.clone());
-            stamps.push(h.timestamp.as_micros() as i64);
-            intents.push(h.intent.to_string());
-            parents.push(parents_json(&h.parents));
-            origins.push(h.origin.to_string());
-            jtis.push(h.jti.clone());
-            payload_hashes.push(h.payload_hash.as_bytes().to_vec());
-            digests.push(h.digest.as_bytes().to_vec());
-        }
-        tx.execute(
-            "INSERT INTO payloads (hash, body)
-             SELECT h, b FROM UNNEST($1::bytea[], $2::bytea[]) AS t(h, b)
-             ON CONFLICT (hash) DO NOTHING",
-            &[&hashes, &bodies],
-        )
-        .await
-        .map_err(backend)?;
-        let inserted = tx
-            .execute(
-                "INSERT INTO events (seq, id, kind, ts, intent, parents, origin, jti, payload_hash, digest)
-                 SELECT s, i::uuid, k, t, n::uuid, p, o::uuid, j, h, d
-                 FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::text[], $8::text[], $9::bytea[], $10::bytea[])
-                   AS x(s, i, k, t, n, p, o, j, h, d)",
-                &[&seqs, &ids, &kinds, &stamps, &intents, &parents, &origins, &jtis, &payload_hashes, &digests],
-            )
-            .await;
-        if let Err(e) = inserted {
-            if e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) {
-                return Err(AppendError::InvalidBatch {
-                    seq: batch[0].header.seq,
-                    reason: format!("an event id of the batch is already in the log: {e}"),
-                });
-            }
-            return Err(backend(e).into());
-        }
-        let new_head = head_after(head, batch);
-        tx.execute(
-            "UPDATE head SET seq = $1, digest = $2",
-            &[
-                &(new_head.seq as i64),
-                &new_head.digest.as_bytes().as_slice(),
-            ],
-        )
-        .await
-        .map_err(backend)?;
-        tx.execute(
-            "SELECT pg_notify($1, $2)",
-            &[&channel(&self.schema), &new_head.seq.to_string()],
-        )
-        .await
-        .map_err(backend)?;
+        let new_head = insert_batch(&tx, &self.schema, head, batch).await?;
         tx.commit().await.map_err(backend)?;
         Ok(new_head)
     }
@@ -459,11 +613,16 @@ impl StorageBackend for PostgresStore {
     async fn read_range(&self, from: u64, limit: usize) -> Result<Vec<EventRecord>, StoreError> {
         let client = self.client().await?;
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        // Prepared once per connection: a catch-up under the held head reads a page on
+        // every batch, and each round trip saved there is one every node waits for.
+        let statement = client
+            .prepare_cached(&format!(
+                "SELECT {EVENT_COLUMNS} FROM events e LEFT JOIN payloads p ON p.hash = e.payload_hash WHERE e.seq >= $1 ORDER BY e.seq LIMIT $2"
+            ))
+            .await
+            .map_err(backend)?;
         let rows = client
-            .query(
-                &format!("SELECT {EVENT_COLUMNS} FROM events e LEFT JOIN payloads p ON p.hash = e.payload_hash WHERE e.seq >= $1 ORDER BY e.seq LIMIT $2"),
-                &[&(from as i64), &limit],
-            )
+            .query(&statement, &[&(from as i64), &limit])
             .await
             .map_err(backend)?;
         rows.iter().map(record_of).collect()
@@ -576,6 +735,19 @@ impl StorageBackend for PostgresStore {
             .iter()
             .map(|r| r.get::<_, String>(0).into_bytes())
             .collect())
+    }
+
+    async fn lock_head(
+        &self,
+        wait: std::time::Duration,
+    ) -> Result<Option<Box<dyn HeadLease>>, StoreError> {
+        let mut lease = Lease {
+            client: Some(self.client().await?),
+            schema: self.schema.clone(),
+            head: Head::EMPTY,
+        };
+        lease.head = lease.begin(wait).await?;
+        Ok(Some(Box::new(lease)))
     }
 
     fn is_shared(&self) -> bool {

@@ -47,6 +47,76 @@ async fn two_nodes_on_one_schema_see_each_others_appends() {
     a.drop_schema().await.unwrap();
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_head_keeps_every_other_appender_out_until_it_appends_or_is_dropped() {
+    use std::time::Duration;
+    use toka_store_core::AppendError;
+    if PostgresHarness::skip_reason().await.is_some() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let schema = common::schema(dir.path());
+    let (a, b) = (
+        PostgresStore::open(&url(), &schema).await.unwrap(),
+        PostgresStore::open(&url(), &schema).await.unwrap(),
+    );
+    let first = a.append(0, &batch(Head::EMPTY, 2, 50)).await.unwrap();
+
+    let lease = a.lock_head(Duration::from_secs(5)).await.unwrap().unwrap();
+    assert_eq!(lease.head(), first);
+    // While it is held, another node waits for the head and, past its bound, is told so.
+    let busy = b.lock_head(Duration::from_millis(200)).await;
+    assert!(
+        matches!(busy, Err(StoreError::HeadBusy { waited_ms: 200, .. })),
+        "{:?}",
+        busy.err()
+    );
+    // A plain append waits behind the lease too, and loses to it.
+    let stale = batch(first, 1, 50);
+    let racing = {
+        let b = b.clone();
+        let stale = stale.clone();
+        tokio::spawn(async move { b.append(first.seq, &stale).await })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!racing.is_finished(), "an append got past a held head");
+    let second = lease.append(&batch(first, 3, 50)).await.unwrap();
+    assert_eq!(second.seq, first.seq + 3);
+    assert!(matches!(
+        racing.await.unwrap(),
+        Err(AppendError::Conflict { actual, .. }) if actual == second.seq
+    ));
+
+    // A batch that does not chain from the held head is refused and writes nothing.
+    let lease = b.lock_head(Duration::from_secs(5)).await.unwrap().unwrap();
+    assert_eq!(lease.head(), second);
+    let refused = lease.append(&batch(first, 1, 50)).await;
+    assert!(
+        matches!(refused, Err(AppendError::InvalidBatch { .. })),
+        "{refused:?}"
+    );
+    assert_eq!(a.head().await.unwrap(), second);
+
+    // Given up either way (released, or dropped mid-batch), the head is free at once.
+    let lease = a.lock_head(Duration::from_secs(5)).await.unwrap().unwrap();
+    lease.release().await;
+    let lease = b
+        .lock_head(Duration::from_millis(500))
+        .await
+        .unwrap()
+        .unwrap();
+    drop(lease);
+    let lease = a
+        .lock_head(Duration::from_millis(2000))
+        .await
+        .unwrap()
+        .unwrap();
+    let third = lease.append(&batch(second, 1, 50)).await.unwrap();
+    assert_eq!(third.seq, second.seq + 1);
+    assert_eq!(b.head().await.unwrap(), third);
+    a.drop_schema().await.unwrap();
+}
+
 #[tokio::test]
 async fn unreachable_server_and_bad_schema_names_are_clear_errors() {
     let err = PostgresStore::open(

@@ -6,12 +6,15 @@ use std::time::Instant;
 
 use toka_bus_core::EventBus as _;
 use toka_kernel::Context;
-use toka_store_core::{AppendError, EventRecord, Head, seal};
+use toka_store_core::{EventRecord, Head, HeadLease, StoreError, seal};
 use toka_types::KernelEvent;
 
-use super::{Committed, MAX_CONFLICT_RETRIES, Reply, Request, Writer};
+use super::{Committed, HEAD_WAIT, Reply, Request, Writer};
 use crate::codec::{self, Provenance};
 use crate::error::SubmitError;
+
+/// How many records behind a shared log's head a writer catches up before taking it.
+const FAR_BEHIND: u64 = 4096;
 
 pub(super) enum Outcome {
     Accepted {
@@ -99,67 +102,96 @@ impl Writer {
     }
 
     /// Decides and commits one batch; a storage failure leaves the writer rebuilt or in
-    /// an outage (rule 5).
+    /// an outage (rule 5). On a shared log, the batch is decided while holding the head
+    /// (see [`StorageBackend::lock_head`]): caught up to it, decided once, appended.
+    ///
+    /// [`StorageBackend::lock_head`]: toka_store_core::StorageBackend::lock_head
     pub(super) async fn commit(&mut self, submissions: Vec<(Request, Reply)>) {
         let limited = self.rate_limit(&submissions);
-        let shared_log = self.shared.store.is_shared();
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let foreign_before = self.foreign_seen;
-            if shared_log && !self.catch_up().await {
+        let taken = match self.head_right.take() {
+            Some(taken) => taken.map(Some),
+            None => self.take_head().await,
+        };
+        let lease = match taken {
+            Ok(lease) => lease,
+            Err(reason) => {
                 // Nothing was decided or written yet: the batch may simply be retried.
-                let reason = "cannot read other nodes' events";
-                self.rebuild_or_enter_outage(reason).await;
-                self.refuse_unavailable(submissions, reason);
+                self.refuse_unavailable(submissions, &reason);
                 return;
             }
-            let (outcomes, new_events, accepted) = self.decide_batch(&submissions, &limited);
-            if new_events.is_empty() {
-                self.answer_without_writing(submissions, outcomes);
-                return;
+        };
+        let (outcomes, new_events, accepted) = self.decide_batch(&submissions, &limited);
+        if new_events.is_empty() {
+            if let Some(lease) = lease {
+                lease.release().await;
             }
-            let records = seal(self.head, new_events);
-            let started = Instant::now();
-            match self.shared.store.append(self.head.seq, &records).await {
-                Ok(new_head) => {
-                    self.committed(new_head, records, submissions, outcomes, accepted, started);
-                    if shared_log && (attempt > 1 || self.foreign_seen > foreign_before) {
-                        // Other nodes are appending too. The winner of the head lock is
-                        // the node that decides fastest, and could win every round while
-                        // the others keep catching up: step aside for a moment, at
-                        // random, so every node gets its turn.
-                        let pause = u64::from(crate::keys::random_u16()) % 1500;
-                        tokio::time::sleep(std::time::Duration::from_micros(pause)).await;
-                    }
-                    return;
-                }
-                Err(AppendError::Conflict { actual, .. })
-                    if shared_log && attempt < MAX_CONFLICT_RETRIES =>
-                {
-                    // Another node appended first: forget this attempt, catch up, decide again.
-                    tracing::debug!(
-                        ours = self.head.seq,
-                        actual,
-                        attempt,
-                        "append conflict; catching up and retrying"
-                    );
-                    self.reset_to_committed();
-                }
-                Err(e) => {
-                    self.after_failed_append(
-                        e.to_string(),
-                        records,
-                        submissions,
-                        outcomes,
-                        accepted,
-                        started,
-                    )
-                    .await;
-                    return;
-                }
+            self.answer_without_writing(submissions, outcomes);
+            return;
+        }
+        let records = seal(self.head, new_events);
+        let started = Instant::now();
+        let appended = match lease {
+            Some(lease) => lease.append(&records).await,
+            None => self.shared.store.append(self.head.seq, &records).await,
+        };
+        match appended {
+            Ok(new_head) => {
+                self.committed(new_head, records, submissions, outcomes, accepted, started)
+            }
+            Err(e) => {
+                self.after_failed_append(
+                    e.to_string(),
+                    records,
+                    submissions,
+                    outcomes,
+                    accepted,
+                    started,
+                )
+                .await
             }
         }
+    }
+
+    /// On a shared log: the head, held, with the kernel caught up to it. `None` on a log
+    /// of one node. On failure, why (the writer is rebuilt or in an outage if the log
+    /// could not be read).
+    pub(super) async fn take_head(&mut self) -> Result<Option<Box<dyn HeadLease>>, String> {
+        if !self.shared.store.is_shared() {
+            return Ok(None);
+        }
+        // Far behind (a node back from a partition): catch up before taking the head, so
+        // the others do not wait on this node's reading, and the held transaction does
+        // not sit idle past the server's limit.
+        let heard = self.shared.store.watch_head().map(|w| *w.borrow());
+        if heard.is_some_and(|seq| seq > self.head.seq + FAR_BEHIND) && !self.catch_up().await {
+            let reason = "cannot read other nodes' events";
+            self.rebuild_or_enter_outage(reason).await;
+            return Err(reason.to_string());
+        }
+        let lease = match self.shared.store.lock_head(HEAD_WAIT).await {
+            Ok(lease) => lease,
+            Err(e @ StoreError::HeadBusy { .. }) => return Err(e.to_string()),
+            Err(e) => {
+                let reason = format!("cannot take the shared log's head: {e}");
+                self.rebuild_or_enter_outage(&reason).await;
+                return Err(reason);
+            }
+        };
+        let held = lease.as_ref().map(|l| l.head());
+        let caught_up = self.catch_up_to(held.map(|h| h.seq)).await;
+        let at_head = held.is_none_or(|h| h == self.head);
+        if caught_up && at_head {
+            return Ok(lease);
+        }
+        if let Some(lease) = lease {
+            lease.release().await;
+        }
+        let reason = match caught_up {
+            true => "the shared log's head is not where its records end",
+            false => "cannot read other nodes' events",
+        };
+        self.rebuild_or_enter_outage(reason).await;
+        Err(reason.to_string())
     }
 
     /// Charges each message's verified subject against the rate limit, once per batch;
@@ -344,17 +376,19 @@ impl Writer {
                 .all(|(d, r)| *d == r.header.digest)
     }
 
-    /// Throws away what the kernel decided since the last commit: it goes back to the
-    /// committed state (which readers share and which only commits change).
-    pub(super) fn reset_to_committed(&mut self) {
-        let committed = self.shared.read_state().clone();
-        self.kernel.replace_state(committed);
-    }
-
     /// Reads, verifies, applies and publishes records other nodes appended after our
     /// head. Returns false if the log cannot be read or does not chain.
     pub(super) async fn catch_up(&mut self) -> bool {
+        self.catch_up_to(None).await
+    }
+
+    /// [`catch_up`](Self::catch_up), stopping at seq `until` if given (the head held: no
+    /// need to ask the log for a page past it).
+    async fn catch_up_to(&mut self, until: Option<u64>) -> bool {
         loop {
+            if until.is_some_and(|seq| self.head.seq >= seq) {
+                return true;
+            }
             let page = match self.shared.store.read_range(self.head.seq + 1, 1024).await {
                 Ok(page) => page,
                 Err(e) => {

@@ -29,11 +29,14 @@
 //! answered only after its own append. The writer holds at most one batch in flight
 //! and one decided, beyond the queue.
 //!
-//! On a shared log (several nodes appending to one PostgreSQL log), the writer first
-//! catches up with what other nodes appended (verified, applied, published), and an
-//! append refused with `Conflict` means another node got there first: the writer
-//! resets its kernel to the committed state, catches up, decides the same messages
-//! again on the new state and retries, up to [`MAX_CONFLICT_RETRIES`] times.
+//! On a shared log (several nodes appending to one PostgreSQL log), steps 2 and 3 run
+//! while the writer holds the log's head: it takes the head (waiting at most
+//! [`HEAD_WAIT`] for other nodes, which queue for it in turn), catches up with what
+//! other nodes appended (verified, applied, published), decides the batch once and
+//! appends it, which gives the head up. No batch is decided on a head that moves
+//! under it, so none is decided twice, and no node can starve the others by being
+//! faster. A head still busy after [`HEAD_WAIT`] refuses the batch `Unavailable`;
+//! nothing was written.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -108,8 +111,8 @@ pub(crate) enum Request {
 /// The answer to a submission: its events, or why not, with the request handed back.
 pub(crate) type Reply = oneshot::Sender<Result<Committed, (SubmitError, Request)>>;
 
-/// How often a batch is re-decided after losing the race for the head of a shared log.
-pub const MAX_CONFLICT_RETRIES: usize = 256;
+/// How long a writer on a shared log waits for the head while another node holds it.
+pub const HEAD_WAIT: Duration = Duration::from_secs(5);
 /// First wait before retrying the store after it failed.
 pub const OUTAGE_BACKOFF_MIN: Duration = Duration::from_millis(100);
 /// Longest wait between retries of a failed store.
@@ -154,8 +157,6 @@ pub(crate) struct Writer {
     pub(crate) pipeline: PipelineConfig,
     pub(crate) snapshots: SnapshotConfig,
     pub(crate) since_snapshot: u64,
-    /// Records other nodes appended that this writer caught up with (a shared log).
-    pub(crate) foreign_seen: u64,
     /// How long a chain of tokens may be renewed (handed to every decision).
     pub(crate) chain_lifetime_secs: u64,
     /// Signs checkpoints, if configured.
@@ -168,6 +169,9 @@ pub(crate) struct Writer {
     pub(crate) inflight: Option<overlap::InFlight>,
     /// The batch decided after it, waiting for its append.
     pub(crate) decided: Option<overlap::Decided>,
+    /// On a shared log: the head, taken before the batch was gathered (or why not), for
+    /// `commit` to use.
+    pub(crate) head_right: Option<Result<Box<dyn toka_store_core::HeadLease>, String>>,
 }
 
 impl Writer {
@@ -207,6 +211,14 @@ impl Writer {
                 }
             };
             let Some(first) = next else { break };
+            // On a shared log, take the head before gathering the batch: what queued
+            // while other nodes held it joins this batch instead of waiting a turn more.
+            if self.shared.store.is_shared()
+                && self.outage.is_none()
+                && matches!(first, Command::Submit { .. })
+            {
+                self.head_right = self.take_head().await.transpose();
+            }
             let mut commands = vec![first];
             let room = self.pipeline.max_batch.saturating_sub(self.decided_len());
             while commands.len() < room {
@@ -241,6 +253,7 @@ impl Writer {
                 self.try_to_recover().await;
             }
             if let Some(reason) = self.outage.as_ref().map(|o| o.reason.clone()) {
+                self.head_right = None;
                 self.refuse_unavailable(submissions, &reason);
                 for reply in snapshot_requests {
                     let _ = reply.send(Err(format!("the store is unavailable: {reason}")));
