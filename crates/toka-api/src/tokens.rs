@@ -45,7 +45,12 @@ fn response(app: &AppState, signed: SignedToken) -> TokenResponse {
         jti: signed.claims.jti,
         sub: signed.claims.sub.to_string(),
         exp: signed.claims.exp,
-        permissions: signed.claims.permissions,
+        permissions: signed
+            .claims
+            .permissions
+            .into_iter()
+            .map(String::from)
+            .collect(),
         seq: signed.seq,
         budget: app
             .runtime

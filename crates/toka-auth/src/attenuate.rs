@@ -79,7 +79,7 @@ pub fn attenuate(
         exp: grant.exp,
         nbf: parent.nbf.filter(|nbf| *nbf > grant.iat),
         jti: grant.jti,
-        permissions: grant.permissions,
+        permissions: crate::permissions::names(grant.permissions),
         scope: grant.scope,
         parent: Some(parent.jti.clone()),
         lineage,

@@ -7,6 +7,7 @@ use toka_types::limits::{
 use toka_types::{EntityId, IssuedToken, Scope};
 
 use crate::error::AuthError;
+use crate::permissions::Permission;
 
 /// The claims of a Toka capability token. Times are JWT NumericDates (whole seconds
 /// since the Unix epoch).
@@ -23,9 +24,10 @@ pub struct Claims {
     pub nbf: Option<u64>,
     /// Its unique id.
     pub jti: String,
-    /// What it allows.
-    #[serde(default)]
-    pub permissions: Vec<String>,
+    /// What it allows. Toka's own names are borrowed, not copied, when a token is read
+    /// (see [`crate::permissions::read_names`]): a token is read on every message.
+    #[serde(default, deserialize_with = "crate::permissions::read_names")]
+    pub permissions: Vec<Permission>,
     /// Which agents it acts on; `None` means the subject and its descendants.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scope: Option<Scope>,
@@ -59,7 +61,10 @@ impl Claims {
         I: IntoIterator<Item = P>,
         P: Into<String>,
     {
-        self.permissions = permissions.into_iter().map(Into::into).collect();
+        self.permissions = permissions
+            .into_iter()
+            .map(|p| crate::permissions::name(p.into()))
+            .collect();
         self
     }
 
@@ -94,7 +99,7 @@ impl Claims {
             exp: issued.exp,
             nbf: None,
             jti: issued.jti.clone(),
-            permissions: issued.permissions.clone(),
+            permissions: crate::permissions::names(issued.permissions.clone()),
             scope: issued.scope,
             parent: issued.parent.clone(),
             lineage: issued.lineage.clone(),

@@ -55,6 +55,79 @@ pub const ALL: &[&str] = &[
     MODEL_USE,
 ];
 
+/// A permission name as a token holds it: one of Toka's own names borrowed from
+/// [`ALL`], or any other name owned.
+pub type Permission = std::borrow::Cow<'static, str>;
+
+/// `name` as a [`Permission`]: borrowed if it is one of [`ALL`].
+pub fn name(name: String) -> Permission {
+    match builtin(&name) {
+        Some(known) => Permission::Borrowed(known),
+        None => Permission::Owned(name),
+    }
+}
+
+/// `name` as one of [`ALL`], if it is.
+fn builtin(name: &str) -> Option<&'static str> {
+    ALL.iter().copied().find(|known| *known == name)
+}
+
+/// Each of `names` as a [`Permission`].
+pub fn names(names: Vec<String>) -> Vec<Permission> {
+    names.into_iter().map(name).collect()
+}
+
+/// Reads a JSON list of permission names, allocating only for names that are not
+/// Toka's own (a token with every built-in permission reads without one allocation
+/// per name).
+pub fn read_names<'de, D>(deserializer: D) -> Result<Vec<Permission>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    struct Names;
+    struct OneName;
+
+    impl<'de> serde::de::Visitor<'de> for Names {
+        type Value = Vec<Permission>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a list of permission names")
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(
+            self,
+            mut seq: A,
+        ) -> Result<Self::Value, A::Error> {
+            // Bounded by the token's size limit, checked before its claims are read.
+            let mut names = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(64));
+            while let Some(name) = seq.next_element_seed(OneName)? {
+                names.push(name);
+            }
+            Ok(names)
+        }
+    }
+
+    impl<'de> serde::de::DeserializeSeed<'de> for OneName {
+        type Value = Permission;
+        fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Permission, D::Error> {
+            d.deserialize_str(self)
+        }
+    }
+
+    impl serde::de::Visitor<'_> for OneName {
+        type Value = Permission;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a permission name")
+        }
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Permission, E> {
+            Ok(match builtin(v) {
+                Some(known) => Permission::Borrowed(known),
+                None => Permission::Owned(v.to_string()),
+            })
+        }
+    }
+
+    deserializer.deserialize_seq(Names)
+}
+
 /// For a permission name that is none of Toka's, the built-in one it most likely
 /// meant (`task:clam` → `task:claim`); `None` for a known name or no close match.
 pub fn closest(name: &str) -> Option<&'static str> {
@@ -118,5 +191,29 @@ mod tests {
             !covers("task:*", "task:claim"),
             "only tool families are wildcards"
         );
+    }
+
+    #[test]
+    fn names_read_from_a_token_are_the_same_whether_borrowed_or_owned() {
+        #![allow(clippy::unwrap_used)]
+        #[derive(serde::Deserialize)]
+        struct Held {
+            #[serde(deserialize_with = "read_names")]
+            p: Vec<Permission>,
+        }
+        let json = r#"{"p":["task:claim","tool:fs.read","task\u003aschedule","ext:x"]}"#;
+        let held: Held = serde_json::from_str(json).unwrap();
+        assert_eq!(
+            held.p,
+            ["task:claim", "tool:fs.read", "task:schedule", "ext:x"]
+        );
+        let borrowed: Vec<bool> = held
+            .p
+            .iter()
+            .map(|p| matches!(p, Permission::Borrowed(_)))
+            .collect();
+        assert_eq!(borrowed, [true, false, true, false]);
+        assert!(serde_json::from_str::<Held>(r#"{"p":[1]}"#).is_err());
+        assert!(serde_json::from_str::<Held>(r#"{"p":"task:claim"}"#).is_err());
     }
 }

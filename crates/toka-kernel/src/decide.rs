@@ -490,7 +490,7 @@ fn delegate(
     Ok(IssuedToken {
         jti: child.jti,
         sub: child.sub,
-        permissions: child.permissions,
+        permissions: child.permissions.into_iter().map(String::from).collect(),
         scope: child.scope,
         iat: child.iat,
         exp: child.exp,

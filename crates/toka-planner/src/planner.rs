@@ -361,7 +361,9 @@ impl Planner {
         budget: Option<u64>,
         key: &str,
     ) -> Result<Result<String, String>, AgentError> {
-        let permissions = self.with_claims(ctx, |_, c| c.permissions.clone())?;
+        let permissions = self.with_claims(ctx, |_, c| {
+            c.permissions.iter().map(|p| p.to_string()).collect()
+        })?;
         let grant = toka_types::TokenGrant {
             sub: agent,
             permissions,

@@ -41,7 +41,7 @@ async fn root_from_server(config: &std::path::Path, server: &str) -> Result<Toke
         .unwrap_or(0);
     let nonce = toka_runtime::keys::random_id()?;
     let mut claims = toka_auth::Claims::new(nonce, format!("root-request-{nonce}"), now, now + 60);
-    claims.permissions = vec![toka_api::tokens::ROOT_REQUEST.to_string()];
+    claims.permissions = vec![toka_api::tokens::ROOT_REQUEST.into()];
     let proof = toka_auth::mint(&keys, &claims)?;
     let remote = Remote {
         server: Some(server.to_string()),
