@@ -1,0 +1,98 @@
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::print_stdout
+)]
+//! Resident memory of the kernel's state: bytes per agent and per task, for 100 000
+//! agents and 1 000 000 tasks (the size the performance targets name), measured as the growth
+//! of this process's resident set (`/proc/self/statm`) while the state is built.
+//!
+//! Task descriptions are one byte, so "per task" is what a task costs beyond its
+//! description. Per task: the state as built, and after its first digest (which keeps
+//! a hash per entry, see `digest::map`). Then the size of one more copy of the whole
+//! state (agents included, not digested), which a runtime also holds: the writer's
+//! kernel beside the readers' committed state.
+//!
+//! Run: `cargo bench -p toka-kernel --bench memory` (Linux; takes about a minute).
+//! `TOKA_BENCH_AGENTS` and `TOKA_BENCH_TASKS` change the sizes.
+
+mod common;
+
+use common::{T0, World, world};
+use toka_auth::{KeySet, SigningKey};
+use toka_kernel::{Context, Kernel};
+use toka_types::{Message, Operation, TaskSpec, Timestamp};
+
+fn resident_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").expect("Linux /proc");
+    let pages: u64 = statm.split_whitespace().nth(1).unwrap().parse().unwrap();
+    pages * 4096
+}
+
+fn env(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn main() {
+    // `cargo test` runs benches without --bench: keep that quick.
+    let quick = !std::env::args().any(|a| a == "--bench");
+    let agents = env("TOKA_BENCH_AGENTS", if quick { 1_000 } else { 100_000 });
+    let tasks = env("TOKA_BENCH_TASKS", if quick { 10_000 } else { 1_000_000 });
+    let keys = KeySet::new(SigningKey::hs256("bench", &[9u8; 32]).unwrap());
+
+    let before = resident_bytes();
+    let World {
+        mut kernel,
+        root,
+        token,
+        claims,
+        agents: ids,
+    } = world(Kernel::new(keys.clone()), &keys, agents);
+    let with_agents = resident_bytes();
+
+    let task = TaskSpec::new("t").unwrap();
+    let now = Timestamp::from_unix_secs(T0 + 1);
+    for i in 0..tasks {
+        let op = Operation::ScheduleAgentTask {
+            agent: ids[i % ids.len()],
+            task: task.clone(),
+        };
+        let ctx = Context::new(now, kernel.state().next_seq());
+        kernel
+            .submit_verified(&Message::new(root, token.clone(), op), &claims, &ctx)
+            .unwrap();
+    }
+    let with_tasks = resident_bytes();
+    let digest = kernel.state().digest();
+    let digested = resident_bytes();
+    let copy = kernel.state().clone();
+    let copied = resident_bytes();
+
+    let per = |bytes: u64, n: usize| bytes as f64 / n.max(1) as f64;
+    println!("state of {agents} agents and {tasks} tasks (digest {digest})");
+    println!(
+        "  per agent            {:>8.0} B",
+        per(with_agents.saturating_sub(before), agents)
+    );
+    println!(
+        "  per task             {:>8.0} B",
+        per(with_tasks.saturating_sub(with_agents), tasks)
+    );
+    println!(
+        "  per task, digested   {:>8.0} B",
+        per(digested.saturating_sub(with_agents), tasks)
+    );
+    println!(
+        "  a second copy        {:>8.0} B per task, agents included (a runtime holds two)",
+        per(copied.saturating_sub(digested), tasks)
+    );
+    println!(
+        "  resident in all      {:>8.1} MiB",
+        copied as f64 / 1048576.0
+    );
+    assert_eq!(copy.digest(), digest, "a copy hashes alike");
+}
