@@ -1,17 +1,25 @@
-//! [`DigestedMap`]: a hash map that keeps the [`LtHash`] of its entries current
-//! lazily, so the state digest costs time in proportion to what changed since it was
-//! last asked for, not to the size of the state.
+//! [`DigestedMap`]: a map that keeps the [`LtHash`] of its entries current lazily, so
+//! the state digest costs time in proportion to what changed since it was last asked
+//! for, not to the size of the state.
 //!
 //! How: until the digest is first asked for, the map is a plain map (nothing is
-//! tracked: the writer's own kernel never asks, and a clone starts cold). The first [`DigestedMap::sum`] hashes
-//! every entry and keeps each entry's hash; from then on every way to change an entry
-//! (`get_mut`, `insert`; nothing is ever removed) notes its key, and the next `sum` rehashes only the
-//! noted keys, taking the old hash out of the sum and putting the new one in.
+//! tracked: the writer's own kernel never asks, and a clone starts cold). The first
+//! [`DigestedMap::sum`] hashes every entry and keeps each entry's hash; from then on
+//! every way to change an entry (`get_mut`, `insert`; nothing is ever removed) notes
+//! its slot, and the next `sum` rehashes only the noted slots and the new ones, taking
+//! the old hash out of the sum and putting the new one in.
 //!
-//! Invariant: when warm, `sum` equals the sum over `hashes`, and `hashes[k]` is the
-//! hash of `entries[k]` for every key not in `dirty`; the keys of `hashes` and
-//! `entries` differ only within `dirty`. The tests below check this against a
-//! from-scratch sum after random changes.
+//! Layout, for memory: the entries live in one `Vec` of slots, in insertion order, and
+//! a hash map holds only key → slot. Entries are never removed, so a slot's index never
+//! changes, and the kept hashes are a `Vec` by slot too. (A hash map of whole entries
+//! doubles to the next power of two of buckets of the entry's size; at a million tasks
+//! that was a third of the state.) Iteration is in insertion order; nothing may depend
+//! on it (images sort, the digest is a sum), and equality ignores it.
+//!
+//! Invariant: `index[slots[i].0] == i` for every slot. When warm, `sum` equals the sum
+//! over `hashes`, `hashes.len() <= slots.len()`, and `hashes[i]` is the hash of
+//! `slots[i].1` for every `i < hashes.len()` not in `dirty`. The tests below check the
+//! sum against a from-scratch sum after random changes.
 
 use std::borrow::Borrow;
 use std::hash::Hash;
@@ -29,32 +37,26 @@ pub(crate) trait Digestible {
 
 /// A map whose entries' [`LtHash`] is kept current (see the module doc).
 pub(crate) struct DigestedMap<K, V> {
-    entries: FxHashMap<K, V>,
-    cache: Mutex<SumCache<K>>,
+    index: FxHashMap<K, usize>,
+    slots: Vec<(K, V)>,
+    cache: Mutex<SumCache>,
 }
 
-struct SumCache<K> {
+#[derive(Default)]
+struct SumCache {
     warm: bool,
-    hashes: FxHashMap<K, [u8; 32]>,
-    dirty: FxHashSet<K>,
+    /// The hash of each slot's value, by slot (the newest slots may not have one yet).
+    hashes: Vec<[u8; 32]>,
+    /// Slots below `hashes.len()` changed since their hash was taken.
+    dirty: FxHashSet<usize>,
     sum: LtHash,
-}
-
-impl<K> Default for SumCache<K> {
-    fn default() -> Self {
-        Self {
-            warm: false,
-            hashes: FxHashMap::default(),
-            dirty: FxHashSet::default(),
-            sum: LtHash::default(),
-        }
-    }
 }
 
 impl<K, V> Default for DigestedMap<K, V> {
     fn default() -> Self {
         Self {
-            entries: FxHashMap::default(),
+            index: FxHashMap::default(),
+            slots: Vec::new(),
             cache: Mutex::new(SumCache::default()),
         }
     }
@@ -65,46 +67,55 @@ impl<K: Clone, V: Clone> Clone for DigestedMap<K, V> {
     /// that seldom ask for a digest, and should not pay to track one.
     fn clone(&self) -> Self {
         Self {
-            entries: self.entries.clone(),
+            index: self.index.clone(),
+            slots: self.slots.clone(),
             cache: Mutex::new(SumCache::default()),
         }
     }
 }
 
-impl<K: Eq + Hash, V: PartialEq> PartialEq for DigestedMap<K, V> {
-    /// Equal entries: the cache is how the digest is computed, not what the map holds.
+impl<K: Eq + Hash + Clone, V: PartialEq> PartialEq for DigestedMap<K, V> {
+    /// The same keys with equal values, whatever order they were inserted in: the
+    /// cache is how the digest is computed, not what the map holds.
     fn eq(&self, other: &Self) -> bool {
-        self.entries == other.entries
+        self.len() == other.len() && self.slots.iter().all(|(k, v)| other.get(k) == Some(v))
     }
 }
 
-impl<K: Eq + Hash, V: Eq> Eq for DigestedMap<K, V> {}
+impl<K: Eq + Hash + Clone, V: Eq> Eq for DigestedMap<K, V> {}
 
 impl<K: std::fmt::Debug, V: std::fmt::Debug> std::fmt::Debug for DigestedMap<K, V> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.entries.fmt(f)
+        f.debug_map()
+            .entries(self.slots.iter().map(|(k, v)| (k, v)))
+            .finish()
     }
 }
 
-impl<K: Eq + Hash, V> FromIterator<(K, V)> for DigestedMap<K, V> {
+impl<K: Eq + Hash + Clone, V> FromIterator<(K, V)> for DigestedMap<K, V> {
     fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> Self {
-        Self {
-            entries: iter.into_iter().collect(),
-            cache: Mutex::new(SumCache::default()),
+        let mut map = Self::default();
+        for (key, value) in iter {
+            map.insert(key, value);
         }
+        map
     }
 }
+
+/// The entries of a [`DigestedMap`], in insertion order.
+pub(crate) type Iter<'a, K, V> =
+    std::iter::Map<std::slice::Iter<'a, (K, V)>, fn(&'a (K, V)) -> (&'a K, &'a V)>;
 
 impl<'a, K, V> IntoIterator for &'a DigestedMap<K, V> {
     type Item = (&'a K, &'a V);
-    type IntoIter = std::collections::hash_map::Iter<'a, K, V>;
+    type IntoIter = Iter<'a, K, V>;
     fn into_iter(self) -> Self::IntoIter {
-        self.entries.iter()
+        self.slots.iter().map(|(k, v)| (k, v))
     }
 }
 
 impl<K, V> DigestedMap<K, V> {
-    fn lock(&self) -> MutexGuard<'_, SumCache<K>> {
+    fn lock(&self) -> MutexGuard<'_, SumCache> {
         // The cache is rebuilt from the entries if a panic left it half-updated.
         self.cache.lock().unwrap_or_else(|poisoned| {
             let mut cache = poisoned.into_inner();
@@ -113,19 +124,27 @@ impl<K, V> DigestedMap<K, V> {
         })
     }
 
+    /// Notes that slot `i` changed, if the digest is tracked.
+    fn touched(&mut self, i: usize) {
+        let cache = self.cache.get_mut().unwrap_or_else(|p| p.into_inner());
+        if cache.warm && i < cache.hashes.len() {
+            cache.dirty.insert(i);
+        }
+    }
+
     /// How many entries.
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.slots.len()
     }
 
     /// Whether there are none.
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.slots.is_empty()
     }
 
-    /// The values, in no particular order.
-    pub fn values(&self) -> std::collections::hash_map::Values<'_, K, V> {
-        self.entries.values()
+    /// The values, in insertion order.
+    pub fn values(&self) -> impl Iterator<Item = &V> {
+        self.slots.iter().map(|(_, v)| v)
     }
 }
 
@@ -136,7 +155,8 @@ impl<K: Eq + Hash + Clone, V> DigestedMap<K, V> {
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        self.entries.get(key)
+        let i = *self.index.get(key)?;
+        self.slots.get(i).map(|(_, v)| v)
     }
 
     /// Whether `key` has a value.
@@ -145,67 +165,63 @@ impl<K: Eq + Hash + Clone, V> DigestedMap<K, V> {
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        self.entries.contains_key(key)
+        self.index.contains_key(key)
     }
 
-    /// The value at `key`, to change (the key is noted for the next digest).
+    /// The value at `key`, to change (its slot is noted for the next digest).
     pub fn get_mut<Q>(&mut self, key: &Q) -> Option<&mut V>
     where
         K: Borrow<Q>,
-        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+        Q: Hash + Eq + ?Sized,
     {
-        let value = self.entries.get_mut(key)?;
-        let cache = self.cache.get_mut().unwrap_or_else(|p| p.into_inner());
-        if cache.warm {
-            cache.dirty.insert(key.to_owned());
-        }
-        Some(value)
+        let i = *self.index.get(key)?;
+        self.touched(i);
+        self.slots.get_mut(i).map(|(_, v)| v)
     }
 
     /// Sets `key` to `value`, returning the old value.
     pub fn insert(&mut self, key: K, value: V) -> Option<V> {
-        let cache = self.cache.get_mut().unwrap_or_else(|p| p.into_inner());
-        if cache.warm {
-            cache.dirty.insert(key.clone());
+        if let Some(&i) = self.index.get(&key) {
+            self.touched(i);
+            return self
+                .slots
+                .get_mut(i)
+                .map(|(_, old)| std::mem::replace(old, value));
         }
-        self.entries.insert(key, value)
+        self.index.insert(key.clone(), self.slots.len());
+        self.slots.push((key, value));
+        None
     }
 }
 
 impl<K: Eq + Hash + Clone, V: Digestible> DigestedMap<K, V> {
     /// The 32-byte summary of the entries' [`LtHash`]: the first call hashes every
-    /// entry, later ones only those changed since the call before.
+    /// entry, later ones only those changed or added since the call before.
     pub(crate) fn sum(&self) -> [u8; 32] {
         let mut cache = self.lock();
         let cache = &mut *cache;
         if !cache.warm {
-            cache.hashes.clear();
             cache.dirty.clear();
             cache.sum = LtHash::default();
-            cache.hashes.reserve(self.entries.len());
-            for (key, value) in &self.entries {
-                let hash = value.entry_hash();
-                cache.sum.add(&hash);
-                cache.hashes.insert(key.clone(), hash);
-            }
+            cache.hashes = Vec::with_capacity(self.slots.len());
             cache.warm = true;
-        } else {
-            for key in cache.dirty.drain() {
-                let new = self.entries.get(&key).map(Digestible::entry_hash);
-                let old = match new {
-                    Some(hash) => cache.hashes.insert(key, hash),
-                    None => cache.hashes.remove(&key),
-                };
-                if old == new {
-                    continue;
-                }
-                if let Some(old) = old {
-                    cache.sum.remove(&old);
-                }
-                if let Some(new) = new {
-                    cache.sum.add(&new);
-                }
+        }
+        for i in cache.dirty.drain() {
+            let (Some(old), Some((_, value))) = (cache.hashes.get_mut(i), self.slots.get(i)) else {
+                continue;
+            };
+            let new = value.entry_hash();
+            if *old != new {
+                cache.sum.remove(old);
+                cache.sum.add(&new);
+                *old = new;
             }
+        }
+        let unhashed = self.slots.get(cache.hashes.len()..).unwrap_or_default();
+        for (_, value) in unhashed {
+            let hash = value.entry_hash();
+            cache.sum.add(&hash);
+            cache.hashes.push(hash);
         }
         cache.sum.finish()
     }
@@ -214,7 +230,7 @@ impl<K: Eq + Hash + Clone, V: Digestible> DigestedMap<K, V> {
     #[cfg(test)]
     pub(crate) fn sum_from_scratch(&self) -> [u8; 32] {
         let mut sum = LtHash::default();
-        self.entries.values().for_each(|v| sum.add(&v.entry_hash()));
+        self.values().for_each(|v| sum.add(&v.entry_hash()));
         sum.finish()
     }
 }
@@ -266,6 +282,21 @@ mod tests {
             }
             prop_assert_eq!(map.sum(), map.sum_from_scratch());
         }
+    }
+
+    #[test]
+    fn maps_with_the_same_entries_are_equal_whatever_their_insertion_order() {
+        let forward: DigestedMap<u8, Entry> = (0..10).map(|k| (k, Entry(k, 0))).collect();
+        let mut backward: DigestedMap<u8, Entry> =
+            (0..10).rev().map(|k| (k, Entry(k, 0))).collect();
+        assert_eq!(forward, backward);
+        assert_eq!(forward.sum(), backward.sum());
+        backward.insert(4, Entry(4, 1));
+        assert_ne!(forward, backward);
+        let mut longer = forward.clone();
+        longer.insert(10, Entry(10, 0));
+        assert_ne!(forward, longer);
+        assert_ne!(longer, forward);
     }
 
     #[test]
