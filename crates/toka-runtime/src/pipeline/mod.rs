@@ -175,6 +175,15 @@ pub(crate) struct Writer {
 }
 
 impl Writer {
+    /// Whether the shared log's head, as last heard of, is past this writer's: the
+    /// notice of its own append is not a reason to read the log.
+    fn log_moved_on(&self) -> bool {
+        self.shared
+            .store
+            .watch_head()
+            .is_none_or(|heard| *heard.borrow() > self.head.seq)
+    }
+
     pub(crate) async fn run(mut self, mut rx: mpsc::Receiver<Command>) {
         let mut shutdown_replies = Vec::new();
         // Time-based work (checkpoints, pruning idle rate-limit keys) while idle.
@@ -260,7 +269,11 @@ impl Writer {
                 }
                 continue;
             }
-            if self.shared.store.is_shared() && submissions.is_empty() && !self.catch_up().await {
+            if self.shared.store.is_shared()
+                && submissions.is_empty()
+                && self.log_moved_on()
+                && !self.catch_up().await
+            {
                 self.rebuild_or_enter_outage("cannot read other nodes' events")
                     .await;
             }
