@@ -155,6 +155,14 @@ pub fn parents_json(parents: &[EntityId]) -> String {
     format!("[{}]", ids.join(","))
 }
 
+/// Reads what [`parents_json`] wrote (most often `[]`, read without a parser).
+pub fn parents_from_json(text: &str) -> Result<Vec<EntityId>, serde_json::Error> {
+    match text {
+        "[]" => Ok(Vec::new()),
+        list => serde_json::from_str(list),
+    }
+}
+
 /// The head after `batch` is appended to `head`.
 pub fn head_after(head: Head, batch: &[EventRecord]) -> Head {
     batch

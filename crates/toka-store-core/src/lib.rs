@@ -76,7 +76,10 @@ mod verify;
 pub mod testkit;
 
 pub use backend::{HeadLease, MAX_STORED_CHECKPOINTS, Snapshot, StorageBackend};
-pub use chain::{CHAIN_DOMAIN, admit, chain_digest, check_batch, head_after, parents_json, seal};
+pub use chain::{
+    CHAIN_DOMAIN, admit, chain_digest, check_batch, head_after, parents_from_json, parents_json,
+    seal,
+};
 pub use cursor::ChainCursor;
 pub use error::{AppendError, StoreError};
 pub use hash::{Hash32, ParseHashError};

@@ -552,10 +552,8 @@ fn record_of(row: &Row) -> Result<EventRecord, StoreError> {
             .map_err(|e| corrupt(seq, format!("column {i}: {e}")))?;
         Hash32::from_slice(bytes).ok_or_else(|| corrupt(seq, "hash is not 32 bytes".into()))
     };
-    let parents: Vec<EntityId> = match text(5)? {
-        "[]" => Vec::new(),
-        list => serde_json::from_str(list).map_err(|e| corrupt(seq, format!("parents: {e}")))?,
-    };
+    let parents = toka_store_core::parents_from_json(text(5)?)
+        .map_err(|e| corrupt(seq, format!("parents: {e}")))?;
     let timestamp = row
         .try_get::<_, i64>(3)
         .map_err(|e| corrupt(seq, format!("ts: {e}")))?;

@@ -69,10 +69,8 @@ fn hash_at(row: &Row<'_>, index: usize, seq: u64) -> Result<Hash32, StoreError> 
 
 /// The `parents` column: a JSON list of ids, most often empty.
 fn parents_at(row: &Row<'_>, index: usize, seq: u64) -> Result<Vec<EntityId>, StoreError> {
-    match text_at(row, index, seq)? {
-        "[]" => Ok(Vec::new()),
-        text => serde_json::from_str(text).map_err(|e| corrupt(seq, format!("parents: {e}"))),
-    }
+    toka_store_core::parents_from_json(text_at(row, index, seq)?)
+        .map_err(|e| corrupt(seq, format!("parents: {e}")))
 }
 
 /// Reads a row selected with [`EVENT_COLUMNS`]. A missing payload reads as empty, so
