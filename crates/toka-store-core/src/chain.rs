@@ -17,27 +17,68 @@ pub const CHAIN_DOMAIN: &[u8] = b"toka.chain.v1";
 /// ignored), chained after a record whose digest is `prev`. See the crate docs for the
 /// byte layout.
 pub fn chain_digest(prev: &Hash32, header: &EventHeader) -> Hash32 {
-    let mut h = blake3::Hasher::new();
-    h.update(CHAIN_DOMAIN);
-    h.update(prev.as_bytes());
-    h.update(&header.seq.to_le_bytes());
-    h.update(&header.id.to_bytes());
-    put_str(&mut h, &header.kind);
-    h.update(&header.timestamp.as_micros().to_le_bytes());
-    h.update(&header.intent.to_bytes());
-    h.update(&(header.parents.len() as u32).to_le_bytes());
+    // The fields go through a stack buffer and reach the hasher in one or two calls:
+    // each small `update` costs more than its bytes. Same byte stream, same digest.
+    let mut h = Buffered::new();
+    h.put(CHAIN_DOMAIN);
+    h.put(prev.as_bytes());
+    h.put(&header.seq.to_le_bytes());
+    h.put(&header.id.to_bytes());
+    h.put_str(&header.kind);
+    h.put(&header.timestamp.as_micros().to_le_bytes());
+    h.put(&header.intent.to_bytes());
+    h.put(&(header.parents.len() as u32).to_le_bytes());
     for parent in &header.parents {
-        h.update(&parent.to_bytes());
+        h.put(&parent.to_bytes());
     }
-    h.update(&header.origin.to_bytes());
-    put_str(&mut h, header.jti.as_deref().unwrap_or(""));
-    h.update(header.payload_hash.as_bytes());
-    Hash32(*h.finalize().as_bytes())
+    h.put(&header.origin.to_bytes());
+    h.put_str(header.jti.as_deref().unwrap_or(""));
+    h.put(header.payload_hash.as_bytes());
+    h.finish()
 }
 
-fn put_str(h: &mut blake3::Hasher, s: &str) {
-    h.update(&(s.len() as u32).to_le_bytes());
-    h.update(s.as_bytes());
+/// A BLAKE3 hasher fed through a fixed buffer (a digest input is usually ~200 bytes).
+struct Buffered {
+    hasher: blake3::Hasher,
+    buf: [u8; 512],
+    len: usize,
+}
+
+impl Buffered {
+    fn new() -> Self {
+        Self {
+            hasher: blake3::Hasher::new(),
+            buf: [0; 512],
+            len: 0,
+        }
+    }
+
+    fn put(&mut self, bytes: &[u8]) {
+        if self.len + bytes.len() > self.buf.len() {
+            self.hasher.update(&self.buf[..self.len]);
+            self.len = 0;
+        }
+        match self.buf.get_mut(self.len..self.len + bytes.len()) {
+            Some(room) => {
+                room.copy_from_slice(bytes);
+                self.len += bytes.len();
+            }
+            // Larger than the buffer (a long kind or jti): straight to the hasher.
+            None => {
+                self.hasher.update(bytes);
+            }
+        }
+    }
+
+    fn put_str(&mut self, s: &str) {
+        self.put(&(s.len() as u32).to_le_bytes());
+        self.put(s.as_bytes());
+    }
+
+    fn finish(mut self) -> Hash32 {
+        self.hasher.update(&self.buf[..self.len]);
+        Hash32(*self.hasher.finalize().as_bytes())
+    }
 }
 
 /// Places `events` after `head`: numbers them from `head.seq + 1`, hashes their
@@ -151,8 +192,18 @@ pub fn admit(head: &Head, expected_head: u64, batch: &[EventRecord]) -> Result<b
 
 /// Causal parents as the JSON array of ids that the SQL drivers store.
 pub fn parents_json(parents: &[EntityId]) -> String {
-    let ids: Vec<String> = parents.iter().map(|p| format!("\"{p}\"")).collect();
-    format!("[{}]", ids.join(","))
+    let mut json = String::with_capacity(2 + parents.len() * 39);
+    json.push('[');
+    for (i, parent) in parents.iter().enumerate() {
+        if i > 0 {
+            json.push(',');
+        }
+        json.push('"');
+        json.push_str(&parent.hyphenated());
+        json.push('"');
+    }
+    json.push(']');
+    json
 }
 
 /// Reads what [`parents_json`] wrote (most often `[]`, read without a parser).

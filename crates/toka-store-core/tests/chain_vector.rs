@@ -183,3 +183,73 @@ fn records_round_trip_through_json_with_readable_payloads() {
     assert!(json.contains("base64"), "{json}");
     assert_eq!(serde_json::from_str::<EventRecord>(&json).unwrap(), binary);
 }
+
+/// The documented digest input, written out in one piece (the oracle for the buffered
+/// hashing in `chain_digest`).
+fn layout(prev: &Hash32, h: &EventHeader) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    bytes.extend_from_slice(b"toka.chain.v1");
+    bytes.extend_from_slice(prev.as_bytes());
+    bytes.extend_from_slice(&h.seq.to_le_bytes());
+    bytes.extend_from_slice(&h.id.to_bytes());
+    bytes.extend_from_slice(&(h.kind.len() as u32).to_le_bytes());
+    bytes.extend_from_slice(h.kind.as_bytes());
+    bytes.extend_from_slice(&h.timestamp.as_micros().to_le_bytes());
+    bytes.extend_from_slice(&h.intent.to_bytes());
+    bytes.extend_from_slice(&(h.parents.len() as u32).to_le_bytes());
+    for p in &h.parents {
+        bytes.extend_from_slice(&p.to_bytes());
+    }
+    bytes.extend_from_slice(&h.origin.to_bytes());
+    let jti = h.jti.as_deref().unwrap_or("");
+    bytes.extend_from_slice(&(jti.len() as u32).to_le_bytes());
+    bytes.extend_from_slice(jti.as_bytes());
+    bytes.extend_from_slice(h.payload_hash.as_bytes());
+    bytes
+}
+
+proptest! {
+    /// Whatever the field sizes (a kind or jti longer than the hashing buffer, many
+    /// parents), the digest is BLAKE3 of the documented layout.
+    #[test]
+    fn digest_is_the_hash_of_the_layout_whatever_the_field_sizes(
+        prev in any::<[u8; 32]>(),
+        seq in any::<u64>(),
+        kind in "[a-z.]{1,700}",
+        jti in proptest::option::of("[a-z0-9-]{0,1100}"),
+        parents in proptest::collection::vec(any::<u128>(), 0..40),
+        ids in any::<(u128, u128, u128)>(),
+    ) {
+        let header = EventHeader {
+            seq,
+            id: id(ids.0),
+            kind,
+            timestamp: Timestamp::from_micros(seq / 3),
+            intent: id(ids.1),
+            parents: parents.into_iter().map(id).collect(),
+            origin: id(ids.2),
+            jti,
+            payload_hash: Hash32::of(b"payload"),
+            digest: Hash32::ZERO,
+        };
+        let prev = Hash32(prev);
+        prop_assert_eq!(
+            chain_digest(&prev, &header).0,
+            *blake3::hash(&layout(&prev, &header)).as_bytes()
+        );
+    }
+}
+
+#[test]
+fn parents_json_is_read_back_and_is_plain_json() {
+    for n in [0usize, 1, 2, 7] {
+        let parents: Vec<EntityId> = (0..n as u128).map(|i| id(i * 0x1234_5678_9abc)).collect();
+        let json = parents_json(&parents);
+        assert_eq!(parents_from_json(&json).unwrap(), parents);
+        let strings: Vec<String> = serde_json::from_str(&json).unwrap();
+        assert_eq!(
+            strings,
+            parents.iter().map(|p| p.to_string()).collect::<Vec<_>>()
+        );
+    }
+}

@@ -5,7 +5,9 @@
 //! The database runs in WAL mode with `synchronous=FULL`, and each append is one
 //! transaction. When [`append`](StorageBackend::append) returns `Ok`, the batch is in
 //! the WAL and the WAL is fsynced: it survives a killed process and a power cut. A
-//! crash during an append leaves either the whole batch or none of it.
+//! crash during an append leaves either the whole batch or none of it. Copying the WAL
+//! into the database file (a checkpoint) is not part of an append: a thread of the
+//! store's own does it beside the writer (see `checkpointer`).
 //!
 //! # One writer
 //!
@@ -33,6 +35,7 @@
 #![deny(missing_docs)]
 
 mod backup;
+mod checkpointer;
 mod payload_index;
 mod rows;
 mod schema;
@@ -51,6 +54,7 @@ use toka_store_core::{
 use toka_types::EntityId;
 
 pub use crate::backup::backup;
+use crate::checkpointer::Checkpointer;
 use crate::payload_index::PayloadIndex;
 use crate::rows::{EVENT_COLUMNS, PayloadParam, record_from_row};
 pub use crate::schema::SCHEMA_VERSION;
@@ -71,6 +75,8 @@ struct Inner {
     /// Where each payload is (see [`PayloadIndex`]); locked after `writer` or `reader`.
     payloads: Mutex<PayloadIndex>,
     poisoned: AtomicBool,
+    /// Checkpoints the WAL beside the writer; `None` only while dropping.
+    checkpointer: Option<Checkpointer>,
     // Held, never read: the exclusive lock lives as long as the handle.
     _lock: File,
 }
@@ -79,6 +85,8 @@ impl Drop for Inner {
     /// On a clean close the write-ahead log is folded into the database file, so the
     /// file alone holds the whole log (an operator copying `toka.db` gets it all).
     fn drop(&mut self) {
+        // The thread first: two checkpointers at once would make this one busy.
+        drop(self.checkpointer.take());
         if let Ok(conn) = self.writer.get_mut()
             && let Err(e) = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
         {
@@ -148,6 +156,8 @@ impl SqliteStore {
         configure(&writer)?;
         schema::migrate(&mut writer)?;
         let payloads = PayloadIndex::load(&writer)?;
+        let checkpointer = Checkpointer::start(path)?;
+        checkpointer.attach(&mut writer)?;
         let reader = Connection::open_with_flags(
             path,
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -165,6 +175,7 @@ impl SqliteStore {
                 reader: Mutex::new(reader),
                 payloads: Mutex::new(payloads),
                 poisoned: AtomicBool::new(false),
+                checkpointer: Some(checkpointer),
                 _lock: lock,
             }),
         })
@@ -267,9 +278,12 @@ impl Inner {
             return Ok(());
         }
         let reopened = (|| {
-            let writer = Connection::open(&self.path).map_err(backend)?;
+            let mut writer = Connection::open(&self.path).map_err(backend)?;
             configure(&writer)?;
             read_head(&writer)?;
+            if let Some(checkpointer) = &self.checkpointer {
+                checkpointer.attach(&mut writer)?;
+            }
             let payloads = PayloadIndex::load(&writer)?;
             let reader = Connection::open_with_flags(
                 &self.path,
@@ -367,12 +381,12 @@ fn append_tx(
             };
             let inserted = insert_event.execute(params![
                 h.seq as i64,
-                h.id.to_string(),
+                h.id.hyphenated().as_str(),
                 h.kind,
                 h.timestamp.as_micros() as i64,
-                h.intent.to_string(),
+                h.intent.hyphenated().as_str(),
                 parents_json(&h.parents),
-                h.origin.to_string(),
+                h.origin.hyphenated().as_str(),
                 h.jti,
                 hash,
                 payload_id,

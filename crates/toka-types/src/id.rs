@@ -36,18 +36,44 @@ impl EntityId {
     }
 }
 
+impl EntityId {
+    /// The id's UUID text, without allocating (e.g. for a database column).
+    pub fn hyphenated(self) -> Hyphenated {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        // Where each byte's two digits go: hyphens sit at 8, 13, 18 and 23.
+        const AT: [usize; 16] = [0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34];
+        let mut text = [b'-'; 36];
+        for (byte, at) in self.to_bytes().into_iter().zip(AT) {
+            text[at] = HEX[usize::from(byte >> 4)];
+            text[at + 1] = HEX[usize::from(byte & 0xf)];
+        }
+        Hyphenated(text)
+    }
+}
+
+/// The 36 characters of an [`EntityId`] as a UUID (lowercase hex, hyphens at 8, 13, 18
+/// and 23), held on the stack.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Hyphenated([u8; 36]);
+
+impl Hyphenated {
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        // Only ASCII hex digits and hyphens are ever written: this cannot fail.
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+}
+
+impl std::ops::Deref for Hyphenated {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
 impl fmt::Display for EntityId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let v = self.0;
-        write!(
-            f,
-            "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
-            (v >> 96) as u32,
-            (v >> 80) as u16,
-            (v >> 64) as u16,
-            (v >> 48) as u16,
-            v & 0xffff_ffff_ffff
-        )
+        f.write_str(self.hyphenated().as_str())
     }
 }
 
@@ -145,6 +171,23 @@ mod tests {
             let json = serde_json::to_string(&id).unwrap();
             prop_assert_eq!(serde_json::from_str::<EntityId>(&json).unwrap(), id);
             prop_assert_eq!(EntityId::from_bytes(id.to_bytes()), id);
+        }
+
+        #[test]
+        fn hyphenated_text_is_the_formatted_uuid(v in any::<u128>()) {
+            // The format machinery as the oracle for the table-driven writer.
+            let expected = format!(
+                "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
+                (v >> 96) as u32,
+                (v >> 80) as u16,
+                (v >> 64) as u16,
+                (v >> 48) as u16,
+                v & 0xffff_ffff_ffff
+            );
+            let id = EntityId::from_u128(v);
+            let text = id.hyphenated();
+            prop_assert_eq!(text.as_str(), expected.as_str());
+            prop_assert_eq!(id.to_string(), expected);
         }
     }
 }

@@ -41,7 +41,7 @@ pub mod whole;
 pub use budget::{Budget, BudgetKind, Spend};
 pub use error::ValidationError;
 pub use event::{IdempotencyRecord, KernelEvent, TaskState};
-pub use id::{EntityId, ParseIdError};
+pub use id::{EntityId, Hyphenated, ParseIdError};
 pub use json_text::JsonText;
 pub use message::Message;
 pub use model::ModelStep;
