@@ -1,5 +1,7 @@
 //! [`StorageBackend`]: the contract every driver keeps.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use toka_types::EntityId;
@@ -7,6 +9,7 @@ use toka_types::EntityId;
 use crate::error::{AppendError, StoreError};
 use crate::hash::Hash32;
 use crate::record::{EventRecord, Head};
+use crate::sealed::Sealed;
 
 /// The state of the system at one `seq`, so recovery can start there instead of at 1.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -51,6 +54,15 @@ pub trait StorageBackend: Send + Sync + 'static {
     /// Appends `batch` (sealed after the current head, see [`crate::seal`]) if the head
     /// is `expected_head`. Returns the new head.
     async fn append(&self, expected_head: u64, batch: &[EventRecord]) -> Result<Head, AppendError>;
+
+    /// [`append`](Self::append) of a batch sealed in this process, after the head it
+    /// names: the same promises, with `expected_head` its [`Sealed::after`]. A driver
+    /// may skip hashing it again ([`crate::admit_sealed`]); by default it is checked
+    /// like any other batch. Shared, so that a driver handing it to a thread of its own
+    /// need not copy it.
+    async fn append_sealed(&self, batch: Arc<Sealed>) -> Result<Head, AppendError> {
+        self.append(batch.after().seq, batch.records()).await
+    }
 
     /// Up to `limit` records with `seq >= from`, in order. Page through a large log with
     /// repeated calls (see [`crate::EventPages`]); nothing requires it to fit in memory.

@@ -119,7 +119,7 @@ pub fn seal(head: Head, events: Vec<NewEvent>) -> Vec<EventRecord> {
 pub fn check_batch(head: &Head, batch: &[EventRecord]) -> Result<(), AppendError> {
     let bad = |seq: u64, reason: String| Err(AppendError::InvalidBatch { seq, reason });
     let mut cursor = crate::cursor::ChainCursor::after(*head);
-    let mut ids = std::collections::HashSet::with_capacity(batch.len());
+    let mut limits = Limits::for_batch(batch);
     for record in batch {
         let h = &record.header;
         let expected = cursor.next_seq();
@@ -129,27 +129,7 @@ pub fn check_batch(head: &Head, batch: &[EventRecord]) -> Result<(), AppendError
                 format!("seq {} where {expected} was expected", h.seq),
             );
         }
-        if h.kind.is_empty() || h.kind.len() > MAX_KIND_BYTES {
-            return bad(h.seq, format!("kind must be 1 to {MAX_KIND_BYTES} bytes"));
-        }
-        if h.parents.len() > MAX_PARENTS {
-            return bad(
-                h.seq,
-                format!("{} parents, limit {MAX_PARENTS}", h.parents.len()),
-            );
-        }
-        if h.jti.as_deref() == Some("") {
-            return bad(h.seq, "jti is empty (use None for no capability)".into());
-        }
-        if record.payload.len() > MAX_PAYLOAD_BYTES {
-            return bad(
-                h.seq,
-                format!(
-                    "payload is {} bytes, limit {MAX_PAYLOAD_BYTES}",
-                    record.payload.len()
-                ),
-            );
-        }
+        limits.check(record)?;
         match cursor.accept(record) {
             Ok(()) => {}
             Err(Corruption::PayloadAltered) => {
@@ -162,14 +142,46 @@ pub fn check_batch(head: &Head, batch: &[EventRecord]) -> Result<(), AppendError
                 );
             }
         }
-        if !ids.insert(h.id) {
-            return bad(
-                h.seq,
-                format!("event id {} appears twice in the batch", h.id),
-            );
-        }
     }
     Ok(())
+}
+
+/// What every record of a batch must meet besides chaining: sizes within limits, no
+/// empty `jti`, no event id seen before in the batch.
+pub(crate) struct Limits {
+    ids: std::collections::HashSet<EntityId>,
+}
+
+impl Limits {
+    pub(crate) fn for_batch(batch: &[EventRecord]) -> Self {
+        Self {
+            ids: std::collections::HashSet::with_capacity(batch.len()),
+        }
+    }
+
+    pub(crate) fn check(&mut self, record: &EventRecord) -> Result<(), AppendError> {
+        let h = &record.header;
+        let bad = |reason: String| Err(AppendError::InvalidBatch { seq: h.seq, reason });
+        if h.kind.is_empty() || h.kind.len() > MAX_KIND_BYTES {
+            return bad(format!("kind must be 1 to {MAX_KIND_BYTES} bytes"));
+        }
+        if h.parents.len() > MAX_PARENTS {
+            return bad(format!("{} parents, limit {MAX_PARENTS}", h.parents.len()));
+        }
+        if h.jti.as_deref() == Some("") {
+            return bad("jti is empty (use None for no capability)".into());
+        }
+        if record.payload.len() > MAX_PAYLOAD_BYTES {
+            return bad(format!(
+                "payload is {} bytes, limit {MAX_PAYLOAD_BYTES}",
+                record.payload.len()
+            ));
+        }
+        if !self.ids.insert(h.id) {
+            return bad(format!("event id {} appears twice in the batch", h.id));
+        }
+        Ok(())
+    }
 }
 
 /// The checks every driver runs inside its atomic section, on the head it read there:

@@ -70,6 +70,7 @@ mod error;
 mod hash;
 mod pages;
 mod record;
+mod sealed;
 mod verify;
 
 #[cfg(feature = "testkit")]
@@ -87,4 +88,5 @@ pub use pages::{DEFAULT_PAGE, EventPages};
 pub use record::{
     EventHeader, EventRecord, Head, MAX_KIND_BYTES, MAX_PARENTS, MAX_PAYLOAD_BYTES, NewEvent,
 };
+pub use sealed::{Sealed, admit_sealed};
 pub use verify::{Corruption, Verdict, verify};

@@ -14,8 +14,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
 use toka_store_core::{
-    AppendError, EventHeader, EventRecord, Hash32, Head, Snapshot, StorageBackend, StoreError,
-    admit, head_after,
+    AppendError, EventHeader, EventRecord, Hash32, Head, Sealed, Snapshot, StorageBackend,
+    StoreError, admit, admit_sealed, head_after,
 };
 use toka_types::EntityId;
 use tokio::sync::broadcast;
@@ -74,6 +74,42 @@ impl std::fmt::Debug for MemoryStore {
 }
 
 impl MemoryStore {
+    /// Appends `batch` if `admit` (run under the lock, on the head) says so.
+    fn append_admitted(
+        &self,
+        batch: &[EventRecord],
+        admit: impl FnOnce(&Head) -> Result<bool, AppendError>,
+    ) -> Result<Head, AppendError> {
+        let new_head = {
+            let mut log = self.lock()?;
+            let head = log.head();
+            if !admit(&head)? {
+                return Ok(head);
+            }
+            if let Some(dup) = batch.iter().find(|r| log.ids.contains_key(&r.header.id)) {
+                return Err(AppendError::InvalidBatch {
+                    seq: dup.header.seq,
+                    reason: format!("event id {} is already in the log", dup.header.id),
+                });
+            }
+            for record in batch {
+                log.payloads
+                    .entry(record.header.payload_hash)
+                    .or_insert_with(|| record.payload.as_slice().into());
+                log.ids.insert(record.header.id, record.header.seq);
+                log.headers.push(record.header.clone());
+            }
+            head_after(head, batch)
+        };
+        // Copies for the live tail only if someone listens.
+        if self.tail.receiver_count() > 0 {
+            for record in batch {
+                let _ = self.tail.send(record.clone());
+            }
+        }
+        Ok(new_head)
+    }
+
     /// An empty log.
     pub fn new() -> Self {
         Self {
@@ -125,32 +161,11 @@ impl StorageBackend for MemoryStore {
     }
 
     async fn append(&self, expected_head: u64, batch: &[EventRecord]) -> Result<Head, AppendError> {
-        let new_head = {
-            let mut log = self.lock()?;
-            let head = log.head();
-            if !admit(&head, expected_head, batch)? {
-                return Ok(head);
-            }
-            if let Some(dup) = batch.iter().find(|r| log.ids.contains_key(&r.header.id)) {
-                return Err(AppendError::InvalidBatch {
-                    seq: dup.header.seq,
-                    reason: format!("event id {} is already in the log", dup.header.id),
-                });
-            }
-            for record in batch {
-                log.payloads
-                    .entry(record.header.payload_hash)
-                    .or_insert_with(|| record.payload.as_slice().into());
-                log.ids.insert(record.header.id, record.header.seq);
-                log.headers.push(record.header.clone());
-            }
-            head_after(head, batch)
-        };
-        for record in batch {
-            // No subscriber is fine.
-            let _ = self.tail.send(record.clone());
-        }
-        Ok(new_head)
+        self.append_admitted(batch, |head| admit(head, expected_head, batch))
+    }
+
+    async fn append_sealed(&self, batch: Arc<Sealed>) -> Result<Head, AppendError> {
+        self.append_admitted(batch.records(), |head| admit_sealed(head, &batch))
     }
 
     async fn read_range(&self, from: u64, limit: usize) -> Result<Vec<EventRecord>, StoreError> {

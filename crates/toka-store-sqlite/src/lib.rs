@@ -48,8 +48,8 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use toka_store_core::{
-    AppendError, EventRecord, Hash32, Head, Snapshot, StorageBackend, StoreError, admit,
-    head_after, parents_json,
+    AppendError, EventRecord, Hash32, Head, Sealed, Snapshot, StorageBackend, StoreError, admit,
+    admit_sealed, head_after, parents_json,
 };
 use toka_types::EntityId;
 
@@ -207,6 +207,16 @@ impl SqliteStore {
         expected_head: u64,
         batch: &[EventRecord],
     ) -> Result<Head, AppendError> {
+        self.append_admitted(batch, |head| admit(head, expected_head, batch))
+    }
+
+    /// Appends `batch` if `admit` (run in the transaction, on the head read there)
+    /// says so; a database error poisons the store until it reopens.
+    fn append_admitted(
+        &self,
+        batch: &[EventRecord],
+        admit: impl FnOnce(&Head) -> Result<bool, AppendError>,
+    ) -> Result<Head, AppendError> {
         self.inner.check_poison()?;
         let mut conn = self
             .inner
@@ -218,7 +228,7 @@ impl SqliteStore {
             .payloads
             .lock()
             .map_err(|_| StoreError::Poisoned { driver: DRIVER })?;
-        let result = append_tx(&mut conn, &mut payloads, expected_head, batch);
+        let result = append_tx(&mut conn, &mut payloads, batch, admit);
         if let Err(AppendError::Store(e)) = &result {
             tracing::error!(error = %e, "sqlite append failed; store poisoned until reopened");
             self.inner.poisoned.store(true, Ordering::Release);
@@ -339,14 +349,14 @@ fn read_head(conn: &Connection) -> Result<Head, StoreError> {
 fn append_tx(
     conn: &mut Connection,
     payloads: &mut PayloadIndex,
-    expected_head: u64,
     batch: &[EventRecord],
+    admit: impl FnOnce(&Head) -> Result<bool, AppendError>,
 ) -> Result<Head, AppendError> {
     let tx = conn
         .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
         .map_err(backend)?;
     let head = read_head(&tx)?;
-    if !admit(&head, expected_head, batch)? {
+    if !admit(&head)? {
         return Ok(head);
     }
     {
@@ -425,6 +435,15 @@ impl StorageBackend for SqliteStore {
         tokio::task::spawn_blocking(move || this.append_blocking(expected_head, &batch))
             .await
             .map_err(|e| AppendError::Store(backend(e)))?
+    }
+
+    async fn append_sealed(&self, batch: Arc<Sealed>) -> Result<Head, AppendError> {
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || {
+            this.append_admitted(batch.records(), |head| admit_sealed(head, &batch))
+        })
+        .await
+        .map_err(|e| AppendError::Store(backend(e)))?
     }
 
     async fn read_range(&self, from: u64, limit: usize) -> Result<Vec<EventRecord>, StoreError> {

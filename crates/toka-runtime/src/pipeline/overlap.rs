@@ -17,7 +17,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use toka_store_core::{AppendError, EventRecord, Head, head_after, seal};
+use toka_store_core::{AppendError, Head, Sealed};
 
 use super::commit::Outcome;
 use super::{Reply, Request, Writer};
@@ -40,7 +40,7 @@ pub(super) fn joined(
 
 /// A batch decided and sealed after everything before it, not yet appended.
 pub(crate) struct Decided {
-    records: Vec<EventRecord>,
+    records: Sealed,
     submissions: Vec<(Request, Reply)>,
     outcomes: Vec<Outcome>,
     accepted: usize,
@@ -49,9 +49,7 @@ pub(crate) struct Decided {
 /// A batch whose append is running.
 pub(crate) struct InFlight {
     pub(super) append: Append,
-    records: Arc<Vec<EventRecord>>,
-    /// The head the log will have once this batch is in.
-    tip: Head,
+    records: Arc<Sealed>,
     submissions: Vec<(Request, Reply)>,
     outcomes: Vec<Outcome>,
     accepted: usize,
@@ -71,24 +69,22 @@ impl Writer {
         }
         // Even a batch that writes nothing waits for the one in flight: its answers
         // were decided on that batch's effects, which are not durable yet.
-        let after = match (&self.decided, &self.inflight) {
-            (Some(decided), Some(inflight)) => head_after(inflight.tip, &decided.records),
-            (None, Some(inflight)) => inflight.tip,
-            _ => self.head,
-        };
-        let records = seal(after, new_events);
         match self.decided.as_mut() {
             // What arrives while a batch is in flight joins the one decided after it,
             // so batches grow as large as before overlapping: one append per fsync.
             Some(decided) => {
-                decided.records.extend(records);
+                decided.records.extend(new_events);
                 decided.submissions.extend(submissions);
                 decided.outcomes.extend(outcomes);
                 decided.accepted += accepted;
             }
             None => {
+                let after = self
+                    .inflight
+                    .as_ref()
+                    .map_or(self.head, |i| i.records.tip());
                 let decided = Decided {
-                    records,
+                    records: Sealed::new(after, new_events),
                     submissions,
                     outcomes,
                     accepted,
@@ -120,15 +116,14 @@ impl Writer {
             self.answer_without_writing(decided.submissions, decided.outcomes);
             return;
         }
-        let expected = self.head;
-        let tip = head_after(expected, &decided.records);
+        // Sealed after the head the batch in flight left; if the log's head is not that
+        // (it returned another), the store refuses the batch and rule 5 finds out.
         let records = Arc::new(decided.records);
         let (store, batch) = (Arc::clone(&self.shared.store), Arc::clone(&records));
-        let append: Append = tokio::spawn(async move { store.append(expected.seq, &batch).await });
+        let append: Append = tokio::spawn(async move { store.append_sealed(batch).await });
         self.inflight = Some(InFlight {
             append,
             records,
-            tip,
             submissions: decided.submissions,
             outcomes: decided.outcomes,
             accepted: decided.accepted,
@@ -142,7 +137,9 @@ impl Writer {
         let Some(done) = self.inflight.take() else {
             return;
         };
-        let records = Arc::try_unwrap(done.records).unwrap_or_else(|shared| (*shared).clone());
+        let records = Arc::try_unwrap(done.records)
+            .map(Sealed::into_records)
+            .unwrap_or_else(|shared| shared.records().to_vec());
         match result {
             Ok(new_head) => {
                 self.committed(

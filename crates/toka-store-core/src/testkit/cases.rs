@@ -5,7 +5,10 @@ use crate::backend::{Snapshot, StorageBackend};
 use crate::chain::{head_after, seal};
 use crate::error::AppendError;
 use crate::hash::Hash32;
+use std::sync::Arc;
+
 use crate::record::{EventRecord, Head, NewEvent};
+use crate::sealed::Sealed;
 use crate::testkit::{Harness, Tamper, batch, event};
 use crate::verify::{Corruption, Verdict, verify};
 
@@ -126,6 +129,63 @@ pub async fn batch_failing_midway_writes_nothing<H: Harness>() {
         .append(head.seq, &batch(head, 2, 10))
         .await
         .expect("append after refusal");
+}
+
+/// `append_sealed` keeps `append`'s promises without hashing again: a batch sealed on
+/// a stale head is a `Conflict`, one sealed on the right `seq` but another digest (a
+/// log that forked) is refused, one over the limits is refused, and each writes
+/// nothing; a batch sealed on the head appends and reads back as sealed.
+pub async fn sealed_batches_append_only_after_the_head_they_were_sealed_on<H: Harness>() {
+    let dir = folder();
+    let store = H::open(dir.path()).await.expect("open");
+    let head = fill(&store, 1, 4).await;
+    let events = |from: u64, count: u64| (from..from + count).map(|n| event(n, 120)).collect();
+    let stale = Sealed::new(
+        Head {
+            seq: 2,
+            digest: Hash32::ZERO,
+        },
+        events(3, 2),
+    );
+    assert!(matches!(
+        store.append_sealed(Arc::new(stale)).await,
+        Err(AppendError::Conflict {
+            expected: 2,
+            actual: 4
+        })
+    ));
+    let forked = Sealed::new(
+        Head {
+            seq: head.seq,
+            digest: Hash32::of(b"another log"),
+        },
+        events(5, 2),
+    );
+    assert!(matches!(
+        store.append_sealed(Arc::new(forked)).await,
+        Err(AppendError::InvalidBatch { seq: 5, .. })
+    ));
+    let mut too_long: Vec<NewEvent> = events(5, 3);
+    too_long[1].kind = "k".repeat(crate::record::MAX_KIND_BYTES + 1);
+    assert!(matches!(
+        store
+            .append_sealed(Arc::new(Sealed::new(head, too_long)))
+            .await,
+        Err(AppendError::InvalidBatch { seq: 6, .. })
+    ));
+    assert_eq!(store.head().await.expect("head"), head);
+    assert_eq!(all(&store).await.len(), 4);
+
+    let mut good = Sealed::new(head, events(5, 2));
+    good.extend(events(7, 3));
+    let sealed = good.records().to_vec();
+    let tip = store.append_sealed(Arc::new(good)).await.expect("append");
+    assert_eq!(tip, head_after(head, &sealed));
+    assert_eq!(all(&store).await[4..], sealed[..]);
+    assert!(matches!(
+        intact(&store).await,
+        Verdict::Intact { checked: 9, .. }
+    ));
 }
 
 /// Records with the same payload share one stored copy.

@@ -94,6 +94,7 @@ macro_rules! conformance_tests {
             appends_are_gap_free_from_one,
             stale_expected_head_is_refused_and_writes_nothing,
             batch_failing_midway_writes_nothing,
+            sealed_batches_append_only_after_the_head_they_were_sealed_on,
             identical_payloads_are_stored_once,
             everything_survives_close_and_reopen,
             concurrent_appends_never_both_win,
