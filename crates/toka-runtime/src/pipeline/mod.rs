@@ -25,9 +25,10 @@
 //!
 //! On a log of one node, steps 1 to 3 of the next batch overlap step 3's wait of the
 //! one before (see `overlap`): it is decided on the kernel that already holds the
-//! batch in flight, sealed after it, appended only once that one returned `Ok`, and
-//! answered only after its own append. The writer holds at most one batch in flight
-//! and one decided, beyond the queue.
+//! batch in flight, sealed after it, appended only once that one returned `Ok` (and
+//! before that one's step 4, so the disk does not wait for the answers), and answered
+//! only after its own append. The writer holds at most one batch in flight and one
+//! decided, beyond the queue.
 //!
 //! On a shared log (several nodes appending to one PostgreSQL log), steps 2 and 3 run
 //! while the writer holds the log's head: it takes the head (waiting at most

@@ -142,6 +142,13 @@ impl Writer {
             .unwrap_or_else(|shared| shared.records().to_vec());
         match result {
             Ok(new_head) => {
+                // The next append goes to the disk first: answering this batch (applying
+                // it for readers, publishing, one reply each) takes the writer a while,
+                // and the disk would wait for it. The next batch is still answered only
+                // after its own append.
+                if let Some(next) = self.decided.take() {
+                    self.start_append(next);
+                }
                 self.committed(
                     new_head,
                     records,
@@ -150,9 +157,6 @@ impl Writer {
                     done.accepted,
                     done.started,
                 );
-                if let Some(next) = self.decided.take() {
-                    self.start_append(next);
-                }
             }
             Err(e) => {
                 self.after_failed_append(
