@@ -1,8 +1,10 @@
 //! [`Caller`]: the bearer token of a request, validated; and what its scope may see.
 
+use std::sync::{Arc, Mutex};
+
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use toka_auth::{Claims, Scope};
+use toka_auth::{AuthError, Claims, KeySet, Scope, Verifier};
 use toka_kernel::WorldState;
 use toka_types::{EntityId, KernelEvent};
 
@@ -13,7 +15,7 @@ use crate::state::AppState;
 #[derive(Debug, Clone)]
 pub struct Caller {
     /// Its claims.
-    pub claims: Claims,
+    pub claims: Arc<Claims>,
     /// The token itself.
     pub token: String,
 }
@@ -127,13 +129,54 @@ impl Caller {
             .trim()
             .to_string();
         let now = app.now_secs();
+        let keys = app.runtime.keys();
         let claims = app
             .runtime
-            .read(|state| toka_auth::validate(&token, now, state, &app.runtime.keys()))
+            .read(|state| app.verifier.verify(&token, now, state, keys))
             .map_err(|e| {
                 tracing::info!(reason = %e, "request refused: bad token");
                 ApiError::unauthorized(format!("token refused: {e}"))
             })?;
         Ok(Self { claims, token })
+    }
+}
+
+/// Token checks for requests, behind a cache of verified signatures ([`Verifier`]): an
+/// agent sends the same token with every request, and checking its signature and
+/// reading its claims was a quarter of a `POST /v1/messages`. Expiry and revocation
+/// are still checked on every request, against the committed state; a change of the
+/// node's keys empties the cache.
+#[derive(Debug)]
+pub struct RequestVerifier {
+    /// The key set the verifier holds (compared by pointer with the runtime's), and
+    /// the verifier.
+    inner: Mutex<(Arc<KeySet>, Verifier)>,
+}
+
+impl RequestVerifier {
+    /// A verifier for `keys`.
+    pub fn new(keys: Arc<KeySet>) -> Self {
+        let verifier = Verifier::new((*keys).clone());
+        Self {
+            inner: Mutex::new((keys, verifier)),
+        }
+    }
+
+    /// Checks `token` at `now` against `revoked`, with the node's current `keys`.
+    fn verify(
+        &self,
+        token: &str,
+        now: u64,
+        revoked: &WorldState,
+        keys: Arc<KeySet>,
+    ) -> Result<Arc<Claims>, AuthError> {
+        // A panic elsewhere cannot leave the cache wrong: entries are whole.
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let (held, verifier) = &mut *inner;
+        if !Arc::ptr_eq(held, &keys) {
+            verifier.set_keys((*keys).clone());
+            *held = keys;
+        }
+        verifier.verify(token, now, revoked)
     }
 }

@@ -17,6 +17,8 @@ pub struct AppState {
     pub streams: Arc<Semaphore>,
     /// Recent commit rates (for `GET /v1/overview`).
     pub rates: Arc<crate::overview::CommitRates>,
+    /// Checks requests' tokens, caching signatures.
+    pub verifier: Arc<crate::auth::RequestVerifier>,
 }
 
 impl AppState {
@@ -24,11 +26,13 @@ impl AppState {
     /// shutting down when `shutdown` turns `true`.
     pub fn new(runtime: Runtime, max_streams: usize, shutdown: watch::Receiver<bool>) -> Self {
         let rates = crate::overview::CommitRates::start(runtime.clone(), shutdown.clone());
+        let verifier = Arc::new(crate::auth::RequestVerifier::new(runtime.keys()));
         Self {
             runtime,
             shutdown,
             streams: Arc::new(Semaphore::new(max_streams)),
             rates,
+            verifier,
         }
     }
 

@@ -445,13 +445,18 @@ fn terminate_revoke_inspect_root_token_and_snapshots() {
     );
     assert_eq!(run(&["token", "inspect", "garbage"]).code, 1);
 
-    // revoke: the token stops working.
+    // revoke: the token stops working, for writes (the kernel) and for reads (the
+    // API's own check, whose cache of verified tokens already holds this one).
     assert_eq!(
         client(&server, doomed_token, &["observe", "before"]).code,
         0
     );
+    assert_eq!(client(&server, doomed_token, &["state"]).code, 0);
     assert_eq!(client(&server, &admin, &["token", "revoke", jti]).code, 0);
     let r = client(&server, doomed_token, &["observe", "after"]);
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("revoked"), "{}", r.stderr);
+    let r = client(&server, doomed_token, &["state"]);
     assert_eq!(r.code, 1);
     assert!(r.stderr.contains("revoked"), "{}", r.stderr);
 
