@@ -3,7 +3,9 @@
 //!
 //! * `append/<driver>/<batch>`: events per second appended in batches of 1, 64 and
 //!   1024 events with ~300-byte payloads. Sealing (hashing and chaining) happens
-//!   before the timed call: the runtime seals, the driver stores (and re-checks).
+//!   before the timed call: the runtime seals, the driver stores. This times
+//!   `append`, which hashes the batch again (records from anywhere); the runtime's
+//!   own batches go through `append_sealed`, which does not.
 //! * `append/plain_sqlite/<batch>`, `append/plain_postgres/<batch>`: the baseline of
 //!   `toka_store_bench::plain`, a plain table `t(id, digest, payload)` with the same
 //!   batch sizes, one transaction per batch; no Toka code, and not the drivers' SQL.
