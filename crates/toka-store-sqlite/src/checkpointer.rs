@@ -11,7 +11,8 @@
 //! before the next append. So once the WAL holds [`BACKSTOP_PAGES`], the writer
 //! checkpoints itself after its commit, as SQLite would: the thread, nudged every
 //! [`NUDGE_PAGES`], has already copied all but the last few hundred pages, so this
-//! copies only those, and the WAL starts over. The WAL stays under about `BACKSTOP_PAGES` pages (16 MiB at 4 KiB pages).
+//! copies only those, and the WAL starts over. The WAL stays under about
+//! `BACKSTOP_PAGES` pages (16 MiB at 4 KiB pages).
 //!
 //! Not for durability: an append is durable once its WAL frames are fsynced, whether
 //! or not they have been checkpointed. A checkpoint that fails is logged and tried
@@ -30,10 +31,10 @@ use crate::backend;
 
 /// How many pages the WAL grows between two nudges of the thread: what the writer may
 /// have to copy itself at the backstop.
-pub(crate) const NUDGE_PAGES: i32 = 500;
+const NUDGE_PAGES: i32 = 500;
 /// WAL pages after a commit from which the writer checkpoints itself, so the WAL
 /// starts over.
-pub(crate) const BACKSTOP_PAGES: i32 = 4000;
+const BACKSTOP_PAGES: i32 = 4000;
 /// How long the thread waits for a nudge before looking for a stop again.
 const IDLE: Duration = Duration::from_secs(1);
 

@@ -236,6 +236,17 @@ impl SqliteStore {
         result
     }
 
+    /// Runs `append` on the blocking pool: it waits on the disk.
+    async fn append_on_pool(
+        &self,
+        append: impl FnOnce(&Self) -> Result<Head, AppendError> + Send + 'static,
+    ) -> Result<Head, AppendError> {
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || append(&this))
+            .await
+            .map_err(|e| AppendError::Store(backend(e)))?
+    }
+
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.inner.path
@@ -431,19 +442,15 @@ impl StorageBackend for SqliteStore {
 
     async fn append(&self, expected_head: u64, batch: &[EventRecord]) -> Result<Head, AppendError> {
         let batch = batch.to_vec();
-        let this = self.clone();
-        tokio::task::spawn_blocking(move || this.append_blocking(expected_head, &batch))
+        self.append_on_pool(move |this| this.append_blocking(expected_head, &batch))
             .await
-            .map_err(|e| AppendError::Store(backend(e)))?
     }
 
     async fn append_sealed(&self, batch: Arc<Sealed>) -> Result<Head, AppendError> {
-        let this = self.clone();
-        tokio::task::spawn_blocking(move || {
+        self.append_on_pool(move |this| {
             this.append_admitted(batch.records(), |head| admit_sealed(head, &batch))
         })
         .await
-        .map_err(|e| AppendError::Store(backend(e)))?
     }
 
     async fn read_range(&self, from: u64, limit: usize) -> Result<Vec<EventRecord>, StoreError> {

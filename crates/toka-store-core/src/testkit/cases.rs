@@ -1,12 +1,12 @@
 //! The conformance cases. Each takes a fresh folder, opens the driver's store there
 //! and checks one clause of the [`StorageBackend`] contract.
 
+use std::sync::Arc;
+
 use crate::backend::{Snapshot, StorageBackend};
 use crate::chain::{head_after, seal};
 use crate::error::AppendError;
 use crate::hash::Hash32;
-use std::sync::Arc;
-
 use crate::record::{EventRecord, Head, NewEvent};
 use crate::sealed::Sealed;
 use crate::testkit::{Harness, Tamper, batch, event};
