@@ -90,42 +90,74 @@ pub struct ParseIdError {
     input: String,
 }
 
+/// The value of each ASCII hex digit (either case); `INVALID` for every other byte.
+const HEX_VALUE: [u8; 256] = {
+    let mut table = [INVALID; 256];
+    let mut i = 0;
+    while i < 10 {
+        table[b'0' as usize + i] = i as u8;
+        i += 1;
+    }
+    let mut i = 0;
+    while i < 6 {
+        table[b'a' as usize + i] = 10 + i as u8;
+        table[b'A' as usize + i] = 10 + i as u8;
+        i += 1;
+    }
+    table
+};
+const INVALID: u8 = 0xff;
+
+/// Where each byte's two digits start in the text (the writer's layout).
+const DIGITS_AT: [usize; 16] = [0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34];
+
 impl FromStr for EntityId {
     type Err = ParseIdError;
 
+    // Every id of every record passes through here on a replay, so it decodes a byte
+    // per table lookup pair instead of a digit per `char` conversion.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let err = || ParseIdError {
             input: s.chars().take(64).collect(),
         };
-        let bytes = s.as_bytes();
-        if bytes.len() != 36 {
+        let text = s.as_bytes();
+        if text.len() != 36 || [8, 13, 18, 23].iter().any(|&at| text[at] != b'-') {
             return Err(err());
         }
-        let mut value: u128 = 0;
-        for (i, &b) in bytes.iter().enumerate() {
-            if matches!(i, 8 | 13 | 18 | 23) {
-                if b != b'-' {
-                    return Err(err());
-                }
-                continue;
+        let mut bytes = [0u8; 16];
+        for (byte, at) in bytes.iter_mut().zip(DIGITS_AT) {
+            let high = HEX_VALUE[usize::from(text[at])];
+            let low = HEX_VALUE[usize::from(text[at + 1])];
+            if high == INVALID || low == INVALID {
+                return Err(err());
             }
-            let digit = (b as char).to_digit(16).ok_or_else(err)?;
-            value = (value << 4) | u128::from(digit);
+            *byte = (high << 4) | low;
         }
-        Ok(Self(value))
+        Ok(Self::from_bytes(bytes))
     }
 }
 
 impl Serialize for EntityId {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(self)
+        serializer.serialize_str(self.hyphenated().as_str())
     }
 }
 
 impl<'de> Deserialize<'de> for EntityId {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
-        text.parse().map_err(serde::de::Error::custom)
+        // A visitor rather than `String`/`Cow`: the text is parsed where the
+        // deserializer holds it, never copied.
+        struct IdVisitor;
+        impl serde::de::Visitor<'_> for IdVisitor {
+            type Value = EntityId;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a UUID string")
+            }
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<EntityId, E> {
+                text.parse().map_err(E::custom)
+            }
+        }
+        deserializer.deserialize_str(IdVisitor)
     }
 }
 
@@ -158,6 +190,21 @@ mod tests {
     }
 
     #[test]
+    fn refuses_every_non_hex_byte_in_every_digit_position() {
+        let good = "0192f1c4-7d2e-4c1a-9b3e-5f6a7b8c9d0e";
+        for at in DIGITS_AT.iter().flat_map(|&at| [at, at + 1]) {
+            for byte in [b'g', b'G', b'-', b' ', b'/', b':', b'@', b'`', 0x7f] {
+                let mut text = good.as_bytes().to_vec();
+                text[at] = byte;
+                let text = String::from_utf8(text).unwrap();
+                assert!(text.parse::<EntityId>().is_err(), "{text}");
+            }
+        }
+        // A multi-byte character of the right byte length is no id either.
+        assert!("0192f1c4-7d2e-4c1a-9b3e-5f6a7b8c9dé".parse::<EntityId>().is_err());
+    }
+
+    #[test]
     fn parses_uppercase() {
         let id: EntityId = "0192F1C4-7D2E-4C1A-9B3E-5F6A7B8C9D0E".parse().unwrap();
         assert_eq!(id.as_u128(), 0x0192f1c4_7d2e_4c1a_9b3e_5f6a7b8c9d0e);
@@ -171,6 +218,29 @@ mod tests {
             let json = serde_json::to_string(&id).unwrap();
             prop_assert_eq!(serde_json::from_str::<EntityId>(&json).unwrap(), id);
             prop_assert_eq!(EntityId::from_bytes(id.to_bytes()), id);
+        }
+
+        #[test]
+        fn parsing_agrees_with_a_digit_by_digit_reading(
+            v in any::<u128>(),
+            upper in any::<bool>(),
+            damage in proptest::option::of((0usize..36, 0x20u8..0x7f)),
+        ) {
+            let mut text = EntityId::from_u128(v).to_string();
+            if upper {
+                text = text.to_uppercase();
+            }
+            if let Some((at, byte)) = damage {
+                text.replace_range(at..=at, &char::from(byte).to_string());
+            }
+            // The oracle: hyphens where they must be, the rest read as base 16.
+            let hyphens_in_place = [8, 13, 18, 23].iter().all(|&at| text.as_bytes()[at] == b'-');
+            let digits: String = text.chars().filter(|&c| c != '-').collect();
+            let all_hex = digits.len() == 32 && digits.chars().all(|c| c.is_ascii_hexdigit());
+            let expected = (hyphens_in_place && all_hex)
+                .then(|| u128::from_str_radix(&digits, 16).unwrap());
+            let parsed = text.parse::<EntityId>().ok().map(EntityId::as_u128);
+            prop_assert_eq!(parsed, expected);
         }
 
         #[test]
