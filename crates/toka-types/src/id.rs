@@ -201,7 +201,11 @@ mod tests {
             }
         }
         // A multi-byte character of the right byte length is no id either.
-        assert!("0192f1c4-7d2e-4c1a-9b3e-5f6a7b8c9dé".parse::<EntityId>().is_err());
+        assert!(
+            "0192f1c4-7d2e-4c1a-9b3e-5f6a7b8c9dé"
+                .parse::<EntityId>()
+                .is_err()
+        );
     }
 
     #[test]

@@ -33,6 +33,7 @@ mod message;
 pub mod model;
 mod operation;
 mod spec;
+mod tag_first;
 mod time;
 mod token;
 pub mod tool;
