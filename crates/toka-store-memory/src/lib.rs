@@ -9,10 +9,11 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
+use rustc_hash::FxHashMap;
 use toka_store_core::{
     AppendError, EventHeader, EventRecord, Hash32, Head, Sealed, Snapshot, StorageBackend,
     StoreError, admit, admit_sealed, head_after,
@@ -26,8 +27,8 @@ const TAIL_CAPACITY: usize = 4096;
 #[derive(Default)]
 struct Log {
     headers: Vec<EventHeader>,
-    ids: HashMap<EntityId, u64>,
-    payloads: HashMap<Hash32, Arc<[u8]>>,
+    ids: FxHashMap<EntityId, u64>,
+    payloads: FxHashMap<Hash32, Arc<[u8]>>,
     snapshots: BTreeMap<u64, Snapshot>,
     checkpoints: std::collections::VecDeque<Vec<u8>>,
 }
@@ -92,6 +93,8 @@ impl MemoryStore {
                     reason: format!("event id {} is already in the log", dup.header.id),
                 });
             }
+            log.headers.reserve(batch.len());
+            log.ids.reserve(batch.len());
             for record in batch {
                 log.payloads
                     .entry(record.header.payload_hash)
@@ -136,7 +139,7 @@ impl MemoryStore {
     #[doc(hidden)]
     pub fn raw_edit(
         &self,
-        edit: impl FnOnce(&mut Vec<EventHeader>, &mut HashMap<Hash32, Arc<[u8]>>),
+        edit: impl FnOnce(&mut Vec<EventHeader>, &mut FxHashMap<Hash32, Arc<[u8]>>),
     ) {
         if let Ok(mut log) = self.log.lock() {
             let log = &mut *log;
