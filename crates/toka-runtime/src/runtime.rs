@@ -220,6 +220,7 @@ impl Runtime {
             pipeline: options.pipeline.clone(),
             snapshots: options.snapshots.clone(),
             since_snapshot: 0,
+            snapshot_job: None,
             chain_lifetime_secs: options.chain_lifetime_secs,
             outage: None,
             inflight: None,

@@ -6,6 +6,7 @@ mod common;
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use common::*;
 use toka_runtime::{RuntimeError, SubmitError};
@@ -306,6 +307,108 @@ async fn snapshots_speed_up_recovery_and_agree_with_full_replay() {
     assert_eq!(unchecked.from_snapshot, None);
     assert_eq!(unchecked.state.digest(), digest);
     assert_eq!(replay(store.as_ref()).await.digest(), digest);
+}
+
+/// Stores snapshots only once released; says when one is waiting.
+struct HeldSnapshots {
+    waiting: tokio::sync::Notify,
+    release: tokio::sync::Semaphore,
+}
+
+#[async_trait::async_trait]
+impl AppendHook for Arc<HeldSnapshots> {
+    async fn append(
+        &self,
+        inner: &MemoryStore,
+        expected: u64,
+        batch: &[toka_store_core::EventRecord],
+    ) -> Result<toka_store_core::Head, toka_store_core::AppendError> {
+        inner.append(expected, batch).await
+    }
+
+    async fn put_snapshot(
+        &self,
+        inner: &MemoryStore,
+        snapshot: &toka_store_core::Snapshot,
+    ) -> Result<(), toka_store_core::StoreError> {
+        self.waiting.notify_one();
+        let permit = tokio::time::timeout(Duration::from_secs(30), self.release.acquire())
+            .await
+            .expect("the test releases the snapshot")
+            .unwrap();
+        permit.forget();
+        inner.put_snapshot(snapshot).await
+    }
+}
+
+/// A snapshot of a large state takes long to encode and write; the writer must go on
+/// committing meanwhile, and the snapshot must be the state at the `seq` it names.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_writer_commits_while_a_snapshot_is_being_written() {
+    let hook = Arc::new(HeldSnapshots {
+        waiting: tokio::sync::Notify::new(),
+        release: tokio::sync::Semaphore::new(0),
+    });
+    let inner = MemoryStore::new();
+    let store: Arc<dyn StorageBackend> = Arc::new(Hooked {
+        inner: inner.clone(),
+        hook: hook.clone(),
+    });
+    let mut o = options();
+    o.snapshots.every_events = 20;
+    let rt = start(store.clone(), o).await;
+    let (root, token) = admin(&rt).await;
+    let waiting = hook.waiting.notified();
+    for n in 0..25 {
+        rt.submit(schedule(root, &token, root, &format!("before {n}")))
+            .await
+            .unwrap();
+    }
+    tokio::time::timeout(Duration::from_secs(10), waiting)
+        .await
+        .expect("a snapshot was due after 20 events");
+    let snapshot_seq_at_most = rt.head().seq;
+    // The snapshot is held: commits go on regardless.
+    for n in 0..30 {
+        tokio::time::timeout(
+            Duration::from_secs(5),
+            rt.submit(schedule(root, &token, root, &format!("during {n}"))),
+        )
+        .await
+        .expect("committed while the snapshot is held")
+        .unwrap();
+    }
+    assert!(store.latest_snapshot().await.unwrap().is_none());
+    hook.release.add_permits(100);
+    let snapshot = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            if let Some(s) = store.latest_snapshot().await.unwrap() {
+                return s;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("stored once released");
+    assert!(
+        (20..=snapshot_seq_at_most).contains(&snapshot.seq),
+        "{}",
+        snapshot.seq
+    );
+    // It is the state at its seq, and carries that state's digest.
+    let mut state = toka_kernel::WorldState::new();
+    for (_, e) in log(&inner)
+        .await
+        .iter()
+        .take_while(|(s, _)| *s <= snapshot.seq)
+    {
+        toka_kernel::apply(&mut state, e, &Default::default());
+    }
+    let image = toka_runtime::recovery::decode_image(snapshot.seq, &snapshot.state).unwrap();
+    assert_eq!(image.applied(), snapshot.seq);
+    assert_eq!(image.digest(), state.digest());
+    assert_eq!(snapshot.state_digest.as_bytes(), state.digest().as_bytes());
+    rt.shutdown().await;
 }
 
 #[tokio::test]

@@ -170,6 +170,8 @@ pub(crate) struct Writer {
     pub(crate) inflight: Option<overlap::InFlight>,
     /// The batch decided after it, waiting for its append.
     pub(crate) decided: Option<overlap::Decided>,
+    /// The snapshot being encoded and stored, if any (see `snapshot`).
+    pub(crate) snapshot_job: Option<snapshot::SnapshotJob>,
     /// On a shared log: the head, taken before the batch was gathered (or why not), for
     /// `commit` to use.
     pub(crate) head_right: Option<Result<Box<dyn toka_store_core::HeadLease>, String>>,
@@ -288,9 +290,7 @@ impl Writer {
             if self.outage.is_some() {
                 continue;
             }
-            let due = self.snapshots.every_events > 0
-                && self.since_snapshot >= self.snapshots.every_events;
-            if due || !snapshot_requests.is_empty() {
+            if !snapshot_requests.is_empty() {
                 let result = self.take_snapshot().await;
                 if let Err(e) = &result {
                     tracing::error!(error = %e, "snapshot failed");
@@ -299,11 +299,13 @@ impl Writer {
                     let _ = reply.send(result.clone());
                 }
             } else {
+                self.snapshot_if_due().await;
                 self.checkpoint_if_due().await;
             }
         }
         // The queue is closed and drained: a clean shutdown, once what is in flight is in.
         self.drain().await;
+        self.reap_snapshot(true).await;
         let healthy = self.outage.is_none();
         if healthy
             && self.snapshots.on_shutdown

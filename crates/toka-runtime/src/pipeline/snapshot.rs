@@ -1,6 +1,13 @@
 //! Snapshots and signed checkpoints taken by the writer, and its clock tick.
+//!
+//! A snapshot due by events is written beside the writer, not by it: the writer copies
+//! the state and goes on committing while a task encodes and stores the copy. At most
+//! one is being written at a time; a request for one, and shutdown, wait for it.
 
 use toka_store_core::{Hash32, Snapshot};
+
+/// A snapshot being encoded and stored: its `seq`, or why not.
+pub(crate) type SnapshotJob = tokio::task::JoinHandle<Result<u64, String>>;
 
 use super::Writer;
 
@@ -12,6 +19,7 @@ impl Writer {
             limiter.retain_recent();
             limiter.shrink_to_fit();
         }
+        self.reap_snapshot(false).await;
         if self.outage.is_none() {
             self.checkpoint_if_due().await;
         }
@@ -29,40 +37,81 @@ impl Writer {
         }
     }
 
+    /// A snapshot at the head, waited for (a request, or the one at shutdown).
     pub(super) async fn take_snapshot(&mut self) -> Result<u64, String> {
-        // The committed state readers share: its digest is kept current as it changes.
-        let (image, digest) = {
+        self.reap_snapshot(true).await;
+        let job = self.start_snapshot().await?;
+        job.await
+            .map_err(|e| format!("the snapshot task failed: {e}"))?
+    }
+
+    /// Starts a snapshot at the head if one is due by events and none is being written.
+    pub(super) async fn snapshot_if_due(&mut self) {
+        self.reap_snapshot(false).await;
+        let due =
+            self.snapshots.every_events > 0 && self.since_snapshot >= self.snapshots.every_events;
+        if !due || self.snapshot_job.is_some() {
+            return;
+        }
+        match self.start_snapshot().await {
+            Ok(job) => self.snapshot_job = Some(job),
+            Err(e) => tracing::error!(error = %e, "snapshot failed"),
+        }
+    }
+
+    /// Logs how the snapshot being written ended, once it has (with `wait`, waits).
+    pub(super) async fn reap_snapshot(&mut self, wait: bool) {
+        let Some(job) = self.snapshot_job.take_if(|job| wait || job.is_finished()) else {
+            return;
+        };
+        match job.await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "snapshot failed"),
+            Err(e) => tracing::error!(error = %e, "the snapshot task failed"),
+        }
+    }
+
+    /// Copies the committed state at the head, signs a checkpoint that covers it, and
+    /// hands the copy to a task that encodes and stores it.
+    ///
+    /// Why a copy: encoding a large state takes far longer than copying it (a million
+    /// tasks: seconds against a fraction of one), and the writer cannot commit while it
+    /// holds the state, so it only copies. The checkpoint is signed first, from the
+    /// digest the state keeps current, so a snapshot is never stored without one.
+    async fn start_snapshot(&mut self) -> Result<SnapshotJob, String> {
+        let (state, digest) = {
             let state = self.shared.read_state();
-            let image = serde_json::to_vec(&state.image()).map_err(|e| e.to_string())?;
-            (image, Hash32(*state.digest().as_bytes()))
+            (state.clone(), Hash32(*state.digest().as_bytes()))
         };
-        let snapshot = Snapshot {
-            seq: self.head.seq,
-            chain_digest: self.head.digest,
-            state_digest: digest,
-            state: image,
-        };
-        self.shared
-            .store
-            .put_snapshot(&snapshot)
-            .await
-            .map_err(|e| e.to_string())?;
-        self.shared
-            .store
-            .prune_snapshots(self.snapshots.keep.max(1))
-            .await
-            .map_err(|e| e.to_string())?;
         self.since_snapshot = 0;
-        tracing::info!(
-            seq = snapshot.seq,
-            bytes = snapshot.state.len(),
-            "snapshot taken"
-        );
-        // A snapshot is only trusted at start when a checkpoint covers it.
-        self.sign_checkpoint(snapshot.state_digest)
+        self.sign_checkpoint(digest)
             .await
-            .map_err(|e| format!("snapshot taken, but its checkpoint failed: {e}"))?;
-        Ok(snapshot.seq)
+            .map_err(|e| format!("no snapshot taken: its checkpoint failed: {e}"))?;
+        let (seq, chain_digest) = (self.head.seq, self.head.digest);
+        let store = std::sync::Arc::clone(&self.shared.store);
+        let keep = self.snapshots.keep.max(1);
+        Ok(tokio::spawn(async move {
+            let state = tokio::task::spawn_blocking(move || serde_json::to_vec(&state.image()))
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| e.to_string())?;
+            let snapshot = Snapshot {
+                seq,
+                chain_digest,
+                state_digest: digest,
+                state,
+            };
+            store
+                .put_snapshot(&snapshot)
+                .await
+                .map_err(|e| e.to_string())?;
+            store
+                .prune_snapshots(keep)
+                .await
+                .map_err(|e| e.to_string())?;
+            tracing::info!(seq, bytes = snapshot.state.len(), "snapshot taken");
+            Ok(seq)
+        }))
     }
 
     /// Signs a checkpoint at the head now, if checkpoints are configured. Only called

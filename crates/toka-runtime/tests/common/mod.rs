@@ -103,7 +103,8 @@ pub async fn replay(store: &dyn StorageBackend) -> WorldState {
     state
 }
 
-/// A memory store whose appends go through a hook: to fail them, hold them, count them.
+/// A memory store whose appends (and snapshot writes) go through a hook: to fail them,
+/// hold them, count them.
 pub struct Hooked<H> {
     pub inner: toka_store_memory::MemoryStore,
     pub hook: H,
@@ -118,6 +119,15 @@ pub trait AppendHook: Send + Sync + 'static {
         expected: u64,
         batch: &[toka_store_core::EventRecord],
     ) -> Result<toka_store_core::Head, toka_store_core::AppendError>;
+
+    /// What it does on `put_snapshot`: by default, stores it.
+    async fn put_snapshot(
+        &self,
+        inner: &toka_store_memory::MemoryStore,
+        snapshot: &toka_store_core::Snapshot,
+    ) -> Result<(), toka_store_core::StoreError> {
+        inner.put_snapshot(snapshot).await
+    }
 }
 
 #[async_trait::async_trait]
@@ -158,7 +168,7 @@ impl<H: AppendHook> StorageBackend for Hooked<H> {
         &self,
         s: &toka_store_core::Snapshot,
     ) -> Result<(), toka_store_core::StoreError> {
-        self.inner.put_snapshot(s).await
+        self.hook.put_snapshot(&self.inner, s).await
     }
     async fn latest_snapshot(
         &self,
