@@ -74,8 +74,8 @@ impl Writer {
     /// Copies the committed state at the head, signs a checkpoint that covers it, and
     /// hands the copy to a task that encodes and stores it.
     ///
-    /// Why a copy: encoding a large state takes far longer than copying it (a million
-    /// tasks: seconds against a fraction of one), and the writer cannot commit while it
+    /// Why a copy: encoding a large state takes several times longer than copying it
+    /// (a million tasks: 0.6 s against 0.15 s), and the writer cannot commit while it
     /// holds the state, so it only copies. The checkpoint is signed first, from the
     /// digest the state keeps current, so a snapshot is never stored without one.
     async fn start_snapshot(&mut self) -> Result<SnapshotJob, String> {
