@@ -8,6 +8,8 @@
 //! crash during an append leaves either the whole batch or none of it. Copying the WAL
 //! into the database file (a checkpoint) is not part of an append: a thread of the
 //! store's own does it beside the writer (see `checkpointer`).
+//! A large snapshot is written a chunk per transaction, so appends go on in between
+//! (see `snapshots`).
 //!
 //! # One writer
 //!
@@ -39,6 +41,7 @@ mod checkpointer;
 mod payload_index;
 mod rows;
 mod schema;
+mod snapshots;
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::path::{Path, PathBuf};
@@ -524,40 +527,34 @@ impl StorageBackend for SqliteStore {
     }
 
     async fn put_snapshot(&self, snapshot: &Snapshot) -> Result<(), StoreError> {
-        let s = snapshot.clone();
-        self.write(move |conn| {
-            conn.execute(
-                "INSERT OR REPLACE INTO snapshots (seq, chain_digest, state_digest, state) VALUES (?1, ?2, ?3, ?4)",
-                params![s.seq as i64, s.chain_digest.as_bytes().as_slice(), s.state_digest.as_bytes().as_slice(), s.state],
-            )
-            .map_err(backend)?;
-            Ok::<_, StoreError>(())
-        })
-        .await
+        if snapshot.state.len() <= snapshots::CHUNK_BYTES {
+            let snapshot = snapshot.clone();
+            return self
+                .write(move |conn| snapshots::put_inline(conn, &snapshot))
+                .await;
+        }
+        // Chunk by chunk, each a transaction: appends go on in between (see `snapshots`).
+        let seq = snapshot.seq;
+        self.write(move |conn| snapshots::clear(conn, seq)).await?;
+        let mut chunks = 0;
+        for (n, chunk) in snapshot.state.chunks(snapshots::CHUNK_BYTES).enumerate() {
+            let bytes = chunk.to_vec();
+            self.write(move |conn| snapshots::put_chunk(conn, seq, n, &bytes))
+                .await?;
+            chunks = n + 1;
+        }
+        let header = Snapshot {
+            seq,
+            chain_digest: snapshot.chain_digest,
+            state_digest: snapshot.state_digest,
+            state: Vec::new(),
+        };
+        self.write(move |conn| snapshots::put_row(conn, &header, &[], chunks))
+            .await
     }
 
     async fn latest_snapshot(&self) -> Result<Option<Snapshot>, StoreError> {
-        self.read(|conn| {
-            let row = conn
-                .query_row(
-                    "SELECT seq, chain_digest, state_digest, state FROM snapshots ORDER BY seq DESC LIMIT 1",
-                    [],
-                    |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?, r.get::<_, Vec<u8>>(2)?, r.get::<_, Vec<u8>>(3)?)),
-                )
-                .optional()
-                .map_err(backend)?;
-            row.map(|(seq, chain, state_digest, state)| {
-                let bad = || StoreError::Corrupt { driver: DRIVER, seq: seq as u64, reason: "snapshot digest is not 32 bytes".into() };
-                Ok(Snapshot {
-                    seq: seq as u64,
-                    chain_digest: Hash32::from_slice(&chain).ok_or_else(bad)?,
-                    state_digest: Hash32::from_slice(&state_digest).ok_or_else(bad)?,
-                    state,
-                })
-            })
-            .transpose()
-        })
-        .await
+        self.read(snapshots::latest).await
     }
 
     async fn snapshot_seqs(&self) -> Result<Vec<u64>, StoreError> {
@@ -608,15 +605,6 @@ impl StorageBackend for SqliteStore {
 
     async fn prune_snapshots(&self, keep: usize) -> Result<usize, StoreError> {
         let keep = i64::try_from(keep).unwrap_or(i64::MAX);
-        self.write(move |conn| {
-            let deleted = conn
-                .execute(
-                    "DELETE FROM snapshots WHERE seq NOT IN (SELECT seq FROM snapshots ORDER BY seq DESC LIMIT ?1)",
-                    params![keep],
-                )
-                .map_err(backend)?;
-            Ok::<_, StoreError>(deleted)
-        })
-        .await
+        self.write(move |conn| snapshots::prune(conn, keep)).await
     }
 }

@@ -51,6 +51,17 @@ const MIGRATIONS: &[&str] = &[
     // megabytes to the WAL. The driver keeps the prefixes in memory instead (loaded
     // from this column at open), and looks a payload up by rowid.
     "DROP INDEX payloads_by_hash_prefix;",
+    // 4: a large snapshot's state in chunks, each written in a transaction of its own,
+    // so appends go on between them instead of waiting for the whole state to be
+    // written. The snapshots row comes last: a snapshot exists once its row does.
+    // `chunks` 0: the state is inline in `state` (small snapshots, and older ones).
+    "CREATE TABLE snapshot_chunks (
+        seq INTEGER NOT NULL,       -- the snapshot's seq
+        n INTEGER NOT NULL,         -- 0, 1, 2, ... in order
+        bytes BLOB NOT NULL,
+        PRIMARY KEY (seq, n)
+    ) WITHOUT ROWID;
+    ALTER TABLE snapshots ADD COLUMN chunks INTEGER NOT NULL DEFAULT 0;",
 ];
 
 /// The newest schema version this build knows.

@@ -74,7 +74,8 @@ async fn a_version_2_file_loses_its_random_index_and_keeps_its_payloads_once() {
     // As version 2 left it: the prefix index present.
     let conn = rusqlite::Connection::open(db(dir.path())).unwrap();
     conn.execute_batch(
-        "CREATE INDEX payloads_by_hash_prefix ON payloads (hash_prefix); PRAGMA user_version = 2;",
+        "DROP TABLE snapshot_chunks; ALTER TABLE snapshots DROP COLUMN chunks;
+         CREATE INDEX payloads_by_hash_prefix ON payloads (hash_prefix); PRAGMA user_version = 2;",
     )
     .unwrap();
     drop(conn);
