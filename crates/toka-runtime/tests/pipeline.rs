@@ -317,15 +317,6 @@ struct HeldSnapshots {
 
 #[async_trait::async_trait]
 impl AppendHook for Arc<HeldSnapshots> {
-    async fn append(
-        &self,
-        inner: &MemoryStore,
-        expected: u64,
-        batch: &[toka_store_core::EventRecord],
-    ) -> Result<toka_store_core::Head, toka_store_core::AppendError> {
-        inner.append(expected, batch).await
-    }
-
     async fn put_snapshot(
         &self,
         inner: &MemoryStore,

@@ -536,12 +536,12 @@ impl StorageBackend for SqliteStore {
         // Chunk by chunk, each a transaction: appends go on in between (see `snapshots`).
         let seq = snapshot.seq;
         self.write(move |conn| snapshots::clear(conn, seq)).await?;
-        let mut chunks = 0;
-        for (n, chunk) in snapshot.state.chunks(snapshots::CHUNK_BYTES).enumerate() {
+        let chunks = snapshot.state.chunks(snapshots::CHUNK_BYTES);
+        let count = chunks.len();
+        for (n, chunk) in chunks.enumerate() {
             let bytes = chunk.to_vec();
             self.write(move |conn| snapshots::put_chunk(conn, seq, n, &bytes))
                 .await?;
-            chunks = n + 1;
         }
         let header = Snapshot {
             seq,
@@ -549,7 +549,7 @@ impl StorageBackend for SqliteStore {
             state_digest: snapshot.state_digest,
             state: Vec::new(),
         };
-        self.write(move |conn| snapshots::put_row(conn, &header, &[], chunks))
+        self.write(move |conn| snapshots::put_row(conn, &header, count))
             .await
     }
 

@@ -14,14 +14,10 @@
 use rusqlite::{Connection, OptionalExtension, params};
 use toka_store_core::{Hash32, Snapshot, StoreError};
 
-use crate::DRIVER;
+use crate::{DRIVER, backend};
 
 /// The size of one chunk (and the largest state kept inline).
 pub(crate) const CHUNK_BYTES: usize = 4 << 20;
-
-fn backend(e: rusqlite::Error) -> StoreError {
-    StoreError::backend(DRIVER, e)
-}
 
 /// Removes the snapshot at `seq` and any chunks of it, before it is written anew.
 pub(crate) fn clear(conn: &mut Connection, seq: u64) -> Result<(), StoreError> {
@@ -45,7 +41,7 @@ pub(crate) fn put_inline(conn: &mut Connection, snapshot: &Snapshot) -> Result<(
         params![snapshot.seq as i64],
     )
     .map_err(backend)?;
-    put_row(&tx, snapshot, &snapshot.state, 0)?;
+    put_row(&tx, snapshot, 0)?;
     tx.commit().map_err(backend)
 }
 
@@ -64,12 +60,11 @@ pub(crate) fn put_chunk(
     Ok(())
 }
 
-/// Writes the snapshot's row: `state` inline (`chunks` 0), or empty with `chunks`
-/// already written.
+/// Writes the snapshot's row: its state inline (`chunks` 0), or, with `chunks` already
+/// written, a snapshot whose `state` is left empty.
 pub(crate) fn put_row(
     conn: &Connection,
     snapshot: &Snapshot,
-    state: &[u8],
     chunks: usize,
 ) -> Result<(), StoreError> {
     conn.execute(
@@ -79,7 +74,7 @@ pub(crate) fn put_row(
             snapshot.seq as i64,
             snapshot.chain_digest.as_bytes().as_slice(),
             snapshot.state_digest.as_bytes().as_slice(),
-            state,
+            snapshot.state,
             chunks as i64
         ],
     )

@@ -68,10 +68,10 @@ impl<'de, T: TaggedEnum<'de>> Visitor<'de> for ObjectVisitor<T> {
                 let mut entries = serde_json::Map::new();
                 entries.insert(first.into_owned(), map.next_value()?);
                 while let Some(key) = map.next_key::<String>()? {
-                    let value = map.next_value()?;
-                    if entries.insert(key.clone(), value).is_some() {
+                    if entries.contains_key(&key) {
                         return Err(de::Error::custom(format_args!("duplicate field `{key}`")));
                     }
+                    entries.insert(key, map.next_value()?);
                 }
                 let name = match entries.remove(T::TAG) {
                     Some(serde_json::Value::String(name)) => name,

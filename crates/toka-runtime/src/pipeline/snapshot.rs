@@ -6,10 +6,10 @@
 
 use toka_store_core::{Hash32, Snapshot};
 
+use super::Writer;
+
 /// A snapshot being encoded and stored: its `seq`, or why not.
 pub(crate) type SnapshotJob = tokio::task::JoinHandle<Result<u64, String>>;
-
-use super::Writer;
 
 impl Writer {
     /// Time passed: sign a checkpoint if one is due by time, forget rate-limit keys of

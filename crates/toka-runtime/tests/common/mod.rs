@@ -113,12 +113,15 @@ pub struct Hooked<H> {
 /// What a [`Hooked`] store does on append (it may call the inner store or not).
 #[async_trait::async_trait]
 pub trait AppendHook: Send + Sync + 'static {
+    /// By default, appends.
     async fn append(
         &self,
         inner: &toka_store_memory::MemoryStore,
         expected: u64,
         batch: &[toka_store_core::EventRecord],
-    ) -> Result<toka_store_core::Head, toka_store_core::AppendError>;
+    ) -> Result<toka_store_core::Head, toka_store_core::AppendError> {
+        inner.append(expected, batch).await
+    }
 
     /// What it does on `put_snapshot`: by default, stores it.
     async fn put_snapshot(
