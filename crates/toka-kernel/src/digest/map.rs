@@ -4,28 +4,33 @@
 //!
 //! How: until the digest is first asked for, the map is a plain map (nothing is
 //! tracked: the writer's own kernel never asks, and a clone starts cold). The first
-//! [`DigestedMap::sum`] hashes every entry and keeps each entry's hash; from then on
-//! every way to change an entry (`get_mut`, `insert`; nothing is ever removed) notes
-//! its slot, and the next `sum` rehashes only the noted slots and the new ones, taking
-//! the old hash out of the sum and putting the new one in.
+//! [`DigestedMap::sum`] hashes every entry into the sum. From then on, the first change
+//! of an entry since the last `sum` (`get_mut`, `insert` over it; nothing is ever
+//! removed) hashes the entry as it still is and keeps that hash beside its slot; the
+//! next `sum` takes those hashes out of the sum, puts the changed entries' new hashes
+//! in, adds the entries inserted since, and forgets the kept hashes. No hash is kept
+//! per entry between sums: at a million tasks that was 32 bytes a task, a tenth of the
+//! state. The price is one hash per entry changed between two sums, paid at its first
+//! change instead of being read back.
 //!
 //! Layout, for memory: the entries live in one `Vec` of slots, in insertion order, and
 //! a hash map holds only key → slot. Entries are never removed, so a slot's index never
-//! changes, and the kept hashes are a `Vec` by slot too. (A hash map of whole entries
-//! doubles to the next power of two of buckets of the entry's size; at a million tasks
-//! that was a third of the state.) Iteration is in insertion order; nothing may depend
-//! on it (images sort, the digest is a sum), and equality ignores it.
+//! changes. (A hash map of whole entries doubles to the next power of two of buckets of
+//! the entry's size; at a million tasks that was a third of the state.) Iteration is in
+//! insertion order; nothing may depend on it (images sort, the digest is a sum), and
+//! equality ignores it.
 //!
-//! Invariant: `index[slots[i].0] == i` for every slot. When warm, `sum` equals the sum
-//! over `hashes`, `hashes.len() <= slots.len()`, and `hashes[i]` is the hash of
-//! `slots[i].1` for every `i < hashes.len()` not in `dirty`. The tests below check the
-//! sum against a from-scratch sum after random changes.
+//! Invariant: `index[slots[i].0] == i` for every slot. When warm, `sum` is the sum of
+//! the hashes of the entries as they were at the last `sum` for every slot below
+//! `hashed` (`hashed <= slots.len()`), and `before[i]` is that hash for every slot
+//! changed since. The tests below check the sum against a from-scratch sum after random
+//! changes.
 
 use std::borrow::Borrow;
 use std::hash::Hash;
 use std::sync::{Mutex, MutexGuard};
 
-use rustc_hash::{FxHashMap, FxHashSet};
+use rustc_hash::FxHashMap;
 
 use super::lthash::LtHash;
 
@@ -45,10 +50,10 @@ pub(crate) struct DigestedMap<K, V> {
 #[derive(Default)]
 struct SumCache {
     warm: bool,
-    /// The hash of each slot's value, by slot (the newest slots may not have one yet).
-    hashes: Vec<[u8; 32]>,
-    /// Slots below `hashes.len()` changed since their hash was taken.
-    dirty: FxHashSet<usize>,
+    /// Slots below this are in `sum`, as they were at the last `sum`.
+    hashed: usize,
+    /// Slots below `hashed` changed since the last `sum`: the hash `sum` holds for each.
+    before: FxHashMap<usize, [u8; 32]>,
     sum: LtHash,
 }
 
@@ -92,7 +97,7 @@ impl<K: std::fmt::Debug, V: std::fmt::Debug> std::fmt::Debug for DigestedMap<K, 
     }
 }
 
-impl<K: Eq + Hash + Clone, V> FromIterator<(K, V)> for DigestedMap<K, V> {
+impl<K: Eq + Hash + Clone, V: Digestible> FromIterator<(K, V)> for DigestedMap<K, V> {
     fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> Self {
         let mut map = Self::default();
         for (key, value) in iter {
@@ -122,14 +127,6 @@ impl<K, V> DigestedMap<K, V> {
             cache.warm = false;
             cache
         })
-    }
-
-    /// Notes that slot `i` changed, if the digest is tracked.
-    fn touched(&mut self, i: usize) {
-        let cache = self.cache.get_mut().unwrap_or_else(|p| p.into_inner());
-        if cache.warm && i < cache.hashes.len() {
-            cache.dirty.insert(i);
-        }
     }
 
     /// How many entries.
@@ -167,6 +164,20 @@ impl<K: Eq + Hash + Clone, V> DigestedMap<K, V> {
     {
         self.index.contains_key(key)
     }
+}
+
+impl<K: Eq + Hash + Clone, V: Digestible> DigestedMap<K, V> {
+    /// Keeps slot `i`'s hash as `sum` holds it, before its first change since the last
+    /// `sum`, if the digest is tracked.
+    fn touching(&mut self, i: usize) {
+        let cache = self.cache.get_mut().unwrap_or_else(|p| p.into_inner());
+        if !cache.warm || i >= cache.hashed || cache.before.contains_key(&i) {
+            return;
+        }
+        if let Some((_, value)) = self.slots.get(i) {
+            cache.before.insert(i, value.entry_hash());
+        }
+    }
 
     /// The value at `key`, to change (its slot is noted for the next digest).
     pub fn get_mut<Q>(&mut self, key: &Q) -> Option<&mut V>
@@ -175,14 +186,14 @@ impl<K: Eq + Hash + Clone, V> DigestedMap<K, V> {
         Q: Hash + Eq + ?Sized,
     {
         let i = *self.index.get(key)?;
-        self.touched(i);
+        self.touching(i);
         self.slots.get_mut(i).map(|(_, v)| v)
     }
 
     /// Sets `key` to `value`, returning the old value.
     pub fn insert(&mut self, key: K, value: V) -> Option<V> {
         if let Some(&i) = self.index.get(&key) {
-            self.touched(i);
+            self.touching(i);
             return self
                 .slots
                 .get_mut(i)
@@ -192,36 +203,36 @@ impl<K: Eq + Hash + Clone, V> DigestedMap<K, V> {
         self.slots.push((key, value));
         None
     }
-}
 
-impl<K: Eq + Hash + Clone, V: Digestible> DigestedMap<K, V> {
     /// The 32-byte summary of the entries' [`LtHash`]: the first call hashes every
     /// entry, later ones only those changed or added since the call before.
     pub(crate) fn sum(&self) -> [u8; 32] {
         let mut cache = self.lock();
         let cache = &mut *cache;
         if !cache.warm {
-            cache.dirty.clear();
+            cache.before.clear();
             cache.sum = LtHash::default();
-            cache.hashes = Vec::with_capacity(self.slots.len());
+            cache.hashed = 0;
             cache.warm = true;
         }
-        for i in cache.dirty.drain() {
-            let (Some(old), Some((_, value))) = (cache.hashes.get_mut(i), self.slots.get(i)) else {
+        for (i, old) in cache.before.drain() {
+            let Some((_, value)) = self.slots.get(i) else {
                 continue;
             };
             let new = value.entry_hash();
-            if *old != new {
-                cache.sum.remove(old);
+            if old != new {
+                cache.sum.remove(&old);
                 cache.sum.add(&new);
-                *old = new;
             }
         }
-        let unhashed = self.slots.get(cache.hashes.len()..).unwrap_or_default();
+        let unhashed = self.slots.get(cache.hashed..).unwrap_or_default();
         for (_, value) in unhashed {
-            let hash = value.entry_hash();
-            cache.sum.add(&hash);
-            cache.hashes.push(hash);
+            cache.sum.add(&value.entry_hash());
+        }
+        cache.hashed = self.slots.len();
+        // Room a burst of changes took is not kept until the next one.
+        if cache.before.capacity() > 1024 {
+            cache.before.shrink_to(0);
         }
         cache.sum.finish()
     }
