@@ -311,6 +311,28 @@ mod tests {
     }
 
     #[test]
+    fn between_digests_only_entries_changed_since_the_last_keep_a_hash() {
+        let mut map: DigestedMap<u8, Entry> = (0..10).map(|k| (k, Entry(k, 0))).collect();
+        if let Some(e) = map.get_mut(&1) {
+            e.1 = 5;
+        }
+        assert!(map.lock().before.is_empty(), "a cold map tracks nothing");
+        map.sum();
+        assert!(map.lock().before.is_empty());
+        for v in 1..4 {
+            if let Some(e) = map.get_mut(&3) {
+                e.1 = v;
+            }
+        }
+        map.insert(4, Entry(4, 7));
+        map.insert(11, Entry(11, 0));
+        // 3 (changed three times) and 4 (replaced); 11 is new, not in the sum yet.
+        assert_eq!(map.lock().before.len(), 2);
+        assert_eq!(map.sum(), map.sum_from_scratch());
+        assert!(map.lock().before.is_empty());
+    }
+
+    #[test]
     fn a_changed_and_restored_entry_gives_the_old_sum() {
         let mut map: DigestedMap<u8, Entry> = (0..10).map(|k| (k, Entry(k, 0))).collect();
         let before = map.sum();
