@@ -95,31 +95,35 @@ fn main() {
     let copied = resident_bytes();
 
     let per = |bytes: u64, n: usize| bytes as f64 / n.max(1) as f64;
+    let task_growth = |from: u64, to: u64| per(to.saturating_sub(from), tasks);
     println!("state of {agents} agents and {tasks} tasks (digest {digest})");
-    println!(
-        "  per agent            {:>8.0} B",
-        per(with_agents.saturating_sub(before), agents)
-    );
-    println!(
-        "  per task             {:>8.0} B",
-        per(with_tasks.saturating_sub(with_agents), tasks)
-    );
-    println!(
-        "  per task, digested   {:>8.0} B",
-        per(digested.saturating_sub(with_agents), tasks)
-    );
-    println!(
-        "  every task claimed   {:>+8.0} B per task, the hashes kept for the next digest included",
-        per(changed.saturating_sub(digested), tasks)
-    );
-    println!(
-        "  after that digest    {:>+8.0} B per task",
-        per(after_redigest.saturating_sub(digested), tasks)
-    );
-    println!(
-        "  a second copy        {:>8.0} B per task, agents included (a runtime holds two)",
-        per(copied.saturating_sub(after_redigest), tasks)
-    );
+    let rows = [
+        (
+            "per agent",
+            per(with_agents.saturating_sub(before), agents),
+            "",
+        ),
+        ("per task", task_growth(with_agents, with_tasks), ""),
+        ("per task, digested", task_growth(with_agents, digested), ""),
+        (
+            "every task claimed",
+            task_growth(digested, changed),
+            " more per task, the hashes kept for the next digest included",
+        ),
+        (
+            "after that digest",
+            task_growth(digested, after_redigest),
+            " more per task",
+        ),
+        (
+            "a second copy",
+            task_growth(after_redigest, copied),
+            " per task, agents included (a runtime holds two)",
+        ),
+    ];
+    for (what, bytes, note) in rows {
+        println!("  {what:<20} {bytes:>8.0} B{note}");
+    }
     println!(
         "  resident in all      {:>8.1} MiB (with the copy)",
         copied as f64 / 1048576.0

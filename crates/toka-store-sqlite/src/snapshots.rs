@@ -155,8 +155,7 @@ pub(crate) fn prune(conn: &mut Connection, keep: i64) -> Result<usize, StoreErro
     // A write in progress is always for a seq above every stored snapshot (they are
     // taken at the head): only chunks below the oldest kept one are leftovers.
     tx.execute(
-        "DELETE FROM snapshot_chunks WHERE seq NOT IN (SELECT seq FROM snapshots)
-         AND seq < (SELECT COALESCE(MIN(seq), 0) FROM snapshots)",
+        "DELETE FROM snapshot_chunks WHERE seq < (SELECT COALESCE(MIN(seq), 0) FROM snapshots)",
         [],
     )
     .map_err(backend)?;

@@ -27,6 +27,7 @@
 //! changes.
 
 use std::borrow::Borrow;
+use std::collections::hash_map::Entry;
 use std::hash::Hash;
 use std::sync::{Mutex, MutexGuard};
 
@@ -171,11 +172,12 @@ impl<K: Eq + Hash + Clone, V: Digestible> DigestedMap<K, V> {
     /// `sum`, if the digest is tracked.
     fn touching(&mut self, i: usize) {
         let cache = self.cache.get_mut().unwrap_or_else(|p| p.into_inner());
-        if !cache.warm || i >= cache.hashed || cache.before.contains_key(&i) {
+        if !cache.warm || i >= cache.hashed {
             return;
         }
-        if let Some((_, value)) = self.slots.get(i) {
-            cache.before.insert(i, value.entry_hash());
+        if let (Entry::Vacant(kept), Some((_, value))) = (cache.before.entry(i), self.slots.get(i))
+        {
+            kept.insert(value.entry_hash());
         }
     }
 
