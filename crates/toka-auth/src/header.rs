@@ -8,8 +8,7 @@
 //!
 //! [`Verifier`]: crate::Verifier
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64_simd::URL_SAFE_NO_PAD;
 use serde::Deserialize;
 
 use crate::error::AuthError;
@@ -59,7 +58,7 @@ pub(crate) fn split(token: &str) -> Result<Parts<'_>, AuthError> {
 /// Decodes and checks a header segment.
 pub(crate) fn read_header(segment: &str) -> Result<TokenHeader, AuthError> {
     let bytes = URL_SAFE_NO_PAD
-        .decode(segment)
+        .decode_to_vec(segment)
         .map_err(|e| AuthError::Malformed {
             reason: format!("header is not base64url: {e}"),
         })?;
@@ -104,7 +103,7 @@ mod tests {
     use super::*;
 
     fn segment(json: &str) -> String {
-        URL_SAFE_NO_PAD.encode(json)
+        URL_SAFE_NO_PAD.encode_to_string(json)
     }
 
     #[test]

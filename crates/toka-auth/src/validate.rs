@@ -6,14 +6,14 @@
 //! 2. the header: three parts, `alg` is HS256 or EdDSA (`none` has its own error), a `kid`;
 //! 3. the `kid` names a known key, and the key's algorithm is the token's (so an HS256
 //!    token is never checked with an Ed25519 public key used as an HMAC secret);
-//! 4. the signature (HMAC-SHA256 or Ed25519 from aws-lc-rs, jsonwebtoken's backend);
+//! 4. the signature (HMAC-SHA256 or Ed25519 from aws-lc-rs, jsonwebtoken's backend), and
+//!    each part strict base64url (no padding, no spare bits set: one spelling per token);
 //! 5. the rules of [`Claims::check_rules`] (lifetime ≤ 24 h, ≤ 100 permissions, …);
 //! 6. `valid_from ≤ now < exp`, against the `now` passed in;
 //! 7. neither the token's `jti` nor any in its lineage is revoked.
 
 use aws_lc_rs::hmac;
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64_simd::URL_SAFE_NO_PAD;
 use jsonwebtoken::errors::ErrorKind;
 use toka_types::limits::MAX_TOKEN_BYTES;
 
@@ -81,11 +81,12 @@ fn decode_verified(parts: &Parts<'_>, key: &SigningKey) -> Result<Claims, AuthEr
     } = *parts;
     match key.hmac() {
         Some(hmac_key) => {
-            let tag = URL_SAFE_NO_PAD
-                .decode(signature)
-                .map_err(|e| AuthError::Malformed {
-                    reason: format!("signature is not base64url: {e}"),
-                })?;
+            let tag =
+                URL_SAFE_NO_PAD
+                    .decode_to_vec(signature)
+                    .map_err(|e| AuthError::Malformed {
+                        reason: format!("signature is not base64url: {e}"),
+                    })?;
             hmac::verify(hmac_key, signed.as_bytes(), &tag).map_err(|_| AuthError::BadSignature)?;
         }
         None => match jsonwebtoken::crypto::verify(
@@ -107,7 +108,7 @@ fn decode_verified(parts: &Parts<'_>, key: &SigningKey) -> Result<Claims, AuthEr
         },
     }
     let json = URL_SAFE_NO_PAD
-        .decode(payload)
+        .decode_to_vec(payload)
         .map_err(|e| AuthError::Malformed {
             reason: format!("claims are not base64url: {e}"),
         })?;

@@ -439,3 +439,46 @@ fn cache_is_bounded() {
         assert!(verifier.cached() <= 4);
     }
 }
+
+/// A signed token has one spelling: the signature and the claims must be canonical
+/// base64url, so no second string carries the same signature (a verified-token cache
+/// and an audit keyed by the token see one token, not several).
+#[test]
+fn a_token_has_one_spelling() {
+    let token = mint(&hs_keys(), &claims()).unwrap();
+    let (signed, signature) = token.rsplit_once('.').unwrap();
+    let (header, payload) = signed.split_once('.').unwrap();
+    // The 32-byte tag is 43 characters; the last carries 2 spare bits, which must be 0.
+    let last = signature.chars().last().unwrap();
+    const ALPHABET: &str = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let index = ALPHABET.find(last).unwrap();
+    let spare = &ALPHABET[index ^ 1..=index ^ 1];
+    let respelled = |h: &str, p: &str, s: &str| format!("{h}.{p}.{s}");
+    let variants = [
+        respelled(header, payload, &format!("{}{spare}", &signature[..42])),
+        respelled(header, payload, &format!("{signature}=")),
+        respelled(header, &format!("{payload}="), signature),
+        respelled(
+            header,
+            &payload.replace('-', "+").replace('_', "/"),
+            signature,
+        ),
+    ];
+    assert_eq!(
+        validate(&token, NOW, &NoRevocations, &hs_keys()),
+        Ok(claims())
+    );
+    for variant in variants {
+        if variant == token {
+            continue; // the payload had no '-' or '_' to respell
+        }
+        let refused = validate(&variant, NOW, &NoRevocations, &hs_keys());
+        assert!(
+            matches!(
+                refused,
+                Err(AuthError::Malformed { .. } | AuthError::BadSignature)
+            ),
+            "{variant}: {refused:?}"
+        );
+    }
+}

@@ -46,6 +46,15 @@ const ALLOWED_DEPENDENCIES: &[(&str, &str)] = &[
     ("syn", "proc-macro support"),
     ("unicode-ident", "proc-macro support"),
     ("base64", "encoding"),
+    (
+        "base64-simd",
+        "encoding (the token's parts, on every message)",
+    ),
+    (
+        "vsimd",
+        "base64-simd internal (SIMD kernels, CPU feature detection, not I/O)",
+    ),
+    ("outref", "base64-simd internal (output buffers)"),
     ("blake3", "hashing (state digest, ids)"),
     ("arrayvec", "blake3 internal"),
     ("constant_time_eq", "blake3 internal"),
