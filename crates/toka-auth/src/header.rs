@@ -55,13 +55,19 @@ pub(crate) fn split(token: &str) -> Result<Parts<'_>, AuthError> {
     })
 }
 
-/// Decodes and checks a header segment.
-pub(crate) fn read_header(segment: &str) -> Result<TokenHeader, AuthError> {
-    let bytes = URL_SAFE_NO_PAD
+/// Decodes one part of a token (`part` names it in the error). Strict base64url: no
+/// padding and no spare bits set, so each token has exactly one spelling.
+pub(crate) fn decode_part(part: &str, segment: &str) -> Result<Vec<u8>, AuthError> {
+    URL_SAFE_NO_PAD
         .decode_to_vec(segment)
         .map_err(|e| AuthError::Malformed {
-            reason: format!("header is not base64url: {e}"),
-        })?;
+            reason: format!("{part} is not base64url: {e}"),
+        })
+}
+
+/// Decodes and checks a header segment.
+pub(crate) fn read_header(segment: &str) -> Result<TokenHeader, AuthError> {
+    let bytes = decode_part("header", segment)?;
     let raw: RawHeader = serde_json::from_slice(&bytes).map_err(|e| AuthError::Malformed {
         reason: format!("header is not JSON: {e}"),
     })?;

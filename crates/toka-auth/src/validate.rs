@@ -13,13 +13,12 @@
 //! 7. neither the token's `jti` nor any in its lineage is revoked.
 
 use aws_lc_rs::hmac;
-use base64_simd::URL_SAFE_NO_PAD;
 use jsonwebtoken::errors::ErrorKind;
 use toka_types::limits::MAX_TOKEN_BYTES;
 
 use crate::claims::Claims;
 use crate::error::AuthError;
-use crate::header::{LastHeader, Parts, split};
+use crate::header::{LastHeader, Parts, decode_part, split};
 use crate::keys::{KeySet, SigningKey};
 use crate::revocation::RevocationList;
 
@@ -81,12 +80,7 @@ fn decode_verified(parts: &Parts<'_>, key: &SigningKey) -> Result<Claims, AuthEr
     } = *parts;
     match key.hmac() {
         Some(hmac_key) => {
-            let tag =
-                URL_SAFE_NO_PAD
-                    .decode_to_vec(signature)
-                    .map_err(|e| AuthError::Malformed {
-                        reason: format!("signature is not base64url: {e}"),
-                    })?;
+            let tag = decode_part("signature", signature)?;
             hmac::verify(hmac_key, signed.as_bytes(), &tag).map_err(|_| AuthError::BadSignature)?;
         }
         None => match jsonwebtoken::crypto::verify(
@@ -107,11 +101,7 @@ fn decode_verified(parts: &Parts<'_>, key: &SigningKey) -> Result<Claims, AuthEr
             }
         },
     }
-    let json = URL_SAFE_NO_PAD
-        .decode_to_vec(payload)
-        .map_err(|e| AuthError::Malformed {
-            reason: format!("claims are not base64url: {e}"),
-        })?;
+    let json = decode_part("claims", payload)?;
     // One UTF-8 check of the whole payload, then the faster `&str` parser.
     let text = std::str::from_utf8(&json).map_err(|e| AuthError::Malformed {
         reason: format!("claims are not UTF-8: {e}"),
