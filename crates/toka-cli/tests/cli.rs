@@ -295,7 +295,11 @@ fn verify_replay_export_import_and_tampering() {
 
     // Tamper with the database: verify exits 1 naming the seq.
     let conn = rusqlite::Connection::open(dir.path().join("data/toka.db")).unwrap();
-    conn.execute("UPDATE payloads SET body = replace(body, 'job 3', 'job X') WHERE id = (SELECT payload_id FROM events WHERE seq = 6)", []).unwrap();
+    conn.execute(
+        "UPDATE events SET body = replace(body, 'job 3', 'job X') WHERE seq = 6",
+        [],
+    )
+    .unwrap();
     drop(conn);
     let r = run(&["verify", "--config", cfg]);
     assert_eq!(r.code, 1);

@@ -66,7 +66,7 @@ fn every_edit_through_sqlite3_is_caught_naming_the_seq() {
     let cases: &[(&str, &str, u64, &str)] = &[
         (
             "edit a payload",
-            "UPDATE payloads SET body = replace(body, 'job 4', 'job X') WHERE id = (SELECT payload_id FROM events WHERE seq = 7)",
+            "UPDATE events SET body = replace(body, 'job 4', 'job X') WHERE seq = 7",
             7,
             "payload altered",
         ),

@@ -201,8 +201,8 @@ fn tokens_see_and_call_only_their_tools_and_never_approve_themselves() {
     let out = std::process::Command::new("sqlite3")
         .arg(dir.path().join("data/toka.db"))
         .arg(format!(
-            "SELECT e.kind, CAST(p.body AS TEXT) FROM events e JOIN payloads p ON p.hash = e.payload_hash \
-             WHERE e.kind LIKE 'tool.%' AND CAST(p.body AS TEXT) LIKE '%{call}%' ORDER BY e.seq"
+            "SELECT kind, CAST(body AS TEXT) FROM events_text \
+             WHERE kind LIKE 'tool.%' AND CAST(body AS TEXT) LIKE '%{call}%' ORDER BY seq"
         ))
         .output()
         .expect("sqlite3 (scripts/test.sh installs it)");

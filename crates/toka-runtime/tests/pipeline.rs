@@ -461,7 +461,7 @@ async fn a_damaged_log_refuses_to_start_naming_the_seq() {
     }
     let conn = rusqlite::Connection::open(&path).unwrap();
     conn.execute(
-        "UPDATE payloads SET body = replace(body, 't7', 'tX') WHERE id = (SELECT payload_id FROM events WHERE seq = 10)",
+        "UPDATE events SET body = replace(body, 't7', 'tX') WHERE seq = 10",
         [],
     )
     .unwrap();

@@ -21,11 +21,13 @@
 //! # Reading it by hand
 //!
 //! ```text
-//! sqlite3 toka.db "SELECT e.seq, e.kind, e.origin, p.body FROM events e
-//!                  JOIN payloads p ON p.id = e.payload_id ORDER BY seq DESC LIMIT 5"
+//! sqlite3 toka.db "SELECT seq, kind, origin, body FROM events_text ORDER BY seq DESC LIMIT 5"
 //! ```
 //!
-//! Payloads are stored as TEXT when they are UTF-8 (Toka's are JSON), once per hash.
+//! One row per event in `events`; ids are stored as their 16 bytes, and the view
+//! `events_text` shows them as UUIDs. Payloads are stored as TEXT when they are UTF-8
+//! (Toka's are JSON), once per hash: a payload an earlier event holds is not stored
+//! again, `body_at` names that event instead (the view resolves it).
 //! The schema is versioned (`PRAGMA user_version`) and migrated on open; a file from a
 //! newer Toka is refused.
 //!
@@ -59,7 +61,7 @@ use toka_types::EntityId;
 pub use crate::backup::backup;
 use crate::checkpointer::Checkpointer;
 use crate::payload_index::PayloadIndex;
-use crate::rows::{EVENT_COLUMNS, PayloadParam, record_from_row};
+use crate::rows::{EVENT_COLUMNS, EVENT_TABLES, PayloadParam, record_from_row};
 pub use crate::schema::SCHEMA_VERSION;
 use rusqlite::types::Value;
 
@@ -374,47 +376,34 @@ fn append_tx(
         return Ok(head);
     }
     {
-        let mut insert_payload = tx
-            .prepare_cached("INSERT INTO payloads (hash_prefix, hash, body) VALUES (?1, ?2, ?3)")
-            .map_err(backend)?;
         let mut insert_event = tx
             .prepare_cached(
-                "INSERT INTO events (seq, id, kind, timestamp, intent, parents, origin, jti, payload_hash, payload_id, digest)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                "INSERT INTO events (seq, id, kind, timestamp, intent, parents, origin, jti, payload_hash, digest, body, body_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
             )
             .map_err(backend)?;
         for record in batch {
             let h = &record.header;
-            let hash = h.payload_hash.as_bytes().as_slice();
-            let payload_id = match payloads.find(&tx, &h.payload_hash)? {
-                Some(id) => id,
-                None => {
-                    insert_payload
-                        .execute(params![
-                            payload_index::prefix(&h.payload_hash),
-                            hash,
-                            PayloadParam::new(&record.payload)
-                        ])
-                        .map_err(backend)?;
-                    let id = tx.last_insert_rowid();
-                    // Noted before the commit: if it rolls back, the entry is a stale
-                    // hint, which `find` recognises.
-                    payloads.note(&h.payload_hash, id);
-                    id
-                }
+            let seq = h.seq as i64;
+            // The payload goes in this row unless an earlier event already holds it.
+            let held_by = payloads.find(&tx, &h.payload_hash)?;
+            let body = match held_by {
+                Some(_) => None,
+                None => Some(PayloadParam::new(&record.payload)),
             };
             let inserted = insert_event.execute(params![
-                h.seq as i64,
-                h.id.hyphenated().as_str(),
+                seq,
+                h.id.to_bytes(),
                 h.kind,
                 h.timestamp.as_micros() as i64,
-                h.intent.hyphenated().as_str(),
+                h.intent.to_bytes(),
                 parents_json(&h.parents),
-                h.origin.hyphenated().as_str(),
+                h.origin.to_bytes(),
                 h.jti,
-                hash,
-                payload_id,
+                h.payload_hash.as_bytes().as_slice(),
                 h.digest.as_bytes().as_slice(),
+                body,
+                held_by,
             ]);
             if let Err(e) = inserted {
                 if let rusqlite::Error::SqliteFailure(f, _) = &e
@@ -426,6 +415,11 @@ fn append_tx(
                     });
                 }
                 return Err(backend(e).into());
+            }
+            if held_by.is_none() {
+                // Noted before the commit: if it rolls back, the entry is a stale hint,
+                // which `find` recognises.
+                payloads.note(&h.payload_hash, seq);
             }
         }
     }
@@ -461,8 +455,7 @@ impl StorageBackend for SqliteStore {
         self.read(move |conn| {
             let mut stmt = conn
                 .prepare_cached(&format!(
-                    "SELECT {EVENT_COLUMNS} FROM events e LEFT JOIN payloads p ON p.id = e.payload_id
-                     WHERE e.seq >= ?1 ORDER BY e.seq LIMIT ?2"
+                    "SELECT {EVENT_COLUMNS} FROM {EVENT_TABLES} WHERE e.seq >= ?1 ORDER BY e.seq LIMIT ?2"
                 ))
                 .map_err(backend)?;
             let mut rows = stmt.query(params![from as i64, limit]).map_err(backend)?;
@@ -479,10 +472,10 @@ impl StorageBackend for SqliteStore {
         self.read(move |conn| {
             let mut stmt = conn
                 .prepare_cached(&format!(
-                    "SELECT {EVENT_COLUMNS} FROM events e LEFT JOIN payloads p ON p.id = e.payload_id WHERE e.id = ?1"
+                    "SELECT {EVENT_COLUMNS} FROM {EVENT_TABLES} WHERE e.id = ?1"
                 ))
                 .map_err(backend)?;
-            let mut rows = stmt.query(params![id.to_string()]).map_err(backend)?;
+            let mut rows = stmt.query(params![id.to_bytes()]).map_err(backend)?;
             match rows.next().map_err(backend)? {
                 Some(row) => record_from_row(row).map(Some),
                 None => Ok(None),
@@ -502,12 +495,12 @@ impl StorageBackend for SqliteStore {
                 .find(conn, &hash)?;
             // Found by the index, or (a payload it lost track of) by a scan.
             let (sql, key) = match known {
-                Some(id) => (
-                    "SELECT body FROM payloads WHERE id = ?1",
-                    Value::Integer(id),
+                Some(seq) => (
+                    "SELECT body FROM events WHERE seq = ?1",
+                    Value::Integer(seq),
                 ),
                 None => (
-                    "SELECT body FROM payloads WHERE hash = ?1",
+                    "SELECT body FROM events WHERE payload_hash = ?1 AND body IS NOT NULL LIMIT 1",
                     Value::Blob(hash.as_bytes().to_vec()),
                 ),
             };

@@ -1,12 +1,14 @@
-//! [`PayloadIndex`]: where each stored payload is, by the first 8 bytes of its hash,
-//! kept in memory so that payloads are stored once without a random-order index on
-//! disk (schema v3 dropped it: it dirtied about one page per event on every commit).
+//! [`PayloadIndex`]: which event holds each stored payload, by the first 8 bytes of its
+//! hash, kept in memory so that payloads are stored once without a random-order index on
+//! disk (schema v3 dropped the one it had: it dirtied about one page per event on every
+//! commit).
 //!
-//! An entry is a hint, never the truth: a lookup reads the payload row it points at
-//! (by rowid, at the end of the table, where pages are cached) and compares the whole
-//! hash. So an entry left by a rolled-back append, or one overwritten by another
-//! payload with the same prefix, costs at worst a second copy of a payload, never a
-//! wrong one. About 20 bytes of memory per distinct payload.
+//! An entry is a hint, never the truth: a lookup reads the row it points at (by `seq`,
+//! near the end of the table, where pages are cached) and compares the whole hash. So
+//! an entry left by a rolled-back append, or one overwritten by another payload with
+//! the same prefix, costs at worst a second copy of a payload, never a wrong one. A
+//! payload whose prefix is new (nearly every one) costs one hash-map lookup, no read.
+//! About 20 bytes of memory per distinct payload.
 
 use std::collections::HashMap;
 use std::hash::BuildHasherDefault;
@@ -16,48 +18,52 @@ use toka_store_core::{Hash32, StoreError};
 
 use crate::backend;
 
-/// Payload rowids by hash prefix.
+/// The `seq` of the event holding each payload, by hash prefix.
 #[derive(Default)]
 pub(crate) struct PayloadIndex(HashMap<i64, i64, BuildHasherDefault<PrefixHasher>>);
 
 impl PayloadIndex {
-    /// Reads every payload's prefix and rowid (a scan of the payloads table).
+    /// Reads every stored payload's hash and holder (a scan of the events table).
     pub(crate) fn load(conn: &Connection) -> Result<Self, StoreError> {
         let mut index = Self::default();
         let mut stmt = conn
-            .prepare("SELECT hash_prefix, id FROM payloads")
+            .prepare("SELECT payload_hash, seq FROM events WHERE body IS NOT NULL")
             .map_err(backend)?;
         let mut rows = stmt.query([]).map_err(backend)?;
         while let Some(row) = rows.next().map_err(backend)? {
-            let prefix: i64 = row.get(0).map_err(backend)?;
-            let id: i64 = row.get(1).map_err(backend)?;
-            index.0.insert(prefix, id);
+            let hash = row.get_ref(0).map_err(backend)?.as_blob().ok();
+            // A damaged hash is the verifier's to report; it can only miss a share.
+            let Some(hash) = hash.and_then(Hash32::from_slice) else {
+                continue;
+            };
+            let seq: i64 = row.get(1).map_err(backend)?;
+            index.0.insert(prefix(&hash), seq);
         }
         Ok(index)
     }
 
-    /// The rowid of the stored payload whose hash is `hash`, if it is stored.
+    /// The `seq` of the event holding the payload whose hash is `hash`, if it is stored.
     pub(crate) fn find(&self, conn: &Connection, hash: &Hash32) -> Result<Option<i64>, StoreError> {
-        let Some(id) = self.0.get(&prefix(hash)).copied() else {
+        let Some(seq) = self.0.get(&prefix(hash)).copied() else {
             return Ok(None);
         };
         let stored: Option<Vec<u8>> = conn
-            .prepare_cached("SELECT hash FROM payloads WHERE id = ?1")
+            .prepare_cached("SELECT payload_hash FROM events WHERE seq = ?1 AND body IS NOT NULL")
             .map_err(backend)?
-            .query_row(params![id], |r| r.get(0))
+            .query_row(params![seq], |r| r.get(0))
             .optional()
             .map_err(backend)?;
-        Ok((stored.as_deref() == Some(hash.as_bytes().as_slice())).then_some(id))
+        Ok((stored.as_deref() == Some(hash.as_bytes().as_slice())).then_some(seq))
     }
 
-    /// Notes that the payload with `hash` was stored at `id`.
-    pub(crate) fn note(&mut self, hash: &Hash32, id: i64) {
-        self.0.insert(prefix(hash), id);
+    /// Notes that the event at `seq` holds the payload with `hash`.
+    pub(crate) fn note(&mut self, hash: &Hash32, seq: i64) {
+        self.0.insert(prefix(hash), seq);
     }
 }
 
-/// The first 8 bytes of a payload hash as the integer stored beside it.
-pub(crate) fn prefix(hash: &Hash32) -> i64 {
+/// The first 8 bytes of a payload hash, as the map's key.
+fn prefix(hash: &Hash32) -> i64 {
     let mut bytes = [0u8; 8];
     bytes.copy_from_slice(&hash.as_bytes()[..8]);
     i64::from_le_bytes(bytes)

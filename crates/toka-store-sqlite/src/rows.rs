@@ -8,7 +8,11 @@ use toka_types::{EntityId, Timestamp};
 use crate::DRIVER;
 
 /// The columns `read_*` queries select, in this order.
-pub(crate) const EVENT_COLUMNS: &str = "e.seq, e.id, e.kind, e.timestamp, e.intent, e.parents, e.origin, e.jti, e.payload_hash, e.digest, p.body";
+pub(crate) const EVENT_COLUMNS: &str = "e.seq, e.id, e.kind, e.timestamp, e.intent, e.parents, e.origin, e.jti, e.payload_hash, e.digest, coalesce(e.body, b.body)";
+
+/// What `read_*` queries select [`EVENT_COLUMNS`] from: each event, and the earlier event
+/// holding its payload when it does not hold it itself.
+pub(crate) const EVENT_TABLES: &str = "events e LEFT JOIN events b ON b.seq = e.body_at";
 
 /// A payload as SQLite should store it: TEXT when it is UTF-8 (so `sqlite3` shows the
 /// JSON), BLOB otherwise. Both keep the bytes exactly.
@@ -53,18 +57,23 @@ fn text_at<'r>(row: &'r Row<'_>, index: usize, seq: u64) -> Result<&'r str, Stor
         .map_err(|e| corrupt(seq, e.to_string()))
 }
 
+fn blob_at<'r>(row: &'r Row<'_>, index: usize, seq: u64) -> Result<&'r [u8], StoreError> {
+    row.get_ref(index)
+        .and_then(|v| v.as_blob().map_err(Into::into))
+        .map_err(|e| corrupt(seq, e.to_string()))
+}
+
+/// An id column: the UUID's 16 bytes.
 fn id_at(row: &Row<'_>, index: usize, seq: u64) -> Result<EntityId, StoreError> {
-    text_at(row, index, seq)?
-        .parse()
-        .map_err(|e: toka_types::ParseIdError| corrupt(seq, e.to_string()))
+    let bytes: [u8; 16] = blob_at(row, index, seq)?
+        .try_into()
+        .map_err(|_| corrupt(seq, "an id is not 16 bytes"))?;
+    Ok(EntityId::from_bytes(bytes))
 }
 
 fn hash_at(row: &Row<'_>, index: usize, seq: u64) -> Result<Hash32, StoreError> {
-    let bytes = row
-        .get_ref(index)
-        .and_then(|v| v.as_blob().map_err(Into::into))
-        .map_err(|e| corrupt(seq, e.to_string()))?;
-    Hash32::from_slice(bytes).ok_or_else(|| corrupt(seq, "hash is not 32 bytes"))
+    Hash32::from_slice(blob_at(row, index, seq)?)
+        .ok_or_else(|| corrupt(seq, "hash is not 32 bytes"))
 }
 
 /// The `parents` column: a JSON list of ids, most often empty.

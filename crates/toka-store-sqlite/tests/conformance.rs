@@ -50,7 +50,7 @@ async fn payloads_are_readable_text_in_the_database() {
     let conn = rusqlite::Connection::open(db(dir.path())).unwrap();
     let (kind, body, body_type): (String, String, String) = conn
         .query_row(
-            "SELECT e.kind, p.body, typeof(p.body) FROM events e JOIN payloads p ON p.id = e.payload_id WHERE e.seq = 2",
+            "SELECT kind, body, typeof(body) FROM events WHERE seq = 2",
             [],
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )
@@ -62,53 +62,6 @@ async fn payloads_are_readable_text_in_the_database() {
         .query_row("PRAGMA journal_mode", [], |r| r.get(0))
         .unwrap();
     assert_eq!(mode, "wal");
-}
-
-#[tokio::test]
-async fn a_version_2_file_loses_its_random_index_and_keeps_its_payloads_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(db(dir.path())).await.unwrap();
-    let first = batch(Head::EMPTY, 5, 120);
-    let head = store.append(0, &first).await.unwrap();
-    drop(store);
-    // As version 2 left it: the prefix index present.
-    let conn = rusqlite::Connection::open(db(dir.path())).unwrap();
-    conn.execute_batch(
-        "DROP TABLE snapshot_chunks; ALTER TABLE snapshots DROP COLUMN chunks;
-         CREATE INDEX payloads_by_hash_prefix ON payloads (hash_prefix); PRAGMA user_version = 2;",
-    )
-    .unwrap();
-    drop(conn);
-    let store = SqliteStore::open(db(dir.path())).await.unwrap();
-    // The same payloads again, as new events: found through the in-memory index.
-    let again: Vec<_> = first
-        .iter()
-        .enumerate()
-        .map(|(i, r)| {
-            let mut e = toka_store_core::testkit::event(6 + i as u64, 0);
-            e.payload.clone_from(&r.payload);
-            e
-        })
-        .collect();
-    let again = toka_store_core::seal(head, again);
-    store.append(head.seq, &again).await.unwrap();
-    assert_eq!(store.read_range(1, 20).await.unwrap().len(), 10);
-    for r in &first {
-        let payload = store.read_payload(&r.header.payload_hash).await.unwrap();
-        assert_eq!(payload.as_deref(), Some(r.payload.as_slice()));
-    }
-    drop(store);
-    let conn = rusqlite::Connection::open(db(dir.path())).unwrap();
-    let (payloads, indexes, version): (i64, i64, i64) = conn
-        .query_row(
-            "SELECT (SELECT count(*) FROM payloads),
-                    (SELECT count(*) FROM sqlite_master WHERE name = 'payloads_by_hash_prefix'),
-                    (SELECT user_version FROM pragma_user_version)",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-        )
-        .unwrap();
-    assert_eq!((payloads, indexes, version), (5, 0, SCHEMA_VERSION));
 }
 
 #[tokio::test]

@@ -6,6 +6,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+mod old_files;
+
 use rusqlite::Connection;
 use toka_store_core::testkit::batch;
 use toka_store_core::{Hash32, Head, Snapshot, StorageBackend, StoreError};
@@ -70,16 +72,19 @@ async fn a_large_snapshot_reads_back_whole_and_is_replaced_and_pruned_with_its_c
 #[tokio::test]
 async fn a_version_3_snapshot_reads_back_after_the_migration() {
     let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(db(dir.path())).await.unwrap();
+    // As version 3 left it: no chunks table, no chunks column, the state inline.
+    old_files::old_file(&db(dir.path()), 3, &[]);
     let old = snapshot(7, 1000);
-    store.put_snapshot(&old).await.unwrap();
-    drop(store);
-    // As version 3 left it: no chunks table, no chunks column.
     Connection::open(db(dir.path()))
         .unwrap()
-        .execute_batch(
-            "DROP TABLE snapshot_chunks; ALTER TABLE snapshots DROP COLUMN chunks;
-             PRAGMA user_version = 3;",
+        .execute(
+            "INSERT INTO snapshots (seq, chain_digest, state_digest, state) VALUES (?1, ?2, ?3, ?4)",
+            rusqlite::params![
+                old.seq as i64,
+                old.chain_digest.as_bytes().as_slice(),
+                old.state_digest.as_bytes().as_slice(),
+                old.state
+            ],
         )
         .unwrap();
     let store = SqliteStore::open(db(dir.path())).await.unwrap();

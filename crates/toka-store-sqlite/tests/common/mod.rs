@@ -29,9 +29,10 @@ impl Harness for SqliteHarness {
         let conn = Connection::open(db(dir)).unwrap();
         match tamper {
             Tamper::FlipPayloadByte { seq } => {
-                let (payload_id, body): (i64, String) = conn
+                // The row holding the payload: the event's own, or the one it points at.
+                let (holder, body): (i64, String) = conn
                     .query_row(
-                        "SELECT p.id, p.body FROM payloads p JOIN events e ON e.payload_id = p.id WHERE e.seq = ?1",
+                        "SELECT b.seq, b.body FROM events e JOIN events b ON b.seq = coalesce(e.body_at, e.seq) WHERE e.seq = ?1",
                         params![seq as i64],
                         |r| Ok((r.get(0)?, r.get(1)?)),
                     )
@@ -40,8 +41,8 @@ impl Harness for SqliteHarness {
                 bytes[3] ^= 1;
                 let body = String::from_utf8(bytes).unwrap();
                 conn.execute(
-                    "UPDATE payloads SET body = ?1 WHERE id = ?2",
-                    params![body, payload_id],
+                    "UPDATE events SET body = ?1 WHERE seq = ?2",
+                    params![body, holder],
                 )
                 .unwrap();
             }
@@ -73,7 +74,11 @@ impl Harness for SqliteHarness {
 
     async fn stored_payloads(_store: &SqliteStore, dir: &Path) -> u64 {
         let conn = Connection::open(db(dir)).unwrap();
-        conn.query_row("SELECT COUNT(*) FROM payloads", [], |r| r.get::<_, i64>(0))
-            .unwrap() as u64
+        conn.query_row(
+            "SELECT COUNT(*) FROM events WHERE body IS NOT NULL",
+            [],
+            |r| r.get::<_, i64>(0),
+        )
+        .unwrap() as u64
     }
 }
