@@ -301,7 +301,7 @@ fn every_edit_through_psql_is_caught_naming_the_seq() {
     let cases: &[(&str, &str, u64, &str)] = &[
         (
             "edit a payload",
-            "UPDATE payloads SET body = convert_to(replace(convert_from(body, 'UTF8'), 'job 4', 'job X'), 'UTF8') WHERE hash = (SELECT payload_hash FROM events WHERE seq = 7)",
+            "UPDATE events SET body = convert_to(replace(convert_from(body, 'UTF8'), 'job 4', 'job X'), 'UTF8') WHERE seq = 7",
             7,
             "payload altered",
         ),

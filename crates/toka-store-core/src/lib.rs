@@ -69,6 +69,7 @@ mod cursor;
 mod error;
 mod hash;
 mod pages;
+mod payload_hints;
 mod record;
 mod sealed;
 mod verify;
@@ -85,6 +86,7 @@ pub use cursor::ChainCursor;
 pub use error::{AppendError, StoreError};
 pub use hash::{Hash32, ParseHashError};
 pub use pages::{DEFAULT_PAGE, EventPages};
+pub use payload_hints::PayloadHints;
 pub use record::{
     EventHeader, EventRecord, Head, MAX_KIND_BYTES, MAX_PARENTS, MAX_PAYLOAD_BYTES, NewEvent,
 };

@@ -30,10 +30,8 @@
 //!
 //! `body_json` is computed from the stored bytes when read (views `events_json` and
 //! `payloads_json`), never stored beside them, so it cannot disagree with what the
-//! chain covers.
-//!
-//! ```text
-//! ```
+//! chain covers. One row per event (schema v4): the payload is in the event's `body`,
+//! or, when an earlier event holds the same bytes, that event's `seq` is in `body_at`.
 //!
 //! # Live tailing
 //!
@@ -44,22 +42,25 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod rows;
 mod schema;
 mod tls;
 
 use std::str::FromStr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use futures::StreamExt as _;
 use toka_store_core::{
-    AppendError, EventHeader, EventRecord, Hash32, Head, HeadLease, Snapshot, StorageBackend,
-    StoreError, admit, head_after, parents_json,
+    AppendError, EventRecord, Hash32, Head, HeadLease, PayloadHints, Snapshot, StorageBackend,
+    StoreError, admit,
 };
-use toka_types::{EntityId, Timestamp};
+use toka_types::EntityId;
 use tokio::sync::watch;
 use tokio_postgres::{NoTls, Row};
+
+use crate::rows::{EVENT_COLUMNS, insert_batch, record_of};
 
 pub use schema::SCHEMA_VERSION;
 
@@ -91,6 +92,8 @@ pub struct PostgresStore {
     pool: Pool,
     schema: Arc<str>,
     head: watch::Receiver<u64>,
+    /// Which event holds each payload this handle knows of (see [`PayloadHints`]).
+    hints: Arc<Mutex<PayloadHints>>,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -117,7 +120,7 @@ fn check_schema_name(schema: &str) -> Result<(), StoreError> {
     }
 }
 
-fn channel(schema: &str) -> String {
+pub(crate) fn channel(schema: &str) -> String {
     format!("toka_{schema}")
 }
 
@@ -168,7 +171,9 @@ impl PostgresStore {
             pool,
             schema: schema.into(),
             head,
+            hints: Arc::new(Mutex::new(PayloadHints::new())),
         };
+        store.load_hints().await?;
         let _ = head_tx.send(store.head_now().await?.seq);
         store.listen(&pg, tls.as_ref(), head_tx).await?;
         Ok(store)
@@ -252,6 +257,31 @@ impl PostgresStore {
         Ok((client, rx))
     }
 
+    /// Reads every stored payload's hash and holder (a scan of the events table), so a
+    /// payload stored before this handle opened is not stored again.
+    async fn load_hints(&self) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT payload_hash, seq FROM events WHERE body IS NOT NULL",
+                &[],
+            )
+            .await
+            .map_err(backend)?;
+        let mut hints = self
+            .hints
+            .lock()
+            .map_err(|_| StoreError::Poisoned { driver: DRIVER })?;
+        for row in rows {
+            // A damaged hash is the verifier's to report; here it can only miss a share.
+            let hash = row.try_get::<_, &[u8]>(0).ok().and_then(Hash32::from_slice);
+            if let (Some(hash), Ok(seq)) = (hash, row.try_get::<_, i64>(1)) {
+                hints.note(&hash, seq as u64);
+            }
+        }
+        Ok(())
+    }
+
     async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
         self.pool
             .get()
@@ -294,6 +324,7 @@ const LEASE_IDLE_TIMEOUT_MS: u64 = 10_000;
 struct Lease {
     client: Option<deadpool_postgres::Object>,
     schema: Arc<str>,
+    hints: Arc<Mutex<PayloadHints>>,
     head: Head,
 }
 
@@ -367,7 +398,7 @@ impl HeadLease for Lease {
             .client
             .as_ref()
             .ok_or(StoreError::Poisoned { driver: DRIVER })?;
-        let new_head = insert_batch(client, &self.schema, self.head, batch).await?;
+        let new_head = insert_batch(client, &self.schema, &self.hints, self.head, batch).await?;
         client.batch_execute("COMMIT").await.map_err(backend)?;
         // Committed: the connection is clean and may go back to the pool.
         drop(self.client.take());
@@ -381,110 +412,6 @@ impl HeadLease for Lease {
             drop(self.client.take());
         }
     }
-}
-
-const INSERT_PAYLOADS: &str = "INSERT INTO payloads (hash, body)
-     SELECT h, b FROM UNNEST($1::bytea[], $2::bytea[]) AS t(h, b)
-     ON CONFLICT (hash) DO NOTHING";
-const INSERT_EVENTS: &str = "INSERT INTO events (seq, id, kind, ts, intent, parents, origin, jti, payload_hash, digest)
-     SELECT s, i::uuid, k, t, n::uuid, p, o::uuid, j, h, d
-     FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::text[], $8::text[], $9::bytea[], $10::bytea[])
-       AS x(s, i, k, t, n, p, o, j, h, d)";
-const MOVE_HEAD: &str = "UPDATE head SET seq = $1, digest = $2";
-const NOTIFY: &str = "SELECT pg_notify($1, $2)";
-
-/// A batch as the columns of [`INSERT_PAYLOADS`] and [`INSERT_EVENTS`].
-#[derive(Default)]
-struct Columns {
-    hashes: Vec<Vec<u8>>,
-    bodies: Vec<Vec<u8>>,
-    seqs: Vec<i64>,
-    ids: Vec<String>,
-    kinds: Vec<String>,
-    stamps: Vec<i64>,
-    intents: Vec<String>,
-    parents: Vec<String>,
-    origins: Vec<String>,
-    jtis: Vec<Option<String>>,
-    digests: Vec<Vec<u8>>,
-}
-
-impl Columns {
-    fn of(batch: &[EventRecord]) -> Self {
-        let mut c = Self::default();
-        for r in batch {
-            let h = &r.header;
-            c.hashes.push(h.payload_hash.as_bytes().to_vec());
-            c.bodies.push(r.payload.clone());
-            c.seqs.push(h.seq as i64);
-            c.ids.push(h.id.to_string());
-            c.kinds.push(h.kind.clone());
-            c.stamps.push(h.timestamp.as_micros() as i64);
-            c.intents.push(h.intent.to_string());
-            c.parents.push(parents_json(&h.parents));
-            c.origins.push(h.origin.to_string());
-            c.jtis.push(h.jti.clone());
-            c.digests.push(h.digest.as_bytes().to_vec());
-        }
-        c
-    }
-}
-
-/// Inserts `batch` (already admitted after `head`) and moves the head, inside the
-/// caller's transaction, which holds the head row's lock.
-///
-/// The four statements are sent together (tokio-postgres pipelines the requests of one
-/// connection that are awaited together) and their answers read in order: one round
-/// trip, not four. A statement after a failed one fails too (the transaction is
-/// aborted), so the first error is the one reported, and the caller never commits.
-async fn insert_batch(
-    tx: &impl deadpool_postgres::GenericClient,
-    schema: &str,
-    head: Head,
-    batch: &[EventRecord],
-) -> Result<Head, AppendError> {
-    let c = Columns::of(batch);
-    let new_head = head_after(head, batch);
-    let (payloads, events, move_head, notify) = futures::try_join!(
-        tx.prepare_cached(INSERT_PAYLOADS),
-        tx.prepare_cached(INSERT_EVENTS),
-        tx.prepare_cached(MOVE_HEAD),
-        tx.prepare_cached(NOTIFY),
-    )
-    .map_err(backend)?;
-    let (seq, digest, channel, seq_text) = (
-        new_head.seq as i64,
-        new_head.digest.as_bytes().as_slice(),
-        channel(schema),
-        new_head.seq.to_string(),
-    );
-    type Param<'a> = &'a (dyn tokio_postgres::types::ToSql + Sync);
-    let payload_params: [Param<'_>; 2] = [&c.hashes, &c.bodies];
-    let event_params: [Param<'_>; 10] = [
-        &c.seqs, &c.ids, &c.kinds, &c.stamps, &c.intents, &c.parents, &c.origins, &c.jtis,
-        &c.hashes, &c.digests,
-    ];
-    let head_params: [Param<'_>; 2] = [&seq, &digest];
-    let notify_params: [Param<'_>; 2] = [&channel, &seq_text];
-    let (stored, inserted, moved, notified) = futures::join!(
-        tx.execute(&payloads, &payload_params),
-        tx.execute(&events, &event_params),
-        tx.execute(&move_head, &head_params),
-        tx.execute(&notify, &notify_params),
-    );
-    stored.map_err(backend)?;
-    if let Err(e) = inserted {
-        if e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) {
-            return Err(AppendError::InvalidBatch {
-                seq: batch[0].header.seq,
-                reason: format!("an event id of the batch is already in the log: {e}"),
-            });
-        }
-        return Err(backend(e).into());
-    }
-    moved.map_err(backend)?;
-    notified.map_err(backend)?;
-    Ok(new_head)
 }
 
 async fn head_in(pool: &Pool) -> Result<Head, StoreError> {
@@ -523,64 +450,6 @@ fn head_of(row: &Row) -> Result<Head, StoreError> {
     })
 }
 
-const EVENT_COLUMNS: &str = "e.seq, e.id::text, e.kind, e.ts, e.intent::text, e.parents, e.origin::text, e.jti, e.payload_hash, e.digest, p.body";
-
-/// Reads a row selected with [`EVENT_COLUMNS`]. Columns are borrowed from the row, not
-/// copied first, and a column that does not read as its type is a corrupt record, not a
-/// panic (someone with `psql` may have altered the table).
-fn record_of(row: &Row) -> Result<EventRecord, StoreError> {
-    let corrupt = |seq: u64, reason: String| StoreError::Corrupt {
-        driver: DRIVER,
-        seq,
-        reason,
-    };
-    let seq = row
-        .try_get::<_, i64>(0)
-        .map_err(|e| corrupt(0, format!("seq: {e}")))? as u64;
-    let text = |i: usize| -> Result<&str, StoreError> {
-        row.try_get::<_, &str>(i)
-            .map_err(|e| corrupt(seq, format!("column {i}: {e}")))
-    };
-    let id = |i: usize| -> Result<EntityId, StoreError> {
-        text(i)?
-            .parse()
-            .map_err(|e: toka_types::ParseIdError| corrupt(seq, e.to_string()))
-    };
-    let hash = |i: usize| -> Result<Hash32, StoreError> {
-        let bytes = row
-            .try_get::<_, &[u8]>(i)
-            .map_err(|e| corrupt(seq, format!("column {i}: {e}")))?;
-        Hash32::from_slice(bytes).ok_or_else(|| corrupt(seq, "hash is not 32 bytes".into()))
-    };
-    let parents = toka_store_core::parents_from_json(text(5)?)
-        .map_err(|e| corrupt(seq, format!("parents: {e}")))?;
-    let timestamp = row
-        .try_get::<_, i64>(3)
-        .map_err(|e| corrupt(seq, format!("ts: {e}")))?;
-    Ok(EventRecord {
-        header: EventHeader {
-            seq,
-            id: id(1)?,
-            kind: text(2)?.to_string(),
-            timestamp: Timestamp::from_micros(timestamp as u64),
-            intent: id(4)?,
-            parents,
-            origin: id(6)?,
-            jti: row
-                .try_get::<_, Option<&str>>(7)
-                .map_err(|e| corrupt(seq, format!("jti: {e}")))?
-                .map(str::to_string),
-            payload_hash: hash(8)?,
-            digest: hash(9)?,
-        },
-        payload: row
-            .try_get::<_, Option<&[u8]>>(10)
-            .map_err(|e| corrupt(seq, format!("body: {e}")))?
-            .map(<[u8]>::to_vec)
-            .unwrap_or_default(),
-    })
-}
-
 #[async_trait]
 impl StorageBackend for PostgresStore {
     fn driver(&self) -> &'static str {
@@ -603,7 +472,7 @@ impl StorageBackend for PostgresStore {
         if !admit(&head, expected_head, batch)? {
             return Ok(head);
         }
-        let new_head = insert_batch(&tx, &self.schema, head, batch).await?;
+        let new_head = insert_batch(&tx, &self.schema, &self.hints, head, batch).await?;
         tx.commit().await.map_err(backend)?;
         Ok(new_head)
     }
@@ -615,7 +484,7 @@ impl StorageBackend for PostgresStore {
         // every batch, and each round trip saved there is one every node waits for.
         let statement = client
             .prepare_cached(&format!(
-                "SELECT {EVENT_COLUMNS} FROM events e LEFT JOIN payloads p ON p.hash = e.payload_hash WHERE e.seq >= $1 ORDER BY e.seq LIMIT $2"
+                "SELECT {EVENT_COLUMNS} FROM events e WHERE e.seq >= $1 ORDER BY e.seq LIMIT $2"
             ))
             .await
             .map_err(backend)?;
@@ -629,7 +498,10 @@ impl StorageBackend for PostgresStore {
     async fn read_by_id(&self, id: EntityId) -> Result<Option<EventRecord>, StoreError> {
         let client = self.client().await?;
         let row = client
-            .query_opt(&format!("SELECT {EVENT_COLUMNS} FROM events e LEFT JOIN payloads p ON p.hash = e.payload_hash WHERE e.id = $1::text::uuid"), &[&id.to_string()])
+            .query_opt(
+                &format!("SELECT {EVENT_COLUMNS} FROM events e WHERE e.id = $1::text::uuid"),
+                &[&id.to_string()],
+            )
             .await
             .map_err(backend)?;
         row.as_ref().map(record_of).transpose()
@@ -637,13 +509,32 @@ impl StorageBackend for PostgresStore {
 
     async fn read_payload(&self, hash: &Hash32) -> Result<Option<Vec<u8>>, StoreError> {
         let client = self.client().await?;
+        let hinted = self
+            .hints
+            .lock()
+            .map_err(|_| StoreError::Poisoned { driver: DRIVER })?
+            .holder(hash)
+            .map(|seq| seq as i64);
+        let hash = hash.as_bytes().as_slice();
+        // The hinted row, checked against the whole hash; else (a payload the hints do
+        // not know, e.g. stored by another node) a scan.
         let row = client
             .query_opt(
-                "SELECT body FROM payloads WHERE hash = $1",
-                &[&hash.as_bytes().as_slice()],
+                "SELECT body FROM events WHERE seq = $1 AND payload_hash = $2 AND body IS NOT NULL",
+                &[&hinted, &hash],
             )
             .await
             .map_err(backend)?;
+        let row = match row {
+            Some(row) => Some(row),
+            None => client
+                .query_opt(
+                    "SELECT body FROM events WHERE payload_hash = $1 AND body IS NOT NULL LIMIT 1",
+                    &[&hash],
+                )
+                .await
+                .map_err(backend)?,
+        };
         Ok(row.map(|r| r.get(0)))
     }
 
@@ -742,6 +633,7 @@ impl StorageBackend for PostgresStore {
         let mut lease = Lease {
             client: Some(self.client().await?),
             schema: self.schema.clone(),
+            hints: Arc::clone(&self.hints),
             head: Head::EMPTY,
         };
         lease.head = lease.begin(wait).await?;

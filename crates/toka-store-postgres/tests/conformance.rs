@@ -224,13 +224,13 @@ async fn body_json_cannot_disagree_with_body() {
     assert!(message.contains("body_json"), "{message}");
     // No second copy is stored to edit.
     let copy = client
-        .batch_execute(&format!("UPDATE {schema}.payloads SET body_json = '{{}}'"))
+        .batch_execute(&format!("UPDATE {schema}.events SET body_json = '{{}}'"))
         .await;
-    assert!(copy.is_err(), "payloads still stores a body_json column");
+    assert!(copy.is_err(), "events stores a body_json column");
     client
         .batch_execute(&format!(
-            "UPDATE {schema}.payloads SET body = convert_to('{{\"forged\": true}}', 'UTF8')
-             WHERE hash = (SELECT payload_hash FROM {schema}.events WHERE seq = 2)"
+            "UPDATE {schema}.events SET body = convert_to('{{\"forged\": true}}', 'UTF8')
+             WHERE seq = 2"
         ))
         .await
         .unwrap();

@@ -62,8 +62,8 @@ impl Harness for PostgresHarness {
         let s = schema(dir);
         let change = match tamper {
             Tamper::FlipPayloadByte { seq } => format!(
-                "UPDATE {s}.payloads SET body = set_byte(body, 3, get_byte(body, 3) # 1)
-                 WHERE hash = (SELECT payload_hash FROM {s}.events WHERE seq = {seq})"
+                "UPDATE {s}.events SET body = set_byte(body, 3, get_byte(body, 3) # 1)
+                 WHERE seq = (SELECT coalesce(body_at, seq) FROM {s}.events WHERE seq = {seq})"
             ),
             Tamper::DeleteRecord { seq } => format!("DELETE FROM {s}.events WHERE seq = {seq}"),
             Tamper::SwapRecords { a, b } => format!(
@@ -83,7 +83,10 @@ impl Harness for PostgresHarness {
         tokio::spawn(connection);
         let row = client
             .query_one(
-                &format!("SELECT count(*) FROM {}.payloads", schema(dir)),
+                &format!(
+                    "SELECT count(*) FROM {}.events WHERE body IS NOT NULL",
+                    schema(dir)
+                ),
                 &[],
             )
             .await
