@@ -251,3 +251,72 @@ async fn body_json_cannot_disagree_with_body() {
     );
     store.drop_schema().await.unwrap();
 }
+
+/// Two nodes, each with its own hints: a payload the other node stored is stored again
+/// (a hint it does not have costs a copy), a payload it stored itself is not, and every
+/// event reads back with its own payload.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn payloads_shared_by_two_nodes_read_back_right() {
+    if PostgresHarness::skip_reason().await.is_some() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let schema = common::schema(dir.path());
+    let a = PostgresStore::open(&url(), &schema).await.unwrap();
+    let b = PostgresStore::open(&url(), &schema).await.unwrap();
+    let same = |n: u64| toka_store_core::NewEvent {
+        payload: b"{\"same\":true}".to_vec(),
+        ..toka_store_core::testkit::event(n, 0)
+    };
+    let head = a
+        .append(
+            0,
+            &toka_store_core::seal(Head::EMPTY, vec![same(1), same(2)]),
+        )
+        .await
+        .unwrap();
+    let head = b
+        .append(head.seq, &toka_store_core::seal(head, vec![same(3)]))
+        .await
+        .unwrap();
+    a.append(head.seq, &toka_store_core::seal(head, vec![same(4)]))
+        .await
+        .unwrap();
+    assert_eq!(PostgresHarness::stored_payloads(&a, dir.path()).await, 2);
+    for store in [&a, &b] {
+        let read = store.read_range(1, 10).await.unwrap();
+        assert_eq!(read.len(), 4);
+        assert!(read.iter().all(|r| r.payload == b"{\"same\":true}"));
+    }
+    let verdict = toka_store_core::verify(&b, 1, toka_store_core::Hash32::ZERO, None, |_| {})
+        .await
+        .unwrap();
+    assert!(
+        matches!(verdict, toka_store_core::Verdict::Intact { checked: 4, .. }),
+        "{verdict:?}"
+    );
+    // Pointing an event at another event's payload with psql is caught at its seq.
+    let (client, connection) = tokio_postgres::connect(&url(), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let more = a.head().await.unwrap();
+    a.append(more.seq, &batch(more, 3, 40)).await.unwrap();
+    client
+        .batch_execute(&format!(
+            "UPDATE {schema}.events SET body = NULL, body_at = 1 WHERE seq = 6"
+        ))
+        .await
+        .unwrap();
+    let verdict = toka_store_core::verify(&a, 1, toka_store_core::Hash32::ZERO, None, |_| {})
+        .await
+        .unwrap();
+    assert_eq!(
+        verdict,
+        toka_store_core::Verdict::Broken {
+            seq: 6,
+            corruption: toka_store_core::Corruption::PayloadAltered
+        }
+    );
+    a.drop_schema().await.unwrap();
+}

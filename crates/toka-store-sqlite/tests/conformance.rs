@@ -132,3 +132,46 @@ async fn the_write_ahead_log_is_folded_in_while_open_and_stays_bounded() {
     let reopened = SqliteStore::open(&path).await.unwrap();
     assert_eq!(reopened.head().await.unwrap(), head);
 }
+
+#[tokio::test]
+async fn a_payload_redirected_with_sqlite3_is_reported_at_its_seq() {
+    // One row per event: `body`, or `body_at` naming the event that holds the same
+    // payload. Someone with sqlite3 points an event at another event's payload, or at
+    // nothing, or at itself: each reads back as a payload that does not hash right.
+    for (edit, seq) in [
+        (
+            "UPDATE events SET body = NULL, body_at = 3 WHERE seq = 5",
+            5,
+        ),
+        (
+            "UPDATE events SET body = NULL, body_at = 999 WHERE seq = 4",
+            4,
+        ),
+        (
+            "UPDATE events SET body = NULL, body_at = 6 WHERE seq = 6",
+            6,
+        ),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(db(dir.path())).await.unwrap();
+        store.append(0, &batch(Head::EMPTY, 8, 60)).await.unwrap();
+        drop(store);
+        rusqlite::Connection::open(db(dir.path()))
+            .unwrap()
+            .execute(edit, [])
+            .unwrap();
+        let store = SqliteStore::open(db(dir.path())).await.unwrap();
+        let verdict =
+            toka_store_core::verify(&store, 1, toka_store_core::Hash32::ZERO, None, |_| {})
+                .await
+                .unwrap();
+        assert_eq!(
+            verdict,
+            toka_store_core::Verdict::Broken {
+                seq,
+                corruption: toka_store_core::Corruption::PayloadAltered
+            },
+            "{edit}"
+        );
+    }
+}
