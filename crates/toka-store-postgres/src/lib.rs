@@ -417,13 +417,16 @@ impl StorageBackend for PostgresStore {
         let hash = hash.as_bytes().as_slice();
         // The hinted row, checked against the whole hash; else (a payload the hints do
         // not know, e.g. stored by another node) a scan.
-        let row = client
-            .query_opt(
-                "SELECT body FROM events WHERE seq = $1 AND payload_hash = $2 AND body IS NOT NULL",
-                &[&hinted, &hash],
-            )
-            .await
-            .map_err(backend)?;
+        let row = match hinted {
+            Some(seq) => client
+                .query_opt(
+                    "SELECT body FROM events WHERE seq = $1 AND payload_hash = $2 AND body IS NOT NULL",
+                    &[&seq, &hash],
+                )
+                .await
+                .map_err(backend)?,
+            None => None,
+        };
         let row = match row {
             Some(row) => Some(row),
             None => client

@@ -7,10 +7,9 @@
 //! A log written by schema v3 (payloads in a table of their own, keyed by hash): it
 //! migrates on open and reads back exactly as written, damage included.
 
-use toka_store_core::testkit::event;
+use toka_store_core::testkit::{event, log_with_repeated_payloads};
 use toka_store_core::{
-    Corruption, EventRecord, Hash32, Head, NewEvent, StorageBackend, Verdict, parents_json, seal,
-    verify,
+    Corruption, EventRecord, Hash32, StorageBackend, Verdict, parents_json, seal, verify,
 };
 use toka_store_postgres::{PostgresStore, SCHEMA_VERSION};
 
@@ -106,20 +105,6 @@ async fn v3_log(client: &tokio_postgres::Client, schema: &str, records: &[EventR
         .unwrap();
 }
 
-/// Thirty events, every third repeating the payload of the one before it.
-fn log() -> Vec<EventRecord> {
-    let events: Vec<NewEvent> = (1..=30u64)
-        .map(|n| {
-            let mut e = event(n, 100);
-            if n % 3 == 0 {
-                e.payload = event(n - 1, 100).payload;
-            }
-            e
-        })
-        .collect();
-    seal(Head::EMPTY, events)
-}
-
 async fn count(client: &tokio_postgres::Client, sql: &str) -> i64 {
     client.query_one(sql, &[]).await.unwrap().get(0)
 }
@@ -130,7 +115,7 @@ async fn a_version_3_log_reads_back_as_written_and_keeps_each_payload_once() {
         return;
     };
     let schema = format!("toka_mig_{}", std::process::id());
-    let written = log();
+    let written = log_with_repeated_payloads(30);
     v3_log(&client, &schema, &written).await;
     let store = PostgresStore::open(&url(), &schema).await.unwrap();
     assert_eq!(store.read_range(1, 100).await.unwrap(), written);
@@ -197,7 +182,7 @@ async fn a_damaged_version_3_log_migrates_and_the_damage_is_reported_at_its_seq(
         return;
     };
     let schema = format!("toka_migd_{}", std::process::id());
-    let written = log();
+    let written = log_with_repeated_payloads(30);
     v3_log(&client, &schema, &written).await;
     client
         .batch_execute(&format!(

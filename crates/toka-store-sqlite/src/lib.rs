@@ -63,7 +63,7 @@ use crate::checkpointer::Checkpointer;
 use crate::payload_index::PayloadIndex;
 use crate::rows::{EVENT_COLUMNS, EVENT_TABLES, PayloadParam, record_from_row};
 pub use crate::schema::SCHEMA_VERSION;
-use rusqlite::types::Value;
+use rusqlite::types::ValueRef;
 
 pub(crate) const DRIVER: &str = "sqlite";
 
@@ -488,32 +488,38 @@ impl StorageBackend for SqliteStore {
         let hash = *hash;
         let inner = Arc::clone(&self.inner);
         self.read(move |conn| {
-            let known = inner
+            let hinted = inner
                 .payloads
                 .lock()
                 .map_err(|_| StoreError::Poisoned { driver: DRIVER })?
-                .find(conn, &hash)?;
-            // Found by the index, or (a payload it lost track of) by a scan.
-            let (sql, key) = match known {
-                Some(seq) => (
-                    "SELECT body FROM events WHERE seq = ?1",
-                    Value::Integer(seq),
-                ),
-                None => (
-                    "SELECT body FROM events WHERE payload_hash = ?1 AND body IS NOT NULL LIMIT 1",
-                    Value::Blob(hash.as_bytes().to_vec()),
-                ),
+                .holder(&hash);
+            let hash = hash.as_bytes().as_slice();
+            let body_of = |sql: &str, key: &[&dyn rusqlite::ToSql]| {
+                let mut stmt = conn.prepare_cached(sql).map_err(backend)?;
+                let mut rows = stmt.query(key).map_err(backend)?;
+                Ok::<_, StoreError>(match rows.next().map_err(backend)? {
+                    Some(row) => match row.get_ref(0).map_err(backend)? {
+                        ValueRef::Text(b) | ValueRef::Blob(b) => Some(b.to_vec()),
+                        _ => Some(Vec::new()),
+                    },
+                    None => None,
+                })
             };
-            let mut stmt = conn.prepare_cached(sql).map_err(backend)?;
-            let mut rows = stmt.query(params![key]).map_err(backend)?;
-            match rows.next().map_err(backend)? {
-                Some(row) => match row.get_ref(0).map_err(backend)? {
-                    rusqlite::types::ValueRef::Text(b) | rusqlite::types::ValueRef::Blob(b) => {
-                        Ok(Some(b.to_vec()))
-                    }
-                    _ => Ok(Some(Vec::new())),
-                },
-                None => Ok(None),
+            // The hinted row, checked against the whole hash; else (a payload the hints
+            // lost track of) a scan.
+            let held = match hinted {
+                Some(seq) => body_of(
+                    "SELECT body FROM events WHERE seq = ?1 AND payload_hash = ?2 AND body IS NOT NULL",
+                    &[&seq, &hash],
+                )?,
+                None => None,
+            };
+            match held {
+                Some(body) => Ok(Some(body)),
+                None => body_of(
+                    "SELECT body FROM events WHERE payload_hash = ?1 AND body IS NOT NULL LIMIT 1",
+                    &[&hash],
+                ),
             }
         })
         .await

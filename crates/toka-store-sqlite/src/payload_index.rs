@@ -32,12 +32,17 @@ impl PayloadIndex {
         Ok(index)
     }
 
+    /// The `seq` of the event that may hold the payload hashing to `hash` (a hint: check
+    /// the whole hash there).
+    pub(crate) fn holder(&self, hash: &Hash32) -> Option<i64> {
+        self.0.holder(hash).map(|seq| seq as i64)
+    }
+
     /// The `seq` of the event holding the payload whose hash is `hash`, if it is stored.
     pub(crate) fn find(&self, conn: &Connection, hash: &Hash32) -> Result<Option<i64>, StoreError> {
-        let Some(seq) = self.0.holder(hash) else {
+        let Some(seq) = self.holder(hash) else {
             return Ok(None);
         };
-        let seq = seq as i64;
         let stored: Option<Vec<u8>> = conn
             .prepare_cached("SELECT payload_hash FROM events WHERE seq = ?1 AND body IS NOT NULL")
             .map_err(backend)?

@@ -8,29 +8,14 @@ use std::path::Path;
 
 use old_files::old_file;
 use rusqlite::Connection;
-use toka_store_core::testkit::event;
+use toka_store_core::testkit::{Tmpfs, event, log_with_repeated_payloads};
 use toka_store_core::{
-    Corruption, EventRecord, Hash32, Head, NewEvent, StorageBackend, StoreError, Verdict, seal,
-    verify,
+    Corruption, Hash32, Head, StorageBackend, StoreError, Verdict, seal, verify,
 };
 use toka_store_sqlite::{SCHEMA_VERSION, SqliteStore};
 
 fn db(dir: &Path) -> std::path::PathBuf {
     dir.join("toka.db")
-}
-
-/// Thirty events, every third repeating the payload of the one before it.
-fn log() -> Vec<EventRecord> {
-    let events: Vec<NewEvent> = (1..=30u64)
-        .map(|n| {
-            let mut e = event(n, 100);
-            if n % 3 == 0 {
-                e.payload = event(n - 1, 100).payload;
-            }
-            e
-        })
-        .collect();
-    seal(Head::EMPTY, events)
 }
 
 async fn intact(store: &SqliteStore) -> Verdict {
@@ -47,7 +32,7 @@ fn count(path: &Path, sql: &str) -> i64 {
 #[tokio::test]
 async fn a_version_4_file_reads_back_as_written_and_keeps_each_payload_once() {
     let dir = tempfile::tempdir().unwrap();
-    let written = log();
+    let written = log_with_repeated_payloads(30);
     old_file(&db(dir.path()), 4, &written);
     let store = SqliteStore::open(db(dir.path())).await.unwrap();
     assert_eq!(store.read_range(1, 100).await.unwrap(), written);
@@ -110,7 +95,7 @@ async fn a_version_4_file_reads_back_as_written_and_keeps_each_payload_once() {
 #[tokio::test]
 async fn a_version_2_file_loses_its_random_index_and_keeps_its_payloads_once() {
     let dir = tempfile::tempdir().unwrap();
-    let written = log();
+    let written = log_with_repeated_payloads(30);
     old_file(&db(dir.path()), 2, &written);
     let store = SqliteStore::open(db(dir.path())).await.unwrap();
     assert_eq!(store.read_range(1, 100).await.unwrap(), written);
@@ -142,7 +127,7 @@ async fn a_damaged_version_4_file_migrates_and_the_damage_is_reported_at_its_seq
     // A payload row gone: the event reads back with an empty payload, which verification
     // reports as altered at that event's seq.
     let dir = tempfile::tempdir().unwrap();
-    let written = log();
+    let written = log_with_repeated_payloads(30);
     old_file(&db(dir.path()), 4, &written);
     let conn = Connection::open(db(dir.path())).unwrap();
     conn.execute(
@@ -177,32 +162,6 @@ async fn a_damaged_version_4_file_migrates_and_the_damage_is_reported_at_its_seq
 }
 
 /// Unmounts the tmpfs when the test ends, however it ends.
-struct Mount(std::path::PathBuf);
-
-impl Drop for Mount {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount").arg(&self.0).status();
-    }
-}
-
-fn mount_tmpfs(at: &Path, size: u64) -> bool {
-    std::process::Command::new("mount")
-        .args(["-t", "tmpfs", "-o", &format!("size={size}")])
-        .arg("tmpfs")
-        .arg(at)
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
-
-fn resize_tmpfs(at: &Path, size: u64) {
-    let status = std::process::Command::new("mount")
-        .args(["-o", &format!("remount,size={size}")])
-        .arg(at)
-        .status()
-        .unwrap();
-    assert!(status.success());
-}
-
 fn used_bytes(dir: &Path) -> u64 {
     std::fs::read_dir(dir)
         .unwrap()
@@ -213,20 +172,14 @@ fn used_bytes(dir: &Path) -> u64 {
 #[tokio::test]
 async fn a_migration_that_fills_the_disk_changes_nothing_and_succeeds_once_there_is_room() {
     let dir = tempfile::tempdir().unwrap();
-    if !mount_tmpfs(dir.path(), 64 << 20) {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI runs as root and can mount a tmpfs"
-        );
-        eprintln!("\n*** SKIPPED: cannot mount a tmpfs (not root) ***\n");
+    let Some(tmpfs) = Tmpfs::mount(dir.path(), 64 << 20, "migration on a full disk") else {
         return;
-    }
-    let _mount = Mount(dir.path().to_path_buf());
+    };
     let written = seal(Head::EMPTY, (1..=3000u64).map(|n| event(n, 300)).collect());
     old_file(&db(dir.path()), 4, &written);
     // Room for the old file and a little more, not for a second copy of the log.
     let used = used_bytes(dir.path());
-    resize_tmpfs(dir.path(), used + (256 << 10));
+    tmpfs.resize(used + (256 << 10));
     let err = SqliteStore::open(db(dir.path())).await.unwrap_err();
     assert!(
         err.to_string().contains("full"),
@@ -241,7 +194,7 @@ async fn a_migration_that_fills_the_disk_changes_nothing_and_succeeds_once_there
     assert_eq!(count(&path, "SELECT count(*) FROM events"), 3000);
     assert_eq!(count(&path, "SELECT count(*) FROM payloads"), 3000);
     // With room, the same file migrates and reads back as written.
-    resize_tmpfs(dir.path(), 64 << 20);
+    tmpfs.resize(64 << 20);
     let store = SqliteStore::open(db(dir.path())).await.unwrap();
     assert_eq!(store.read_range(1, 5000).await.unwrap(), written);
     assert!(matches!(

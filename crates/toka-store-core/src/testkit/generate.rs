@@ -31,3 +31,18 @@ pub fn batch(head: Head, count: usize, payload_len: usize) -> Vec<EventRecord> {
         .collect();
     seal(head, events)
 }
+
+/// `count` sealed test events from seq 1 in which every third event repeats the payload
+/// of the one before it: a log whose payloads a driver must store once each.
+pub fn log_with_repeated_payloads(count: u64) -> Vec<EventRecord> {
+    let events = (1..=count)
+        .map(|n| {
+            let mut e = event(n, 100);
+            if n % 3 == 0 {
+                e.payload = event(n - 1, 100).payload;
+            }
+            e
+        })
+        .collect();
+    seal(Head::EMPTY, events)
+}

@@ -24,6 +24,7 @@
 pub mod cases;
 mod crash;
 mod generate;
+mod tmpfs;
 
 use std::path::Path;
 
@@ -33,7 +34,8 @@ use crate::backend::StorageBackend;
 use crate::error::StoreError;
 
 pub use crash::crash_main;
-pub use generate::{batch, event};
+pub use generate::{batch, event, log_with_repeated_payloads};
+pub use tmpfs::Tmpfs;
 
 /// A direct change to the underlying database, as an attacker or a bad disk would make
 /// it: [`crate::verify`] must report it at the right `seq`.
