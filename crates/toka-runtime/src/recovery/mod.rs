@@ -9,8 +9,8 @@
 //!    snapshot's digest at its `seq`.
 //! 2. Replay every later record: its `seq` follows, its payload hashes to its payload
 //!    hash, its digest chains from the previous one, it decodes to a kernel event; then
-//!    apply it. Never `decide` again. Reading, checking and applying overlap, a page
-//!    apart, on their own threads (see `replay`).
+//!    apply it. Never `decide` again. Reading, checking and applying overlap, a few
+//!    pages apart, on their own threads (see `replay`).
 //! 3. Check the invariants of the result, and the log against every signed checkpoint:
 //!    a log that ends before a checkpoint's `seq` lost events; one whose digest differs
 //!    at that `seq` was rewritten; the state at the newest one must hash to its digest.

@@ -1,4 +1,4 @@
-//! Replaying the tail of a log: three stages, each on its own thread, one page apart.
+//! Replaying the tail of a log: three stages, each on its own thread, a few pages apart.
 //!
 //! For each page of records, in order:
 //!
@@ -10,7 +10,8 @@
 //!    checkpoint and snapshot digest on the way.
 //!
 //! While page N is applied, page N+1 is checked and page N+2 read: the stages overlap,
-//! they never reorder. A record is applied only once it and every record before it were
+//! joined by queues of a few pages (none waits for another's page to end), and they
+//! never reorder. A record is applied only once it and every record before it were
 //! checked, and the first failure is reported by the lowest `seq` (an apply-stage
 //! mismatch before a check-stage corruption before a read error), exactly as a
 //! one-record-at-a-time replay would report it. Not here: choosing the snapshot to
@@ -55,6 +56,14 @@ struct Checker {
     handlers: OpcodeRegistry,
 }
 
+/// Pages each stage may have waiting for the next: enough that no stage waits for
+/// another's page boundary, few enough to bound memory (three pages of 4096 records).
+const QUEUE: usize = 2;
+
+/// What one stage hands the next: a page, or the failure that ends the replay (sent
+/// after every page before it, so it is the last thing the next stage receives).
+type Handed<T> = Result<Vec<T>, RuntimeError>;
+
 /// Replays `store` from `cursor` onto `state`; returns the state and the cursor after the
 /// last record. `progress(seq)` is called after each page is applied.
 pub(super) async fn replay(
@@ -76,51 +85,68 @@ pub(super) async fn replay(
         cursor,
         handlers: handlers.clone(),
     };
+    // Stage 1 runs here (the store is async); stages 2 and 3 on threads of their own,
+    // each fed by a bounded queue, so none waits for the slowest page of another.
+    let (to_check, mut checking) = tokio::sync::mpsc::channel::<Handed<EventRecord>>(QUEUE);
+    let (to_apply, applying) = std::sync::mpsc::sync_channel::<Handed<Checked>>(QUEUE);
+    // One `seq` per page applied: never more entries than pages of the log.
+    let (applied, mut applied_seqs) = tokio::sync::mpsc::unbounded_channel::<u64>();
+    let check = tokio::task::spawn_blocking(move || {
+        while let Some(handed) = checking.blocking_recv() {
+            let (checked, failed) = match handed {
+                Ok(page) => checker.check(page),
+                Err(e) => (Vec::new(), Some(e)),
+            };
+            let passed = checked.is_empty() || to_apply.send(Ok(checked)).is_ok();
+            if let Some(e) = failed {
+                let _ = to_apply.send(Err(e));
+                break;
+            }
+            if !passed {
+                break; // stage 3 stopped at a failure of its own
+            }
+        }
+        checker
+    });
+    let apply = tokio::task::spawn_blocking(move || {
+        for handed in applying {
+            let applied_to = handed.and_then(|page| applier.apply(&page));
+            match applied_to {
+                Ok(Some(seq)) => {
+                    let _ = applied.send(seq);
+                }
+                Ok(None) => {}
+                Err(e) => return (applier, Err(e)),
+            }
+        }
+        (applier, Ok(()))
+    });
     let mut pages = EventPages::new(store, cursor.next_seq());
-    let mut to_check = pages.next_page().await?;
-    let mut to_apply: Vec<Checked> = Vec::new();
-    // A failure of stage 1 or 2, reported once every record before it is applied.
-    let mut pending: Option<RuntimeError> = None;
-    while !to_check.is_empty() || !to_apply.is_empty() {
-        let more = !to_check.is_empty();
-        let check = tokio::task::spawn_blocking(move || {
-            let checked = checker.check(to_check);
-            (checker, checked)
-        });
-        let apply = tokio::task::spawn_blocking(move || {
-            let applied = applier.apply(&to_apply);
-            (applier, applied)
-        });
-        let read = async {
-            match more {
-                true => pages.next_page().await,
-                false => Ok(Vec::new()),
-            }
-        };
-        let (read, check, apply) = tokio::join!(read, check, apply);
-        let (a, applied) = apply.map_err(worker_failed)?;
-        applier = a;
-        let last_applied = applied?;
-        let (c, (checked, failed)) = check.map_err(worker_failed)?;
-        checker = c;
-        to_apply = checked;
-        to_check = Vec::new();
-        if let Some(e) = failed {
-            pending = Some(e);
-        } else {
-            match read {
-                Ok(page) => to_check = page,
-                Err(e) => pending = Some(e.into()),
+    let mut reading = true;
+    while reading {
+        tokio::select! {
+            Some(seq) = applied_seqs.recv() => progress(seq),
+            room = to_check.reserve() => {
+                // Closed: a later stage stopped at a failure, which it reports.
+                let Ok(room) = room else { break };
+                let page = pages.next_page().await.map_err(RuntimeError::from);
+                reading = page.as_ref().is_ok_and(|p| !p.is_empty());
+                if page.as_ref().is_ok_and(|p| p.is_empty()) {
+                    break;
+                }
+                room.send(page);
             }
         }
-        if let Some(seq) = last_applied {
-            progress(seq);
-        }
     }
-    match pending {
-        Some(e) => Err(e),
-        None => Ok((applier.state, checker.cursor)),
+    drop(to_check);
+    // Until stage 3 ends (its sender goes with it), report what it applies.
+    while let Some(seq) = applied_seqs.recv().await {
+        progress(seq);
     }
+    let checker = check.await.map_err(worker_failed)?;
+    let (applier, applied) = apply.await.map_err(worker_failed)?;
+    applied?;
+    Ok((applier.state, checker.cursor))
 }
 
 fn worker_failed(e: tokio::task::JoinError) -> RuntimeError {
@@ -329,5 +355,107 @@ mod tests {
             matches!(result, Err(RuntimeError::CheckpointMismatch { seq, what: "chain digest" }) if seq == checkpoint_seq),
             "{result:?}"
         );
+    }
+
+    /// A memory store whose reads fail from `seq` `fail_from` on (a database that went
+    /// away in the middle of a replay).
+    struct FailsReadingFrom {
+        inner: MemoryStore,
+        fail_from: u64,
+    }
+
+    #[async_trait::async_trait]
+    impl StorageBackend for FailsReadingFrom {
+        fn driver(&self) -> &'static str {
+            "fails-reading"
+        }
+        async fn head(&self) -> Result<Head, toka_store_core::StoreError> {
+            self.inner.head().await
+        }
+        async fn append(
+            &self,
+            expected: u64,
+            batch: &[EventRecord],
+        ) -> Result<Head, toka_store_core::AppendError> {
+            self.inner.append(expected, batch).await
+        }
+        async fn read_range(
+            &self,
+            from: u64,
+            limit: usize,
+        ) -> Result<Vec<EventRecord>, toka_store_core::StoreError> {
+            if from >= self.fail_from {
+                return Err(toka_store_core::StoreError::backend(
+                    "test",
+                    "connection lost",
+                ));
+            }
+            self.inner.read_range(from, limit).await
+        }
+        async fn read_by_id(
+            &self,
+            id: toka_types::EntityId,
+        ) -> Result<Option<EventRecord>, toka_store_core::StoreError> {
+            self.inner.read_by_id(id).await
+        }
+        async fn read_payload(
+            &self,
+            hash: &Hash32,
+        ) -> Result<Option<Vec<u8>>, toka_store_core::StoreError> {
+            self.inner.read_payload(hash).await
+        }
+        async fn put_snapshot(
+            &self,
+            snapshot: &toka_store_core::Snapshot,
+        ) -> Result<(), toka_store_core::StoreError> {
+            self.inner.put_snapshot(snapshot).await
+        }
+        async fn latest_snapshot(
+            &self,
+        ) -> Result<Option<toka_store_core::Snapshot>, toka_store_core::StoreError> {
+            self.inner.latest_snapshot().await
+        }
+        async fn snapshot_seqs(&self) -> Result<Vec<u64>, toka_store_core::StoreError> {
+            self.inner.snapshot_seqs().await
+        }
+        async fn prune_snapshots(&self, keep: usize) -> Result<usize, toka_store_core::StoreError> {
+            self.inner.prune_snapshots(keep).await
+        }
+        async fn put_checkpoint(
+            &self,
+            seq: u64,
+            checkpoint: &[u8],
+        ) -> Result<(), toka_store_core::StoreError> {
+            self.inner.put_checkpoint(seq, checkpoint).await
+        }
+        async fn checkpoints(&self) -> Result<Vec<Vec<u8>>, toka_store_core::StoreError> {
+            self.inner.checkpoints().await
+        }
+    }
+
+    #[tokio::test]
+    async fn a_read_that_fails_mid_log_is_reported_after_every_page_before_it_applied() {
+        let (inner, _) = three_pages().await;
+        let page = DEFAULT_PAGE as u64;
+        let store = FailsReadingFrom {
+            inner,
+            fail_from: 2 * page + 1,
+        };
+        let mut progress = Vec::new();
+        let result = tokio::time::timeout(
+            std::time::Duration::from_secs(30),
+            replay(
+                &store,
+                WorldState::new(),
+                ChainCursor::after(Head::default()),
+                &OpcodeRegistry::default(),
+                nothing_expected(),
+                |seq| progress.push(seq),
+            ),
+        )
+        .await
+        .expect("the replay ends");
+        assert!(matches!(result, Err(RuntimeError::Store(_))), "{result:?}");
+        assert_eq!(progress, vec![page, 2 * page]);
     }
 }
