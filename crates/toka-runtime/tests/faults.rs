@@ -30,7 +30,7 @@ struct Faulty {
 }
 
 #[async_trait]
-impl AppendHook for Faulty {
+impl StoreHook for Faulty {
     async fn append(
         &self,
         inner: &MemoryStore,
@@ -330,4 +330,76 @@ async fn a_batch_decided_on_a_failed_one_is_decided_again_and_answered_after() {
     let replayed = replay(store.as_ref()).await;
     assert_eq!(rt.read(|s| s.digest()), replayed.digest());
     assert_eq!(log(store.as_ref()).await.len(), 3);
+}
+
+/// Reads fail from `seq` `fail_from` on: a database that went away in the middle of a
+/// replay.
+struct FailsReadingFrom {
+    fail_from: AtomicU64,
+}
+
+#[async_trait]
+impl StoreHook for FailsReadingFrom {
+    async fn read_range(
+        &self,
+        inner: &MemoryStore,
+        from: u64,
+        limit: usize,
+    ) -> Result<Vec<EventRecord>, StoreError> {
+        if from >= self.fail_from.load(Ordering::SeqCst) {
+            return Err(StoreError::backend("test", "connection lost"));
+        }
+        inner.read_range(from, limit).await
+    }
+}
+
+#[tokio::test]
+async fn a_read_that_fails_mid_log_is_reported_after_every_page_before_it_applied() {
+    let store = Arc::new(Hooked {
+        inner: MemoryStore::new(),
+        hook: FailsReadingFrom {
+            fail_from: AtomicU64::new(u64::MAX),
+        },
+    });
+    let page = toka_store_core::DEFAULT_PAGE as u64;
+    let rt = start(store.clone(), options()).await;
+    let (root, token) = admin(&rt).await;
+    // Scheduled and claimed in turn, so the root's queue never fills.
+    while rt.head().seq <= 3 * page {
+        let c = rt
+            .submit(schedule(root, &token, root, "page filler"))
+            .await
+            .unwrap();
+        let Some(toka_types::KernelEvent::TaskScheduled { task, .. }) = c.events.first() else {
+            panic!("{c:?}")
+        };
+        let claim = toka_types::Operation::ClaimTask {
+            agent: root,
+            task: *task,
+        };
+        rt.submit(toka_types::Message::new(root, token.clone(), claim))
+            .await
+            .unwrap();
+    }
+    rt.shutdown().await;
+    store.hook.fail_from.store(2 * page + 1, Ordering::SeqCst);
+    let mut progress = Vec::new();
+    let result = tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        toka_runtime::recovery::recover_with(
+            store.as_ref(),
+            &toka_kernel::OpcodeRegistry::new(),
+            &[],
+            false,
+            |seq| progress.push(seq),
+        ),
+    )
+    .await
+    .expect("the replay ends");
+    assert!(
+        matches!(result, Err(toka_runtime::RuntimeError::Store(_))),
+        "{:?}",
+        result.err()
+    );
+    assert_eq!(progress, vec![page, 2 * page]);
 }

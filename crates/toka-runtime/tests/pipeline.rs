@@ -316,7 +316,7 @@ struct HeldSnapshots {
 }
 
 #[async_trait::async_trait]
-impl AppendHook for Arc<HeldSnapshots> {
+impl StoreHook for Arc<HeldSnapshots> {
     async fn put_snapshot(
         &self,
         inner: &MemoryStore,
@@ -514,7 +514,7 @@ async fn shutdown_commits_what_is_queued_then_refuses() {
 struct Gate(Arc<tokio::sync::Semaphore>);
 
 #[async_trait::async_trait]
-impl AppendHook for Gate {
+impl StoreHook for Gate {
     async fn append(
         &self,
         inner: &MemoryStore,

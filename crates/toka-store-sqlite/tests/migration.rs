@@ -8,7 +8,7 @@ use std::path::Path;
 
 use old_files::old_file;
 use rusqlite::Connection;
-use toka_store_core::testkit::{Tmpfs, event, log_with_repeated_payloads};
+use toka_store_core::testkit::{Tmpfs, event, log_with_repeated_payloads, reads_back_as_written};
 use toka_store_core::{
     Corruption, Hash32, Head, StorageBackend, StoreError, Verdict, seal, verify,
 };
@@ -35,28 +35,8 @@ async fn a_version_4_file_reads_back_as_written_and_keeps_each_payload_once() {
     let written = log_with_repeated_payloads(30);
     old_file(&db(dir.path()), 4, &written);
     let store = SqliteStore::open(db(dir.path())).await.unwrap();
-    assert_eq!(store.read_range(1, 100).await.unwrap(), written);
-    assert!(matches!(
-        intact(&store).await,
-        Verdict::Intact { checked: 30, .. }
-    ));
-    let r = &written[8];
-    assert_eq!(
-        store.read_by_id(r.header.id).await.unwrap().as_ref(),
-        Some(r)
-    );
-    assert_eq!(
-        store.read_payload(&r.header.payload_hash).await.unwrap(),
-        Some(r.payload.clone())
-    );
     // Appending goes on, and a payload the old file held is not stored again.
-    let head = store.head().await.unwrap();
-    let mut next = event(31, 0);
-    next.payload.clone_from(&written[0].payload);
-    store
-        .append(head.seq, &seal(head, vec![next]))
-        .await
-        .unwrap();
+    reads_back_as_written(&store, &written).await;
     assert!(matches!(
         intact(&store).await,
         Verdict::Intact { checked: 31, .. }
@@ -79,6 +59,7 @@ async fn a_version_4_file_reads_back_as_written_and_keeps_each_payload_once() {
         0
     );
     // The view shows what the old text columns held.
+    let r = &written[8];
     let conn = Connection::open(&path).unwrap();
     let (id, origin, body): (String, String, String) = conn
         .query_row(

@@ -103,16 +103,17 @@ pub async fn replay(store: &dyn StorageBackend) -> WorldState {
     state
 }
 
-/// A memory store whose appends (and snapshot writes) go through a hook: to fail them,
-/// hold them, count them.
+/// A memory store whose appends, snapshot writes and reads go through a hook: to fail
+/// them, hold them, count them.
 pub struct Hooked<H> {
     pub inner: toka_store_memory::MemoryStore,
     pub hook: H,
 }
 
-/// What a [`Hooked`] store does on append (it may call the inner store or not).
+/// What a [`Hooked`] store does on append, snapshot write and read (it may call the
+/// inner store or not).
 #[async_trait::async_trait]
-pub trait AppendHook: Send + Sync + 'static {
+pub trait StoreHook: Send + Sync + 'static {
     /// By default, appends.
     async fn append(
         &self,
@@ -121,6 +122,16 @@ pub trait AppendHook: Send + Sync + 'static {
         batch: &[toka_store_core::EventRecord],
     ) -> Result<toka_store_core::Head, toka_store_core::AppendError> {
         inner.append(expected, batch).await
+    }
+
+    /// What it does on `read_range`: by default, reads.
+    async fn read_range(
+        &self,
+        inner: &toka_store_memory::MemoryStore,
+        from: u64,
+        limit: usize,
+    ) -> Result<Vec<toka_store_core::EventRecord>, toka_store_core::StoreError> {
+        inner.read_range(from, limit).await
     }
 
     /// What it does on `put_snapshot`: by default, stores it.
@@ -134,7 +145,7 @@ pub trait AppendHook: Send + Sync + 'static {
 }
 
 #[async_trait::async_trait]
-impl<H: AppendHook> StorageBackend for Hooked<H> {
+impl<H: StoreHook> StorageBackend for Hooked<H> {
     fn driver(&self) -> &'static str {
         "hooked"
     }
@@ -153,7 +164,7 @@ impl<H: AppendHook> StorageBackend for Hooked<H> {
         from: u64,
         limit: usize,
     ) -> Result<Vec<toka_store_core::EventRecord>, toka_store_core::StoreError> {
-        self.inner.read_range(from, limit).await
+        self.hook.read_range(&self.inner, from, limit).await
     }
     async fn read_by_id(
         &self,

@@ -24,6 +24,7 @@
 pub mod cases;
 mod crash;
 mod generate;
+mod migrated;
 mod tmpfs;
 
 use std::path::Path;
@@ -35,6 +36,7 @@ use crate::error::StoreError;
 
 pub use crash::crash_main;
 pub use generate::{batch, event, log_with_repeated_payloads};
+pub use migrated::reads_back_as_written;
 pub use tmpfs::Tmpfs;
 
 /// A direct change to the underlying database, as an attacker or a bad disk would make
