@@ -6,14 +6,19 @@
 //! checked on every call, hit or miss, so a cached token expires and is revoked exactly
 //! when an uncached one would be.
 //!
-//! Entries are keyed by the whole token string (hashed with a fixed, unseeded hash;
-//! compared byte for byte), so a hash collision can never admit an unverified token.
+//! Entries are found by a fixed, unseeded hash of the token's last [`KEY_TAIL`] bytes
+//! (the signature's end: tokens differ there, and hashing the whole token was most of
+//! a cache hit's cost) and then compared with the whole token byte for byte, so a hash
+//! collision can never admit an unverified token: it is a miss, and the newer token
+//! takes the entry.
 //! Changing the key set empties the cache. The cache is bounded: when full, it is
 //! emptied and refills with the tokens in use.
 
 use std::sync::Arc;
 
-use rustc_hash::FxHashMap;
+use std::hash::Hasher as _;
+
+use rustc_hash::{FxHashMap, FxHasher};
 
 use crate::claims::Claims;
 use crate::error::AuthError;
@@ -25,11 +30,23 @@ use crate::validate::{check_in_force, verify_signed_claims};
 /// How many verified tokens a [`Verifier`] keeps by default.
 pub const DEFAULT_CACHE_CAPACITY: usize = 16 * 1024;
 
+/// How many bytes at a token's end its cache slot is found by.
+const KEY_TAIL: usize = 32;
+
+/// The slot of `token` in the cache: a hash of its last [`KEY_TAIL`] bytes.
+fn slot(token: &str) -> u64 {
+    let bytes = token.as_bytes();
+    let mut hasher = FxHasher::default();
+    hasher.write(&bytes[bytes.len().saturating_sub(KEY_TAIL)..]);
+    hasher.finish()
+}
+
 /// Validates tokens against a key set, caching signature checks.
 #[derive(Debug, Clone)]
 pub struct Verifier {
     keys: KeySet,
-    cache: FxHashMap<Box<str>, Arc<Claims>>,
+    /// By [`slot`]: the whole token (compared on every hit) and its verified claims.
+    cache: FxHashMap<u64, (Box<str>, Arc<Claims>)>,
     capacity: usize,
     /// The last header read: tokens of one key share it (used with or without a cache).
     last_header: LastHeader,
@@ -89,9 +106,10 @@ impl Verifier {
         now: u64,
         revoked: &impl RevocationList,
     ) -> Result<Arc<Claims>, AuthError> {
-        let claims = match self.cache.get(token) {
-            Some(claims) => Arc::clone(claims),
-            None => {
+        let slot = slot(token);
+        let claims = match self.cache.get(&slot) {
+            Some((cached, claims)) if **cached == *token => Arc::clone(claims),
+            _ => {
                 let claims = Arc::new(verify_signed_claims(
                     token,
                     &self.keys,
@@ -101,7 +119,7 @@ impl Verifier {
                     if self.cache.len() >= self.capacity {
                         self.cache.clear();
                     }
-                    self.cache.insert(token.into(), Arc::clone(&claims));
+                    self.cache.insert(slot, (token.into(), Arc::clone(&claims)));
                 }
                 claims
             }

@@ -440,6 +440,32 @@ fn cache_is_bounded() {
     }
 }
 
+/// The cache finds a token by its signature's end; a forgery that keeps a cached
+/// token's signature under other claims lands on the same slot and must still be
+/// refused, and must not evict or disturb the genuine token's entry for long.
+#[test]
+fn a_forgery_with_a_cached_tokens_signature_is_refused() {
+    let mut verifier = Verifier::new(hs_keys());
+    let token = mint(&hs_keys(), &claims()).unwrap();
+    assert!(verifier.verify(&token, NOW, &NoRevocations).is_ok());
+    let (signed, signature) = token.rsplit_once('.').unwrap();
+    let (header, _) = signed.split_once('.').unwrap();
+    let mut forged_claims = claims();
+    forged_claims.sub = EntityId::from_u128(0xbad);
+    let forged_payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&forged_claims).unwrap());
+    let forged = format!("{header}.{forged_payload}.{signature}");
+    assert_eq!(
+        verifier.verify(&forged, NOW, &NoRevocations),
+        Err(AuthError::BadSignature)
+    );
+    // The genuine token still verifies, with its own claims.
+    assert_eq!(
+        verifier.verify(&token, NOW, &NoRevocations).map(|c| c.sub),
+        Ok(claims().sub)
+    );
+    assert_eq!(verifier.cached(), 1);
+}
+
 /// A signed token has one spelling: the signature and the claims must be canonical
 /// base64url, so no second string carries the same signature (a verified-token cache
 /// and an audit keyed by the token see one token, not several).
