@@ -393,17 +393,55 @@ fn bench_compare_runs_the_plain_table_baseline_and_prints_ratios() {
         r.stdout
     );
     assert!(r.stdout.contains("toka/plain"), "{}", r.stdout);
-    // The memory driver has nothing to compare with: a clear refusal.
+}
+
+#[test]
+fn bench_compare_on_memory_puts_the_kernel_alone_beside_the_pipeline() {
+    let r = run(&[
+        "--json",
+        "bench",
+        "--driver",
+        "memory",
+        "--submitters",
+        "3",
+        "--messages",
+        "200",
+        "--compare",
+        "--runs",
+        "3",
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let v: Value = serde_json::from_str(r.stdout.trim()).unwrap();
+    let runs = v["baseline_runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 3);
+    assert!(runs.iter().all(|k| k["messages"] == 200), "{v}");
+    let alone = v["baseline"]["per_second"].as_f64().unwrap();
+    let mut each: Vec<f64> = runs
+        .iter()
+        .map(|k| k["per_second"].as_f64().unwrap())
+        .collect();
+    each.sort_by(f64::total_cmp);
+    assert_eq!(alone, each[1], "the median of the three: {v}");
+    let ratio = v["append_ratio"].as_f64().unwrap();
+    let expected = v["per_second"].as_f64().unwrap() / alone;
+    assert!((ratio - expected).abs() < 1e-9 * expected.max(1.0), "{v}");
+    assert!(v["replay_ratio"].is_null(), "no table to read back: {v}");
+    // The human form names the baseline and the ratio.
     let r = run(&[
         "bench",
         "--driver",
         "memory",
         "--messages",
-        "10",
+        "50",
         "--compare",
     ]);
-    assert_ne!(r.code, 0);
-    assert!(r.stderr.contains("--compare takes sqlite"), "{}", r.stderr);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout.contains("baseline: the kernel alone"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("toka/kernel"), "{}", r.stdout);
 }
 
 #[test]

@@ -2,6 +2,10 @@
 //! store, then how fast that store replays; with `--compare`, the plain-table baseline
 //! of the same database on the same disk right after, and the ratio of the two.
 //!
+//! For the memory driver, which has no database, the baseline is the kernel alone: the
+//! same messages decided and applied on one thread, with no log and nobody to answer
+//! (`load::kernel_alone`).
+//!
 //! The ratio is the figure to quote: absolute rates say as much about the machine as
 //! about Toka. With `--runs N` each side runs N times, alternating, and the medians
 //! are reported.
@@ -35,8 +39,8 @@ pub struct BenchArgs {
     /// Messages in all (1 to 100 million).
     #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
     messages: u64,
-    /// Also run the plain-table baseline (SQLite for sqlite and sled, PostgreSQL for
-    /// postgres) with as many rows, and print the ratios.
+    /// Also run the baseline with as many rows (a plain table: SQLite for sqlite and
+    /// sled, PostgreSQL for postgres; for memory, the kernel alone), and print the ratios.
     #[arg(long)]
     compare: bool,
     /// Runs of each side (1 to 9); medians are reported.
@@ -67,25 +71,27 @@ struct BaselineRun {
 }
 
 pub async fn run(args: BenchArgs, out: Out) -> Result<ExitCode> {
-    if args.compare && args.driver == "memory" {
-        bail!(
-            "the memory driver has no database to compare with; --compare takes sqlite, sled or postgres"
-        );
-    }
     let postgres_url = std::env::var("TOKA_POSTGRES_URL").ok();
     let mut toka = Vec::new();
     let mut baseline = Vec::new();
+    let mut kernel = Vec::new();
     for run in 0..args.runs {
         let dir = tempfile::tempdir()?;
         toka.push(toka_once(&args, dir.path(), postgres_url.as_deref(), &out, run).await?);
-        if args.compare {
+        if args.compare && args.driver == "memory" {
+            let (submitters, messages) = (usize::from(args.submitters), args.messages);
+            let alone =
+                tokio::task::spawn_blocking(move || load::kernel_alone(submitters, messages))
+                    .await??;
+            kernel.push(alone);
+        } else if args.compare {
             let rows = args.messages;
             let plain =
                 baseline_once(&args.driver, dir.path(), postgres_url.as_deref(), rows, run).await?;
             baseline.push(plain);
         }
     }
-    report(&args, &toka, &baseline, &out);
+    report(&args, &toka, &baseline, &kernel, &out);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -201,7 +207,13 @@ fn median(mut values: Vec<f64>) -> f64 {
     values.get(values.len() / 2).copied().unwrap_or(0.0)
 }
 
-fn report(args: &BenchArgs, toka: &[TokaRun], baseline: &[BaselineRun], out: &Out) {
+fn report(
+    args: &BenchArgs,
+    toka: &[TokaRun],
+    baseline: &[BaselineRun],
+    kernel: &[load::KernelReport],
+    out: &Out,
+) {
     let per_second = median(toka.iter().map(|r| r.per_second).collect());
     let replay = median(toka.iter().map(|r| r.replay_per_second).collect());
     let p50 = median(toka.iter().map(|r| r.p50_ms).collect());
@@ -228,21 +240,35 @@ fn report(args: &BenchArgs, toka: &[TokaRun], baseline: &[BaselineRun], out: &Ou
             .collect(),
     );
     let ratio = |a: f64, b: Option<f64>| b.map(|b| a / b.max(1e-9));
-    let figures = serde_json::json!({
-        "driver": args.driver, "submitters": args.submitters, "messages": args.messages,
-        "runs": args.runs, "acknowledged": acknowledged, "seconds": seconds,
-        "per_second": per_second, "p50_ms": p50, "p99_ms": p99, "max_ms": max_ms,
-        "commits": commits, "replay_events": replay_events, "replay_per_second": replay,
-        "baseline": plain_append.map(|append| serde_json::json!({
+    let kernel_alone =
+        (!kernel.is_empty()).then(|| median(kernel.iter().map(|k| k.per_second).collect()));
+    let baseline_figures = match (plain_append, kernel_alone) {
+        (Some(append), _) => Some(serde_json::json!({
             "table": "t(id INTEGER PRIMARY KEY, digest BLOB, payload BLOB)",
             "rows_per_commit": BASELINE_ROWS_PER_COMMIT,
             "append_per_second": append,
             "read_per_second": plain_read,
             "single_commit_per_second": (single > 0.0).then_some(single),
         })),
-        "append_ratio": ratio(per_second, plain_append),
+        (None, Some(alone)) => Some(serde_json::json!({
+            "kernel_alone": "decide+apply of the same messages on one thread, HS256 verified",
+            "per_second": alone,
+        })),
+        (None, None) => None,
+    };
+    let baseline_runs = match kernel.is_empty() {
+        true => serde_json::to_value(baseline).unwrap_or_default(),
+        false => serde_json::to_value(kernel).unwrap_or_default(),
+    };
+    let figures = serde_json::json!({
+        "driver": args.driver, "submitters": args.submitters, "messages": args.messages,
+        "runs": args.runs, "acknowledged": acknowledged, "seconds": seconds,
+        "per_second": per_second, "p50_ms": p50, "p99_ms": p99, "max_ms": max_ms,
+        "commits": commits, "replay_events": replay_events, "replay_per_second": replay,
+        "baseline": baseline_figures,
+        "append_ratio": ratio(per_second, plain_append.or(kernel_alone)),
         "replay_ratio": ratio(replay, plain_read),
-        "toka_runs": toka, "baseline_runs": baseline,
+        "toka_runs": toka, "baseline_runs": baseline_runs,
     });
     out.emit(&figures, || {
         let runs = if args.runs > 1 {
@@ -288,6 +314,13 @@ fn report(args: &BenchArgs, toka: &[TokaRun], baseline: &[BaselineRun], out: &Ou
             out.say(format!(
                 "  read back      {read:>10.0} rows/s      toka/plain {:.2}x",
                 replay / read.max(1e-9)
+            ));
+        }
+        if let Some(alone) = kernel_alone {
+            out.say("baseline: the kernel alone, the same messages on one thread (no log)");
+            out.say(format!(
+                "  decide+apply   {alone:>10.0} msg/s      toka/kernel {:.2}x",
+                per_second / alone.max(1e-9)
             ));
         }
     });

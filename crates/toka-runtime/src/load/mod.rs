@@ -1,5 +1,10 @@
 //! Load generation: many concurrent submitters through the real pipeline, measured.
-//! Shared by `cargo bench -p toka-runtime` and `toka bench`.
+//! Shared by `cargo bench -p toka-runtime` and `toka bench`; [`kernel_alone`] is the
+//! baseline `toka bench --driver memory --compare` puts beside it.
+
+mod kernel;
+
+pub use kernel::{KernelReport, kernel_alone};
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
