@@ -256,10 +256,12 @@ fn report(
         })),
         (None, None) => None,
     };
-    let baseline_runs = match kernel.is_empty() {
-        true => serde_json::to_value(baseline).unwrap_or_default(),
-        false => serde_json::to_value(kernel).unwrap_or_default(),
-    };
+    let baseline_runs = if kernel.is_empty() {
+        serde_json::to_value(baseline)
+    } else {
+        serde_json::to_value(kernel)
+    }
+    .unwrap_or_default();
     let figures = serde_json::json!({
         "driver": args.driver, "submitters": args.submitters, "messages": args.messages,
         "runs": args.runs, "acknowledged": acknowledged, "seconds": seconds,

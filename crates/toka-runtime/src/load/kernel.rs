@@ -11,9 +11,9 @@ use std::time::Instant;
 use serde::Serialize;
 use toka_auth::{Claims, KeySet, SigningKey, mint, mint_with};
 use toka_kernel::{Context, Kernel};
-use toka_types::{AgentSpec, EntityId, KernelEvent, Message, Operation, TaskSpec, TokenGrant};
+use toka_types::{AgentSpec, EntityId, KernelEvent, Message, Operation, TaskSpec};
 
-use super::LoadError;
+use super::{LoadError, TASK, grant_for, next_operation};
 use crate::clock::{Clock, SystemClock};
 
 /// What the kernel alone did.
@@ -63,35 +63,20 @@ pub fn kernel_alone(submitters: usize, messages: u64) -> Result<KernelReport, Lo
         let Some(KernelEvent::AgentSpawned { agent, .. }) = events.first() else {
             return Err(fail(&"the spawn produced no agent"));
         };
-        let grant = Operation::IssueToken(TokenGrant {
-            sub: *agent,
-            permissions: vec!["task:schedule".into(), "task:claim".into()],
-            scope: None,
-            ttl_secs: None,
-            budget: Default::default(),
-        });
+        let grant = Operation::IssueToken(grant_for(*agent));
         let events = kernel
             .submit(&Message::new(root, admin.clone(), grant), &ctx(&kernel))
             .map_err(|e| fail(&e))?;
         agents.push((*agent, sign(&keys, &events).map_err(|e| fail(&e))?, None));
     }
-    let task = TaskSpec::new("load test task").map_err(|e| fail(&e))?;
+    let task = TaskSpec::new(TASK).map_err(|e| fail(&e))?;
     let started = Instant::now();
     for i in 0..messages {
         let turn = (i % agents.len() as u64) as usize;
         let Some((agent, token, last_task)) = agents.get_mut(turn) else {
             break;
         };
-        let op = match last_task.take() {
-            Some(task) => Operation::ClaimTask {
-                agent: *agent,
-                task,
-            },
-            None => Operation::ScheduleAgentTask {
-                agent: *agent,
-                task: task.clone(),
-            },
-        };
+        let op = next_operation(*agent, last_task, &task);
         let events = kernel
             .submit(&Message::new(*agent, token.clone(), op), &ctx(&kernel))
             .map_err(|e| fail(&e))?;

@@ -11,9 +11,38 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use toka_types::{AgentSpec, EntityId, KernelEvent, Message, Operation, TaskSpec};
+use toka_types::{AgentSpec, EntityId, KernelEvent, Message, Operation, TaskSpec, TokenGrant};
 
 use crate::runtime::Runtime;
+
+/// The task every load message schedules.
+const TASK: &str = "load test task";
+
+/// What each load agent may do: schedule tasks for itself and claim them.
+fn grant_for(agent: EntityId) -> TokenGrant {
+    TokenGrant {
+        sub: agent,
+        permissions: vec!["task:schedule".into(), "task:claim".into()],
+        scope: None,
+        ttl_secs: None,
+        budget: Default::default(),
+    }
+}
+
+/// A load agent's next operation: claim the task it scheduled last, or schedule one
+/// (so no queue fills).
+fn next_operation(agent: EntityId, last_task: &mut Option<EntityId>, task: &TaskSpec) -> Operation {
+    match last_task.take() {
+        Some(scheduled) => Operation::ClaimTask {
+            agent,
+            task: scheduled,
+        },
+        None => Operation::ScheduleAgentTask {
+            agent,
+            task: task.clone(),
+        },
+    }
+}
 
 /// What a load run measured.
 #[derive(Debug, Clone, Serialize)]
@@ -74,15 +103,8 @@ pub async fn run(
         let Some(KernelEvent::AgentSpawned { agent, .. }) = c.events.first() else {
             return Err(LoadError("spawn produced no agent".into()));
         };
-        let grant = toka_types::TokenGrant {
-            sub: *agent,
-            permissions: vec!["task:schedule".into(), "task:claim".into()],
-            scope: None,
-            ttl_secs: None,
-            budget: Default::default(),
-        };
         let signed = rt
-            .issue_token(root, &admin, grant)
+            .issue_token(root, &admin, grant_for(*agent))
             .await
             .map_err(|e| LoadError(e.to_string()))?;
         agents.push((*agent, signed.token));
@@ -90,7 +112,7 @@ pub async fn run(
     let commits_before = rt.metrics().snapshot().batches;
     let acked = Arc::new(AtomicU64::new(0));
     let progress = Arc::new(progress);
-    let task = TaskSpec::new("load test task").map_err(|e| LoadError(e.to_string()))?;
+    let task = TaskSpec::new(TASK).map_err(|e| LoadError(e.to_string()))?;
     let started = Instant::now();
     let mut workers = Vec::with_capacity(submitters);
     for (i, (agent, token)) in agents.into_iter().enumerate() {
@@ -102,13 +124,7 @@ pub async fn run(
             let mut latencies = Vec::with_capacity(share as usize);
             let mut last_task: Option<EntityId> = None;
             for _ in 0..share {
-                let op = match last_task.take() {
-                    Some(t) => Operation::ClaimTask { agent, task: t },
-                    None => Operation::ScheduleAgentTask {
-                        agent,
-                        task: task.clone(),
-                    },
-                };
+                let op = next_operation(agent, &mut last_task, &task);
                 let sent = Instant::now();
                 let c = rt
                     .submit(Message::new(agent, token.clone(), op))
