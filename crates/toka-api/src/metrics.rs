@@ -72,6 +72,12 @@ pub fn render(runtime: &Runtime) -> String {
         "Failed storage appends.",
         m.commit_failures,
     );
+    counter(
+        &mut out,
+        "toka_head_conflicts_total",
+        "Batches decided without a shared log's head that another node's append voided (decided again).",
+        m.head_conflicts,
+    );
     let _ = writeln!(
         out,
         "# HELP toka_rejections_total Messages the kernel rejected, by reason.\n# TYPE toka_rejections_total counter"

@@ -49,11 +49,29 @@ pub fn encode(
     events: &[KernelEvent],
     who: &Provenance,
 ) -> Vec<NewEvent> {
+    let mut out = Vec::with_capacity(events.len());
+    encode_into(&mut out, &mut Vec::new(), namespace, seq, events, who);
+    out
+}
+
+/// [`encode`], appending to `out`. Each payload is written into `scratch` first and
+/// then copied out at its exact size: one allocation per payload instead of a buffer
+/// grown two or three times (reallocation was a few percent of the writer's time).
+pub fn encode_into(
+    out: &mut Vec<NewEvent>,
+    scratch: &mut Vec<u8>,
+    namespace: EntityId,
+    seq: u64,
+    events: &[KernelEvent],
+    who: &Provenance,
+) {
     let intent = event_id(namespace, seq);
-    events
-        .iter()
-        .enumerate()
-        .map(|(i, event)| NewEvent {
+    out.extend(events.iter().enumerate().map(|(i, event)| {
+        scratch.clear();
+        // Serialising our own enum to JSON cannot fail (no maps with non-string keys,
+        // no failing Serialize impls); writing to a Vec cannot either.
+        let _ = serde_json::to_writer(&mut *scratch, event);
+        NewEvent {
             id: event_id(namespace, seq + i as u64),
             kind: event.kind().to_string(),
             timestamp: who.timestamp,
@@ -61,11 +79,9 @@ pub fn encode(
             parents: if i == 0 { Vec::new() } else { vec![intent] },
             origin: who.origin,
             jti: who.jti.clone(),
-            // Serialising our own enum to JSON cannot fail (no maps with non-string
-            // keys, no failing Serialize impls).
-            payload: serde_json::to_vec(event).unwrap_or_default(),
-        })
-        .collect()
+            payload: scratch.as_slice().to_vec(),
+        }
+    }));
 }
 
 /// The kernel event a record holds.

@@ -51,7 +51,7 @@ pub mod tools;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::Config;
 pub use error::{Refused, RuntimeError, SubmitError};
-pub use pipeline::{Committed, HEAD_WAIT};
+pub use pipeline::{ALONE_AFTER, Committed, HEAD_WAIT};
 pub use runtime::{Runtime, RuntimeOptions};
 pub use shared::{BATCH_BUCKETS, LATENCY_BUCKETS_MS, Metrics, MetricsSnapshot};
 pub use signing::{KeyChange, KeyReloadError};

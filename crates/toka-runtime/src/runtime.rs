@@ -226,6 +226,7 @@ impl Runtime {
             inflight: None,
             decided: None,
             head_right: None,
+            others_seen: None,
             limiter: match (
                 NonZeroU32::new(options.rate_limit.per_second),
                 NonZeroU32::new(options.rate_limit.burst),
@@ -350,7 +351,10 @@ impl Runtime {
             };
         }
         match answer.await {
-            Ok(Ok(committed)) => Ok(committed),
+            Ok(Ok((committed, request))) => {
+                drop(request);
+                Ok(committed)
+            }
             Ok(Err((
                 SubmitError::Rejected(toka_kernel::KernelError::AlreadyCommitted {
                     first_seq,

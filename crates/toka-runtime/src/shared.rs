@@ -22,6 +22,7 @@ pub struct Metrics {
     pub(crate) busy: AtomicU64,
     pub(crate) batches: AtomicU64,
     pub(crate) commit_failures: AtomicU64,
+    pub(crate) head_conflicts: AtomicU64,
     pub(crate) commit_micros_total: AtomicU64,
     pub(crate) queue_depth: AtomicU64,
     /// Rejections by reason (the error's variant name), updated under a lock: rare.
@@ -57,6 +58,9 @@ pub struct MetricsSnapshot {
     pub batches: u64,
     /// Failed commits.
     pub commit_failures: u64,
+    /// On a shared log: batches decided without the head that another node's append
+    /// voided (nothing written; decided again under the head).
+    pub head_conflicts: u64,
     /// Sum of commit latencies, µs.
     pub commit_micros_total: u64,
     /// Messages waiting for the writer.
@@ -82,6 +86,7 @@ impl Metrics {
             busy: load(&self.busy),
             batches: load(&self.batches),
             commit_failures: load(&self.commit_failures),
+            head_conflicts: load(&self.head_conflicts),
             commit_micros_total: load(&self.commit_micros_total),
             queue_depth: load(&self.queue_depth),
             rejections: self

@@ -1,6 +1,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 //! Several nodes on one PostgreSQL log: each batch is decided while its node holds the
-//! head, so every node commits in turn and every acknowledgement is in the log once.
+//! head, so every node commits in turn and every acknowledgement is in the log once; a
+//! node alone decides without the head, and one whose batch another node's append
+//! voided decides it again.
 //! Runs against the server of `TOKA_POSTGRES_URL` (default 127.0.0.1:5432, database
 //! `test`); under CI it must be there.
 
@@ -176,5 +178,97 @@ async fn a_head_held_past_the_wait_is_answered_unavailable_and_nothing_is_writte
         .unwrap();
     assert_eq!(c.first_seq, held.seq + 1);
     rt.shutdown().await;
+    store.drop_schema().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_decided_alone_that_another_node_overtook_is_decided_again_and_acked_once() {
+    if no_server().await {
+        eprintln!("no PostgreSQL at {}; set TOKA_POSTGRES_URL", url());
+        return;
+    }
+    let schema = fresh_schema("overtaken");
+    let store = PostgresStore::open(&url(), &schema).await.unwrap();
+    let a = start(Arc::new(store.clone()), options()).await;
+    let (root, token) = admin(&a).await;
+    let b = start(
+        Arc::new(PostgresStore::open(&url(), &schema).await.unwrap()),
+        options(),
+    )
+    .await;
+    let b_agent = spawn(&b, root, "b-submitter").await;
+    let b_token = child_token(&b, b_agent, &["task:schedule"]).await;
+    // Let both forget having seen each other (the setup made each catch up).
+    tokio::time::sleep(toka_runtime::ALONE_AFTER + Duration::from_millis(200)).await;
+    let conflicts = |rt: &Runtime| rt.metrics().snapshot().head_conflicts;
+    let before = conflicts(&a) + conflicts(&b);
+
+    // Both decide while a third party holds the head, then queue for it: the first to
+    // get it appends, the other finds the head moved.
+    let lease = store
+        .lock_head(Duration::from_secs(5))
+        .await
+        .unwrap()
+        .unwrap();
+    let from_a = tokio::spawn({
+        let (a, token) = (a.clone(), token.clone());
+        async move { a.submit(schedule(root, &token, root, "from a")).await }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let from_b = tokio::spawn({
+        let b = b.clone();
+        async move {
+            b.submit(schedule(b_agent, &b_token, b_agent, "from b"))
+                .await
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    lease.release().await;
+    let a_seq = from_a.await.unwrap().unwrap().first_seq;
+    let b_seq = from_b.await.unwrap().unwrap().first_seq;
+    assert_ne!(a_seq, b_seq);
+    assert_eq!(
+        conflicts(&a) + conflicts(&b),
+        before + 1,
+        "the node second in line lost the head once"
+    );
+
+    let log = log(a.store().as_ref()).await;
+    let scheduled: Vec<(u64, String)> = log
+        .iter()
+        .filter_map(|(seq, e)| match e {
+            KernelEvent::TaskScheduled { spec, .. } => Some((*seq, spec.description().into())),
+            _ => None,
+        })
+        .filter(|(_, what): &(u64, String)| what.starts_with("from "))
+        .collect();
+    assert_eq!(
+        scheduled,
+        {
+            let mut v = vec![(a_seq, "from a".to_string()), (b_seq, "from b".to_string())];
+            v.sort();
+            v
+        },
+        "each ack once, at its seq"
+    );
+    let head = a.store().head().await.unwrap();
+    let replayed = replay(a.store().as_ref()).await.digest();
+    for rt in [&a, &b] {
+        let mut watch = rt.watch_head();
+        tokio::time::timeout(
+            Duration::from_secs(10),
+            watch.wait_for(|h| h.seq >= head.seq),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            rt.read(|s| s.digest()),
+            replayed,
+            "a node's state is the log's"
+        );
+    }
+    a.shutdown().await;
+    b.shutdown().await;
     store.drop_schema().await.unwrap();
 }

@@ -5,7 +5,8 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use toka_store_core::{
-    AppendError, EventRecord, Hash32, Head, HeadLease, PayloadHints, StoreError, admit,
+    AppendError, EventRecord, Hash32, Head, HeadLease, PayloadHints, Sealed, StoreError, admit,
+    admit_sealed,
 };
 
 use crate::rows::insert_batch;
@@ -76,6 +77,38 @@ impl Lease {
     }
 }
 
+impl Lease {
+    /// Inserts `batch` (already admitted after the held head), commits, and gives the
+    /// connection back to the pool.
+    async fn insert_and_commit(&mut self, batch: &[EventRecord]) -> Result<Head, AppendError> {
+        let client = self
+            .client
+            .as_ref()
+            .ok_or(StoreError::Poisoned { driver: DRIVER })?;
+        let new_head = insert_batch(client, &self.schema, &self.hints, self.head, batch).await?;
+        client.batch_execute("COMMIT").await.map_err(backend)?;
+        // Committed: the connection is clean and may go back to the pool.
+        drop(self.client.take());
+        Ok(new_head)
+    }
+
+    /// Appends a batch this process sealed, if the held head is the one it was sealed
+    /// after; otherwise gives the head up and answers `Conflict` (nothing written).
+    pub(crate) async fn append_sealed(mut self, batch: &Sealed) -> Result<Head, AppendError> {
+        match admit_sealed(&self.head, batch) {
+            Ok(true) => self.insert_and_commit(batch.records()).await,
+            Ok(false) => {
+                Box::new(self).release().await;
+                Ok(batch.after())
+            }
+            Err(e) => {
+                Box::new(self).release().await;
+                Err(e)
+            }
+        }
+    }
+}
+
 impl Drop for Lease {
     fn drop(&mut self) {
         if let Some(client) = self.client.take() {
@@ -94,15 +127,7 @@ impl HeadLease for Lease {
         if !admit(&self.head, self.head.seq, batch)? {
             return Ok(self.head);
         }
-        let client = self
-            .client
-            .as_ref()
-            .ok_or(StoreError::Poisoned { driver: DRIVER })?;
-        let new_head = insert_batch(client, &self.schema, &self.hints, self.head, batch).await?;
-        client.batch_execute("COMMIT").await.map_err(backend)?;
-        // Committed: the connection is clean and may go back to the pool.
-        drop(self.client.take());
-        Ok(new_head)
+        self.insert_and_commit(batch).await
     }
 
     async fn release(mut self: Box<Self>) {

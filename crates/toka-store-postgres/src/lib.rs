@@ -13,7 +13,10 @@
 //! ([`StorageBackend::lock_head`], the same row lock held in an open transaction, with
 //! `lock_timeout` and `idle_in_transaction_session_timeout` bounding the wait and the
 //! hold), catches up, decides, and appends in that transaction. PostgreSQL queues the
-//! waiting nodes on the lock, so they take turns.
+//! waiting nodes on the lock, so they take turns. A runtime that has seen no other
+//! node's records for a while decides first and hands a sealed batch to
+//! [`StorageBackend::append_sealed`], which takes the head only to write it, and
+//! writes nothing (`Conflict`) if the head moved since it was sealed.
 //!
 //! # Durability
 //!
@@ -70,6 +73,9 @@ pub(crate) const DRIVER: &str = "postgres";
 const POOL_SIZE: usize = 16;
 /// How long to wait for a pooled connection, to open one, or to check one.
 const POOL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+/// How long [`append_sealed`](StorageBackend::append_sealed) waits for another node to
+/// give the head up.
+const SEALED_APPEND_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 const LISTEN_BACKOFF_MIN: std::time::Duration = std::time::Duration::from_millis(100);
 const LISTEN_BACKOFF_MAX: std::time::Duration = std::time::Duration::from_secs(5);
 
@@ -284,6 +290,18 @@ impl PostgresStore {
         Ok(())
     }
 
+    /// The head, locked in an open transaction: waits at most `wait` for it.
+    async fn lease(&self, wait: std::time::Duration) -> Result<Lease, StoreError> {
+        let mut lease = Lease {
+            client: Some(self.client().await?),
+            schema: self.schema.clone(),
+            hints: Arc::clone(&self.hints),
+            head: Head::EMPTY,
+        };
+        lease.head = lease.begin(wait).await?;
+        Ok(lease)
+    }
+
     async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
         self.pool
             .get()
@@ -374,6 +392,21 @@ impl StorageBackend for PostgresStore {
         let new_head = insert_batch(&tx, &self.schema, &self.hints, head, batch).await?;
         tx.commit().await.map_err(backend)?;
         Ok(new_head)
+    }
+
+    /// Takes the head, then appends the batch if it was sealed after it: a batch the
+    /// runtime decided without holding the head (no other node had appended for a
+    /// while). If another node appended since, nothing is written: `Conflict`. If one
+    /// holds the head past [`SEALED_APPEND_WAIT`], `HeadBusy`. Not hashed again (see
+    /// [`Sealed`](toka_store_core::Sealed)).
+    async fn append_sealed(
+        &self,
+        batch: Arc<toka_store_core::Sealed>,
+    ) -> Result<Head, AppendError> {
+        self.lease(SEALED_APPEND_WAIT)
+            .await?
+            .append_sealed(&batch)
+            .await
     }
 
     async fn read_range(&self, from: u64, limit: usize) -> Result<Vec<EventRecord>, StoreError> {
@@ -532,14 +565,7 @@ impl StorageBackend for PostgresStore {
         &self,
         wait: std::time::Duration,
     ) -> Result<Option<Box<dyn HeadLease>>, StoreError> {
-        let mut lease = Lease {
-            client: Some(self.client().await?),
-            schema: self.schema.clone(),
-            hints: Arc::clone(&self.hints),
-            head: Head::EMPTY,
-        };
-        lease.head = lease.begin(wait).await?;
-        Ok(Some(Box::new(lease)))
+        Ok(Some(Box::new(self.lease(wait).await?)))
     }
 
     fn is_shared(&self) -> bool {

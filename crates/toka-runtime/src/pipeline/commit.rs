@@ -24,6 +24,26 @@ pub(super) enum Outcome {
     Rejected(SubmitError),
 }
 
+/// Answers each submitter with its outcome, handing its request back either way: the
+/// submitter that built it frees it, not the writer (a tenth of the writer's time went
+/// to dropping messages).
+fn answer(submissions: Vec<(Request, Reply)>, outcomes: Vec<Outcome>) {
+    for ((request, reply), outcome) in submissions.into_iter().zip(outcomes) {
+        let answer = match outcome {
+            Outcome::Accepted { first_seq, events } => Ok((
+                Committed {
+                    first_seq,
+                    events,
+                    replayed: false,
+                },
+                request,
+            )),
+            Outcome::Rejected(e) => Err((e, request)),
+        };
+        let _ = reply.send(answer);
+    }
+}
+
 impl Writer {
     /// Decides every submission in order on the writer's kernel; returns the outcomes,
     /// the events to append and how many messages were accepted.
@@ -33,7 +53,8 @@ impl Writer {
         limited: &[Option<SubmitError>],
     ) -> (Vec<Outcome>, Vec<toka_store_core::NewEvent>, usize) {
         let mut outcomes = Vec::with_capacity(submissions.len());
-        let mut new_events = Vec::new();
+        let mut new_events = Vec::with_capacity(submissions.len());
+        let mut scratch = Vec::with_capacity(1024);
         let mut accepted = 0usize;
         for (i, (request, _)) in submissions.iter().enumerate() {
             if let Some(Some(refusal)) = limited.get(i) {
@@ -85,7 +106,14 @@ impl Writer {
                         jti,
                         timestamp: now,
                     };
-                    new_events.extend(codec::encode(self.namespace, seq, &events, &who));
+                    codec::encode_into(
+                        &mut new_events,
+                        &mut scratch,
+                        self.namespace,
+                        seq,
+                        &events,
+                        &who,
+                    );
                     accepted += 1;
                     outcomes.push(Outcome::Accepted {
                         first_seq: seq,
@@ -238,17 +266,7 @@ impl Writer {
                 self.shared.metrics.reject(e.code());
             }
         }
-        for ((request, reply), outcome) in submissions.into_iter().zip(outcomes) {
-            let answer = match outcome {
-                Outcome::Rejected(e) => Err((e, request)),
-                Outcome::Accepted { first_seq, events } => Ok(Committed {
-                    first_seq,
-                    events,
-                    replayed: false,
-                }),
-            };
-            let _ = reply.send(answer);
-        }
+        answer(submissions, outcomes);
     }
 
     /// Step 4: the batch is durable. Update committed state and head, publish, answer.
@@ -293,17 +311,7 @@ impl Writer {
         for record in records {
             self.shared.bus.publish(Arc::new(record));
         }
-        for ((request, reply), outcome) in submissions.into_iter().zip(outcomes) {
-            let answer = match outcome {
-                Outcome::Accepted { first_seq, events } => Ok(Committed {
-                    first_seq,
-                    events,
-                    replayed: false,
-                }),
-                Outcome::Rejected(e) => Err((e, request)),
-            };
-            let _ = reply.send(answer);
-        }
+        answer(submissions, outcomes);
     }
 
     /// Rule 5: count and log the failure, then learn what the append did by reading
@@ -399,6 +407,7 @@ impl Writer {
             if page.is_empty() {
                 return true;
             }
+            self.others_seen = Some(Instant::now());
             for record in page {
                 let h = &record.header;
                 if let Err(corruption) =

@@ -30,14 +30,24 @@
 //! only after its own append. The writer holds at most one batch in flight and one
 //! decided, beyond the queue.
 //!
-//! On a shared log (several nodes appending to one PostgreSQL log), steps 2 and 3 run
-//! while the writer holds the log's head: it takes the head (waiting at most
-//! [`HEAD_WAIT`] for other nodes, which queue for it in turn), catches up with what
-//! other nodes appended (verified, applied, published), decides the batch once and
-//! appends it, which gives the head up. No batch is decided on a head that moves
-//! under it, so none is decided twice, and no node can starve the others by being
-//! faster. A head still busy after [`HEAD_WAIT`] refuses the batch `Unavailable`;
-//! nothing was written.
+//! On a shared log (several nodes appending to one PostgreSQL log), while other nodes
+//! append (this writer caught up with their records, or lost the head to them, in the
+//! last [`ALONE_AFTER`]), steps 2 and 3 run while the writer holds the log's head: it
+//! takes the head (waiting at most [`HEAD_WAIT`] for other nodes, which queue for it in
+//! turn), catches up with what other nodes appended (verified, applied, published),
+//! decides the batch once and appends it, which gives the head up. No batch is decided
+//! on a head that moves under it, so none is decided twice, and no node can starve the
+//! others by being faster. A head still busy after [`HEAD_WAIT`] refuses the batch
+//! `Unavailable`; nothing was written.
+//!
+//! A writer alone on a shared log overlaps its batches as on a log of one node, and
+//! the store takes the head only to append: if another node appended since the batch
+//! was sealed, the store writes nothing and answers `Conflict`. The writer then goes
+//! back to the committed state (the readers' copy), and decides that batch and the one
+//! decided after it again, under the head, as above; while the head stays busy past
+//! the wait, both are refused `Unavailable`. So a node alone pays no round trip to
+//! take the head before deciding and does not leave the database idle while it
+//! decides, and a node among others behaves as if it had never been alone.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -109,8 +119,9 @@ pub(crate) enum Request {
     Tool(toka_kernel::ToolOp),
 }
 
-/// The answer to a submission: its events, or why not, with the request handed back.
-pub(crate) type Reply = oneshot::Sender<Result<Committed, (SubmitError, Request)>>;
+/// The answer to a submission: its events, or why not, with the request handed back
+/// either way (for the submitter to free, or to return to its caller).
+pub(crate) type Reply = oneshot::Sender<Result<(Committed, Request), (SubmitError, Request)>>;
 
 /// How long a writer on a shared log waits for the head while another node holds it.
 pub const HEAD_WAIT: Duration = Duration::from_secs(5);
@@ -118,6 +129,10 @@ pub const HEAD_WAIT: Duration = Duration::from_secs(5);
 pub const OUTAGE_BACKOFF_MIN: Duration = Duration::from_millis(100);
 /// Longest wait between retries of a failed store.
 pub const OUTAGE_BACKOFF_MAX: Duration = Duration::from_secs(5);
+
+/// How long after it last saw another node's records a writer on a shared log still
+/// decides under the head.
+pub const ALONE_AFTER: Duration = Duration::from_secs(5);
 
 /// How often an idle writer looks at the clock.
 const TICK: Duration = Duration::from_secs(1);
@@ -175,6 +190,9 @@ pub(crate) struct Writer {
     /// On a shared log: the head, taken before the batch was gathered (or why not), for
     /// `commit` to use.
     pub(crate) head_right: Option<Result<Box<dyn toka_store_core::HeadLease>, String>>,
+    /// On a shared log: when this writer last caught up with another node's records or
+    /// lost the head to one (`None`: never, it is alone).
+    pub(crate) others_seen: Option<Instant>,
 }
 
 impl Writer {
@@ -185,6 +203,18 @@ impl Writer {
             .store
             .watch_head()
             .is_none_or(|heard| *heard.borrow() > self.head.seq)
+    }
+
+    /// Whether the next batch is decided holding the shared log's head: other nodes
+    /// append, and no batch of this writer's is in flight or decided (those were
+    /// decided without the head, and the next one is sealed after them).
+    fn decides_under_head(&self) -> bool {
+        self.shared.store.is_shared()
+            && self.inflight.is_none()
+            && self.decided.is_none()
+            && self
+                .others_seen
+                .is_some_and(|at| at.elapsed() < ALONE_AFTER)
     }
 
     pub(crate) async fn run(mut self, mut rx: mpsc::Receiver<Command>) {
@@ -225,7 +255,7 @@ impl Writer {
             let Some(first) = next else { break };
             // On a shared log, take the head before gathering the batch: what queued
             // while other nodes held it joins this batch instead of waiting a turn more.
-            if self.shared.store.is_shared()
+            if self.decides_under_head()
                 && self.outage.is_none()
                 && matches!(first, Command::Submit { .. })
             {
@@ -272,8 +302,12 @@ impl Writer {
                 }
                 continue;
             }
+            // Records past the head are another node's only while none of this
+            // writer's is in flight; under the head, taking it catches up anyway.
             if self.shared.store.is_shared()
-                && submissions.is_empty()
+                && self.inflight.is_none()
+                && self.decided.is_none()
+                && (submissions.is_empty() || !self.decides_under_head())
                 && self.log_moved_on()
                 && !self.catch_up().await
             {
@@ -281,7 +315,7 @@ impl Writer {
                     .await;
             }
             if !submissions.is_empty() {
-                if self.shared.store.is_shared() {
+                if self.decides_under_head() {
                     self.commit(submissions).await;
                 } else {
                     self.decide_overlapped(submissions);

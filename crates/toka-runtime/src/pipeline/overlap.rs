@@ -11,13 +11,15 @@
 //! throws away what N+1 was decided on; N+1 is decided again on the rebuilt state, by
 //! the path that does not overlap, or refused `Unavailable` in an outage.
 //!
-//! Not for a shared log: another node may append between N and N+1, so there every
-//! batch is decided only after catching up (see [`Writer::commit`]).
+//! On a shared log only while no other node appends: another node may append between N
+//! and N+1, and then the store refuses N+1 (`Conflict`, nothing written), the writer
+//! goes back to the committed state and decides again under the head (see
+//! [`Writer::commit`]).
 
 use std::sync::Arc;
 use std::time::Instant;
 
-use toka_store_core::{AppendError, Head, Sealed};
+use toka_store_core::{AppendError, Head, Sealed, StoreError};
 
 use super::commit::Outcome;
 use super::{Reply, Request, Writer};
@@ -36,6 +38,14 @@ pub(super) fn joined(
             format!("the append task ended without an answer: {e}"),
         )))
     })
+}
+
+/// Whether a failed append certainly wrote nothing: the store compared the head first.
+fn nothing_written(error: &AppendError) -> bool {
+    matches!(
+        error,
+        AppendError::Conflict { .. } | AppendError::Store(StoreError::HeadBusy { .. })
+    )
 }
 
 /// A batch decided and sealed after everything before it, not yet appended.
@@ -158,6 +168,9 @@ impl Writer {
                     done.started,
                 );
             }
+            Err(e) if self.shared.store.is_shared() && nothing_written(&e) => {
+                self.lost_the_head(e, done.submissions).await;
+            }
             Err(e) => {
                 self.after_failed_append(
                     e.to_string(),
@@ -177,6 +190,37 @@ impl Writer {
                     }
                 }
             }
+        }
+    }
+
+    /// On a shared log, a batch decided without the head could not be appended: another
+    /// node appended first (`Conflict`) or held the head past the wait. Nothing was
+    /// written. Back to the committed state, then that batch and the one decided after
+    /// it are decided again under the head, or refused `Unavailable` if it is still busy.
+    async fn lost_the_head(&mut self, error: AppendError, submissions: Vec<(Request, Reply)>) {
+        tracing::info!(%error, "another node appends to the shared log: deciding under its head");
+        self.others_seen = Some(Instant::now());
+        self.shared
+            .metrics
+            .head_conflicts
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let next = self.decided.take().map(|d| d.submissions);
+        let committed = self.shared.read_state().clone();
+        let keys = self.kernel.verifier().keys().clone();
+        self.kernel = crate::recovery::kernel_for(committed, keys, &self.handlers);
+        if matches!(error, AppendError::Store(StoreError::HeadBusy { .. })) {
+            let reason = error.to_string();
+            self.refuse_unavailable(submissions, &reason);
+            if let Some(next) = next {
+                self.refuse_unavailable(next, &reason);
+            }
+            return;
+        }
+        self.commit(submissions).await;
+        let Some(next) = next else { return };
+        match self.outage.as_ref().map(|o| o.reason.clone()) {
+            Some(reason) => self.refuse_unavailable(next, &reason),
+            None => self.commit(next).await,
         }
     }
 
