@@ -124,6 +124,12 @@ pub const FIELDS: &[Field] = &[
         doc: "How long a submitter waits for room in a full queue before getting Busy.",
     },
     Field {
+        section: "pipeline",
+        key: "shared_overlap_min",
+        default: "256",
+        doc: "On a shared PostgreSQL log, the smallest batch a node that sees no other node's appends decides while the batch before it is written (smaller ones are decided holding the log's head: cheaper than the extra commit).",
+    },
+    Field {
         section: "snapshots",
         key: "every_events",
         default: "100000",
@@ -277,6 +283,8 @@ pub struct PipelineConfig {
     pub max_batch: usize,
     /// Wait before `Busy`, in milliseconds.
     pub busy_timeout_ms: u64,
+    /// On a shared log, the smallest batch a node alone decides without the head.
+    pub shared_overlap_min: usize,
 }
 
 /// `[snapshots]`.
@@ -438,6 +446,7 @@ impl Default for Config {
                 queue_capacity: 65_536,
                 max_batch: 1024,
                 busy_timeout_ms: 2000,
+                shared_overlap_min: crate::pipeline::SHARED_OVERLAP_MIN,
             },
             snapshots: SnapshotConfig {
                 every_events: 100_000,
@@ -649,6 +658,9 @@ impl Config {
         }
         if self.pipeline.max_batch == 0 || self.pipeline.max_batch > 65_536 {
             return range("pipeline.max_batch", "must be 1 to 65536");
+        }
+        if self.pipeline.shared_overlap_min == 0 || self.pipeline.shared_overlap_min > 65_536 {
+            return range("pipeline.shared_overlap_min", "must be 1 to 65536");
         }
         if self.auth.token_ttl_secs == 0
             || self.auth.token_ttl_secs > toka_types::limits::MAX_TOKEN_LIFETIME_SECS

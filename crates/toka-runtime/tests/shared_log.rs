@@ -189,11 +189,14 @@ async fn a_batch_decided_alone_that_another_node_overtook_is_decided_again_and_a
     }
     let schema = fresh_schema("overtaken");
     let store = PostgresStore::open(&url(), &schema).await.unwrap();
-    let a = start(Arc::new(store.clone()), options()).await;
+    // Every batch counts as large enough to decide without the head.
+    let mut options = options();
+    options.pipeline.shared_overlap_min = 1;
+    let a = start(Arc::new(store.clone()), options.clone()).await;
     let (root, token) = admin(&a).await;
     let b = start(
         Arc::new(PostgresStore::open(&url(), &schema).await.unwrap()),
-        options(),
+        options,
     )
     .await;
     let b_agent = spawn(&b, root, "b-submitter").await;
