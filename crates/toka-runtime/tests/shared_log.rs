@@ -50,16 +50,30 @@ const MESSAGES: usize = 40;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn three_nodes_on_one_log_all_commit_and_every_ack_is_in_the_log_once() {
+    three_nodes_commit_every_ack_once("shared", options()).await;
+}
+
+/// The same with every batch large enough to be decided without the head while a node
+/// thinks itself alone: nodes start alone, lose the head to each other at any moment,
+/// and go back to deciding under it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn three_nodes_that_start_alone_and_collide_still_ack_every_message_once() {
+    let mut options = options();
+    options.pipeline.shared_overlap_min = 1;
+    three_nodes_commit_every_ack_once("collide", options).await;
+}
+
+async fn three_nodes_commit_every_ack_once(tag: &str, options: toka_runtime::RuntimeOptions) {
     if no_server().await {
         eprintln!("no PostgreSQL at {}; set TOKA_POSTGRES_URL", url());
         return;
     }
-    let schema = fresh_schema("shared");
+    let schema = fresh_schema(tag);
     let mut nodes: Vec<Runtime> = Vec::new();
     for _ in 0..NODES {
         let store: Arc<dyn StorageBackend> =
             Arc::new(PostgresStore::open(&url(), &schema).await.unwrap());
-        nodes.push(start(store, options()).await);
+        nodes.push(start(store, options.clone()).await);
     }
     let root = nodes[0].root().unwrap();
     let mut work = Vec::new();
