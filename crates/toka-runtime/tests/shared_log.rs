@@ -50,6 +50,10 @@ const MESSAGES: usize = 40;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn three_nodes_on_one_log_all_commit_and_every_ack_is_in_the_log_once() {
+    if no_server().await {
+        eprintln!("no PostgreSQL at {}; set TOKA_POSTGRES_URL", url());
+        return;
+    }
     three_nodes_commit_every_ack_once("shared", options()).await;
 }
 
@@ -58,16 +62,16 @@ async fn three_nodes_on_one_log_all_commit_and_every_ack_is_in_the_log_once() {
 /// and go back to deciding under it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn three_nodes_that_start_alone_and_collide_still_ack_every_message_once() {
+    if no_server().await {
+        eprintln!("no PostgreSQL at {}; set TOKA_POSTGRES_URL", url());
+        return;
+    }
     let mut options = options();
     options.pipeline.shared_overlap_min = 1;
     three_nodes_commit_every_ack_once("collide", options).await;
 }
 
 async fn three_nodes_commit_every_ack_once(tag: &str, options: toka_runtime::RuntimeOptions) {
-    if no_server().await {
-        eprintln!("no PostgreSQL at {}; set TOKA_POSTGRES_URL", url());
-        return;
-    }
     let schema = fresh_schema(tag);
     let mut nodes: Vec<Runtime> = Vec::new();
     for _ in 0..NODES {
