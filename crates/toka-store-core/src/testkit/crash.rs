@@ -1,5 +1,6 @@
-//! The crash test: a child process appends batches in a loop and reports each one it
-//! is about to append and each acknowledgement; the parent kills it with SIGKILL at a
+//! The crash test: a child process appends batches in a loop (every other one through
+//! `append_sealed`, the runtime's path) and reports each one it is about to append and
+//! each acknowledgement; the parent kills it with SIGKILL at a
 //! random moment, reopens the store and checks that
 //!
 //! 1. every acknowledged batch is present, with the acknowledged digest;
@@ -19,7 +20,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::backend::StorageBackend as _;
 use crate::hash::Hash32;
-use crate::testkit::{Harness, batch};
+use crate::sealed::Sealed;
+use crate::testkit::{Harness, batch, event};
 use crate::verify::{Verdict, verify};
 
 const CHILD_ENV: &str = "TOKA_CRASH_CHILD";
@@ -179,6 +181,7 @@ async fn child<H: Harness>(dir: &Path) {
     let mut size = 1usize;
     let out = std::io::stdout();
     loop {
+        let sealed = size.is_multiple_of(2);
         let records = batch(head, size, 300);
         let last = head.seq + size as u64;
         {
@@ -186,10 +189,18 @@ async fn child<H: Harness>(dir: &Path) {
             let _ = writeln!(out, "try {last}");
             let _ = out.flush();
         }
-        head = store
-            .append(head.seq, &records)
-            .await
-            .expect("child: append");
+        let appended = match sealed {
+            true => {
+                let events = (0..size as u64)
+                    .map(|i| event(head.seq + 1 + i, 300))
+                    .collect();
+                store
+                    .append_sealed(Arc::new(Sealed::new(head, events)))
+                    .await
+            }
+            false => store.append(head.seq, &records).await,
+        };
+        head = appended.expect("child: append");
         {
             let mut out = out.lock();
             let _ = writeln!(out, "ack {} {}", head.seq, head.digest);
