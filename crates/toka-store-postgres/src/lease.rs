@@ -78,15 +78,15 @@ impl Lease {
 }
 
 impl Lease {
-    /// Inserts `batch` (already admitted after the held head), commits, and gives the
-    /// connection back to the pool.
+    /// Inserts `batch` (already admitted after the held head) and commits, in one round
+    /// trip, then gives the connection back to the pool.
     async fn insert_and_commit(&mut self, batch: &[EventRecord]) -> Result<Head, AppendError> {
         let client = self
             .client
             .as_ref()
             .ok_or(StoreError::Poisoned { driver: DRIVER })?;
-        let new_head = insert_batch(client, &self.schema, &self.hints, self.head, batch).await?;
-        client.batch_execute("COMMIT").await.map_err(backend)?;
+        let new_head =
+            insert_batch(client, &self.schema, &self.hints, self.head, batch, true).await?;
         // Committed: the connection is clean and may go back to the pool.
         drop(self.client.take());
         Ok(new_head)

@@ -389,7 +389,7 @@ impl StorageBackend for PostgresStore {
         if !admit(&head, expected_head, batch)? {
             return Ok(head);
         }
-        let new_head = insert_batch(&tx, &self.schema, &self.hints, head, batch).await?;
+        let new_head = insert_batch(&tx, &self.schema, &self.hints, head, batch, false).await?;
         tx.commit().await.map_err(backend)?;
         Ok(new_head)
     }

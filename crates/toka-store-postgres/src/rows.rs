@@ -91,12 +91,18 @@ impl<'b> Columns<'b> {
 /// connection that are awaited together) and their answers read in order: one round
 /// trip, not three. A statement after a failed one fails too (the transaction is
 /// aborted), so the first error is the one reported, and the caller never commits.
+///
+/// With `commit`, the transaction's `COMMIT` goes in the same round trip (for a client
+/// that opened it with `BEGIN`, not a [`tokio_postgres::Transaction`]). After a failed
+/// statement PostgreSQL answers that `COMMIT` by rolling back, so nothing is written and
+/// the statement's error is the one returned.
 pub(crate) async fn insert_batch(
     tx: &impl deadpool_postgres::GenericClient,
     schema: &str,
     hints: &Mutex<PayloadHints>,
     head: Head,
     batch: &[EventRecord],
+    commit: bool,
 ) -> Result<Head, AppendError> {
     let c = {
         let hints = hints
@@ -135,10 +141,16 @@ pub(crate) async fn insert_batch(
     ];
     let head_params: [Param<'_>; 2] = [&seq, &digest];
     let notify_params: [Param<'_>; 2] = [&channel, &seq_text];
-    let (inserted, moved, notified) = futures::join!(
+    let (inserted, moved, notified, committed) = futures::join!(
         tx.execute(&events, &event_params),
         tx.execute(&move_head, &head_params),
         tx.execute(&notify, &notify_params),
+        async {
+            match commit {
+                true => tx.batch_execute("COMMIT").await,
+                false => Ok(()),
+            }
+        },
     );
     if let Err(e) = inserted {
         if e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) {
@@ -151,8 +163,9 @@ pub(crate) async fn insert_batch(
     }
     moved.map_err(backend)?;
     notified.map_err(backend)?;
-    // Noted before the commit: if it does not happen, the entries are stale hints, which
-    // the insert above recognises.
+    committed.map_err(backend)?;
+    // Noted before the caller's commit: if it does not happen, the entries are stale
+    // hints, which the insert above recognises.
     if let Ok(mut hints) = hints.lock() {
         // Only the rows certain to hold their body: a hinted one may point elsewhere.
         for ((r, in_batch), hinted) in batch.iter().zip(&c.in_batch).zip(&c.hinted) {
