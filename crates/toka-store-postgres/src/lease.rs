@@ -97,13 +97,10 @@ impl Lease {
     pub(crate) async fn append_sealed(mut self, batch: &Sealed) -> Result<Head, AppendError> {
         match admit_sealed(&self.head, batch) {
             Ok(true) => self.insert_and_commit(batch.records()).await,
-            Ok(false) => {
+            // Empty, or not sealed on this head: nothing to write.
+            other => {
                 Box::new(self).release().await;
-                Ok(batch.after())
-            }
-            Err(e) => {
-                Box::new(self).release().await;
-                Err(e)
+                other.map(|_| batch.after())
             }
         }
     }

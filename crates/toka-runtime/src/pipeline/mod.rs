@@ -41,9 +41,8 @@
 //! `Unavailable`; nothing was written.
 //!
 //! A writer alone on a shared log overlaps batches of `pipeline.shared_overlap_min`
-//! ([`SHARED_OVERLAP_MIN`] by default) or more
-//! as on a log of one node (smaller ones cost less to decide than a commit costs), and
-//! the store takes the head only to append: if another node appended since the batch
+//! ([`SHARED_OVERLAP_MIN`] by default) or more as on a log of one node (smaller ones
+//! cost less to decide than a commit costs), and the store takes the head only to append: if another node appended since the batch
 //! was sealed, the store writes nothing and answers `Conflict`. The writer then goes
 //! back to the committed state (the readers' copy), and decides that batch and the one
 //! decided after it again, under the head, as above; while the head stays busy past
@@ -137,8 +136,9 @@ pub const OUTAGE_BACKOFF_MAX: Duration = Duration::from_secs(5);
 pub const ALONE_AFTER: Duration = Duration::from_secs(5);
 
 /// The smallest batch a writer alone on a shared log decides without the head, by
-/// default (`pipeline.shared_overlap_min`). Measured on PostgreSQL on 2 cores: at 64 submitters overlapping halved the batches
-/// and cost a fifth of the throughput; at 1024 it gained a third.
+/// default (`pipeline.shared_overlap_min`). Measured on PostgreSQL on 2 cores: at 64
+/// submitters overlapping halved the batches and cost a fifth of the throughput; at
+/// 1024 it gained a third.
 pub const SHARED_OVERLAP_MIN: usize = 256;
 
 /// How often an idle writer looks at the clock.
@@ -212,6 +212,11 @@ impl Writer {
             .is_none_or(|heard| *heard.borrow() > self.head.seq)
     }
 
+    /// Whether no batch of this writer's is in flight or decided.
+    fn nothing_in_flight(&self) -> bool {
+        self.inflight.is_none() && self.decided.is_none()
+    }
+
     /// Whether the next batch, of `size` submissions, is decided holding the shared
     /// log's head: no batch of this writer's is in flight or decided (those were
     /// decided without the head, and the next one is sealed after them), and either
@@ -220,8 +225,7 @@ impl Writer {
     /// trips and a WAL flush, which for a small batch is more than deciding it.
     fn decides_under_head(&self, size: usize) -> bool {
         self.shared.store.is_shared()
-            && self.inflight.is_none()
-            && self.decided.is_none()
+            && self.nothing_in_flight()
             && (size < self.pipeline.shared_overlap_min
                 || self
                     .others_seen
@@ -316,8 +320,7 @@ impl Writer {
             // Records past the head are another node's only while none of this
             // writer's is in flight; under the head, taking it catches up anyway.
             if self.shared.store.is_shared()
-                && self.inflight.is_none()
-                && self.decided.is_none()
+                && self.nothing_in_flight()
                 && (submissions.is_empty() || !self.decides_under_head(submissions.len()))
                 && self.log_moved_on()
                 && !self.catch_up().await

@@ -82,6 +82,12 @@ impl Writer {
             .max(100)
     }
 
+    /// Replaces the writer's kernel with one on `state`, verifying with the same keys.
+    pub(super) fn restart_kernel(&mut self, state: toka_kernel::WorldState) {
+        let keys = self.kernel.verifier().keys().clone();
+        self.kernel = recovery::kernel_for(state, keys, &self.handlers);
+    }
+
     /// Throws away the writer's (possibly uncommitted) state and replays the log.
     pub(super) async fn rebuild(&mut self) -> Result<(), String> {
         let trusted: Vec<_> = self
@@ -93,8 +99,7 @@ impl Writer {
         let store = self.shared.store.as_ref();
         match recovery::recover_with(store, &self.handlers, &trusted, true, |_| {}).await {
             Ok(recovered) => {
-                let keys = self.kernel.verifier().keys().clone();
-                self.kernel = recovery::kernel_for(recovered.state.clone(), keys, &self.handlers);
+                self.restart_kernel(recovered.state.clone());
                 self.head = recovered.head;
                 // Warm the digest before readers see it (as at start).
                 recovered.state.digest();

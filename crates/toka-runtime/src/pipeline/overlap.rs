@@ -184,10 +184,7 @@ impl Writer {
                 // The next batch was decided on top of the failed one: decide it again
                 // on what the log holds (the rebuild threw the speculation away).
                 if let Some(next) = self.decided.take() {
-                    match self.outage.as_ref().map(|o| o.reason.clone()) {
-                        Some(reason) => self.refuse_unavailable(next.submissions, &reason),
-                        None => self.commit(next.submissions).await,
-                    }
+                    self.decide_again(next.submissions).await;
                 }
             }
         }
@@ -206,8 +203,7 @@ impl Writer {
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let next = self.decided.take().map(|d| d.submissions);
         let committed = self.shared.read_state().clone();
-        let keys = self.kernel.verifier().keys().clone();
-        self.kernel = crate::recovery::kernel_for(committed, keys, &self.handlers);
+        self.restart_kernel(committed);
         if matches!(error, AppendError::Store(StoreError::HeadBusy { .. })) {
             let reason = error.to_string();
             self.refuse_unavailable(submissions, &reason);
@@ -217,10 +213,17 @@ impl Writer {
             return;
         }
         self.commit(submissions).await;
-        let Some(next) = next else { return };
+        if let Some(next) = next {
+            self.decide_again(next).await;
+        }
+    }
+
+    /// A batch whose speculation was thrown away: decided again under the usual rules,
+    /// or refused `Unavailable` in an outage.
+    async fn decide_again(&mut self, submissions: Vec<(Request, Reply)>) {
         match self.outage.as_ref().map(|o| o.reason.clone()) {
-            Some(reason) => self.refuse_unavailable(next, &reason),
-            None => self.commit(next).await,
+            Some(reason) => self.refuse_unavailable(submissions, &reason),
+            None => self.commit(submissions).await,
         }
     }
 

@@ -20,8 +20,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::backend::StorageBackend as _;
 use crate::hash::Hash32;
-use crate::sealed::Sealed;
-use crate::testkit::{Harness, batch, event};
+use crate::testkit::{Harness, batch, sealed_batch};
 use crate::verify::{Verdict, verify};
 
 const CHILD_ENV: &str = "TOKA_CRASH_CHILD";
@@ -181,24 +180,16 @@ async fn child<H: Harness>(dir: &Path) {
     let mut size = 1usize;
     let out = std::io::stdout();
     loop {
-        let sealed = size.is_multiple_of(2);
-        let records = batch(head, size, 300);
+        let records = sealed_batch(head, size, 300);
         let last = head.seq + size as u64;
         {
             let mut out = out.lock();
             let _ = writeln!(out, "try {last}");
             let _ = out.flush();
         }
-        let appended = match sealed {
-            true => {
-                let events = (0..size as u64)
-                    .map(|i| event(head.seq + 1 + i, 300))
-                    .collect();
-                store
-                    .append_sealed(Arc::new(Sealed::new(head, events)))
-                    .await
-            }
-            false => store.append(head.seq, &records).await,
+        let appended = match size.is_multiple_of(2) {
+            true => store.append_sealed(Arc::new(records)).await,
+            false => store.append(head.seq, records.records()).await,
         };
         head = appended.expect("child: append");
         {

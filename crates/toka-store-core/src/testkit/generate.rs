@@ -4,6 +4,7 @@ use toka_types::{EntityId, Timestamp};
 
 use crate::chain::seal;
 use crate::record::{EventRecord, Head, NewEvent};
+use crate::sealed::Sealed;
 
 /// A test event numbered `n`, with a payload of about `payload_len` bytes of JSON.
 pub fn event(n: u64, payload_len: usize) -> NewEvent {
@@ -26,10 +27,15 @@ pub fn event(n: u64, payload_len: usize) -> NewEvent {
 
 /// `count` sealed test events after `head` (numbered from `head.seq + 1`).
 pub fn batch(head: Head, count: usize, payload_len: usize) -> Vec<EventRecord> {
+    sealed_batch(head, count, payload_len).into_records()
+}
+
+/// [`batch`] as a [`Sealed`], for `append_sealed`.
+pub fn sealed_batch(head: Head, count: usize, payload_len: usize) -> Sealed {
     let events = (0..count as u64)
         .map(|i| event(head.seq + 1 + i, payload_len))
         .collect();
-    seal(head, events)
+    Sealed::new(head, events)
 }
 
 /// `count` sealed test events from seq 1 in which every third event repeats the payload

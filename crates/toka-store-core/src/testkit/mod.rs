@@ -35,7 +35,7 @@ use crate::backend::StorageBackend;
 use crate::error::StoreError;
 
 pub use crash::crash_main;
-pub use generate::{batch, event, log_with_repeated_payloads};
+pub use generate::{batch, event, log_with_repeated_payloads, sealed_batch};
 pub use migrated::reads_back_as_written;
 pub use tmpfs::Tmpfs;
 
