@@ -454,3 +454,65 @@ proptest! {
         prop_assert_eq!(loaded.digest(), w.kernel.state().digest());
     }
 }
+
+/// A forged image whose agent tree does not match its children lists is refused
+/// (invariant 1), however the lists were altered: an agent left out of its parent's
+/// list, listed twice in place of a sibling (the count of entries still matches), or
+/// listed under an agent that is not its parent.
+#[test]
+fn images_whose_children_lists_disagree_with_the_tree_are_refused() {
+    let mut w = common::World::new();
+    let root = w.root;
+    let a = w.spawn(root, "a");
+    let b = w.spawn(root, "b");
+    let c = w.spawn(a, "c");
+    let image = w.kernel.state().image();
+    WorldState::from_image(image.clone()).unwrap();
+    // The children lists of the root, `a` and `b`, edited by hand.
+    type Edit<'a> = dyn Fn(&mut Vec<EntityId>, &mut Vec<EntityId>, &mut Vec<EntityId>) + 'a;
+    let forged = |edit: &Edit<'_>| {
+        let mut image = image.clone();
+        let mut lists: Vec<Vec<EntityId>> = [root, a, b]
+            .iter()
+            .map(|id| {
+                image
+                    .agents
+                    .iter()
+                    .find(|x| x.id == *id)
+                    .unwrap()
+                    .children
+                    .clone()
+            })
+            .collect();
+        let [r, la, lb] = &mut lists[..] else {
+            unreachable!()
+        };
+        edit(r, la, lb);
+        for (id, list) in [root, a, b].into_iter().zip(lists) {
+            image
+                .agents
+                .iter_mut()
+                .find(|x| x.id == id)
+                .unwrap()
+                .children = list;
+        }
+        WorldState::from_image(image).map(|_| ()).unwrap_err()
+    };
+    let left_out = forged(&|r, _, _| r.retain(|x| *x != b));
+    let twice_for_a_sibling = forged(&|r, _, _| *r = vec![a, a]);
+    let under_another = forged(&|_, la, lb| {
+        la.clear();
+        lb.push(c);
+    });
+    for refused in [&left_out, &twice_for_a_sibling, &under_another] {
+        assert_eq!(refused.number, 1, "{refused}");
+    }
+    assert!(
+        twice_for_a_sibling.detail.contains("twice"),
+        "{twice_for_a_sibling}"
+    );
+    assert!(
+        under_another.detail.contains("does not name it"),
+        "{under_another}"
+    );
+}
