@@ -65,10 +65,11 @@ pub(crate) struct ListHashes {
 
 impl ListHashes {
     fn extend(hash: &mut [u8; 32], id: EntityId) {
-        let mut h = blake3::Hasher::new();
-        h.update(hash);
-        h.update(&id.to_bytes());
-        *hash = *h.finalize().as_bytes();
+        // One 48-byte input hashed at once: a `Hasher` fed twice cost twice as much.
+        let mut input = [0u8; 48];
+        input[..32].copy_from_slice(hash);
+        input[32..].copy_from_slice(&id.to_bytes());
+        *hash = *blake3::hash(&input).as_bytes();
     }
 
     /// The hashes of these lists.
@@ -421,25 +422,24 @@ impl WorldState {
                     );
                 }
             }
-            // 4. Per-agent task bookkeeping matches the tasks.
-            let open: FxHashSet<EntityId> = agent
-                .tasks
-                .iter()
-                .filter(|t| self.tasks.get(t).is_some_and(|t| t.state.is_open()))
-                .copied()
-                .collect();
-            if open != agent.open_tasks {
+            // 4. Per-agent task bookkeeping matches the tasks: one look-up per task,
+            // and no set built (building one per agent was most of this check's time).
+            let (mut open, mut queued) = (0usize, 0usize);
+            for task in &agent.tasks {
+                let Some(state) = self.tasks.get(task).map(|t| t.state) else {
+                    continue;
+                };
+                if state.is_open() {
+                    if !agent.open_tasks.contains(task) {
+                        return fail(4, format!("agent {} open task set is stale", agent.id));
+                    }
+                    open += 1;
+                }
+                queued += usize::from(state == TaskState::Queued);
+            }
+            if open != agent.open_tasks.len() {
                 return fail(4, format!("agent {} open task set is stale", agent.id));
             }
-            let queued = agent
-                .tasks
-                .iter()
-                .filter(|t| {
-                    self.tasks
-                        .get(t)
-                        .is_some_and(|t| t.state == TaskState::Queued)
-                })
-                .count();
             if queued != agent.queued || queued > MAX_QUEUED_TASKS_PER_AGENT {
                 return fail(
                     4,
