@@ -207,9 +207,12 @@ async fn a_batch_decided_alone_that_another_node_overtook_is_decided_again_and_a
     }
     let schema = fresh_schema("overtaken");
     let store = PostgresStore::open(&url(), &schema).await.unwrap();
-    // Every batch counts as large enough to decide without the head.
+    // Every batch counts as large enough to decide without the head. A rate limit of
+    // two at once, then one a second: the setup spends the root's two on node b.
     let mut options = options();
     options.pipeline.shared_overlap_min = 1;
+    options.rate_limit.per_second = 1;
+    options.rate_limit.burst = 2;
     let a = start(Arc::new(store.clone()), options.clone()).await;
     let (root, token) = admin(&a).await;
     let b = start(
@@ -237,7 +240,7 @@ async fn a_batch_decided_alone_that_another_node_overtook_is_decided_again_and_a
     });
     tokio::time::sleep(Duration::from_millis(300)).await;
     let from_b = tokio::spawn({
-        let b = b.clone();
+        let (b, b_token) = (b.clone(), b_token.clone());
         async move {
             b.submit(schedule(b_agent, &b_token, b_agent, "from b"))
                 .await
@@ -252,6 +255,19 @@ async fn a_batch_decided_alone_that_another_node_overtook_is_decided_again_and_a
         conflicts(&a) + conflicts(&b),
         before + 1,
         "the node second in line lost the head once"
+    );
+    // Deciding the batch again did not charge its message a second time: the loser's
+    // subject, charged once well under a second ago, still has a message to spend.
+    let again = if conflicts(&a) > conflicts(&b) {
+        a.submit(schedule(root, &token, root, "again")).await
+    } else {
+        b.submit(schedule(b_agent, &b_token, b_agent, "again"))
+            .await
+    };
+    assert!(
+        again.is_ok(),
+        "charged twice for one message: {:?}",
+        again.err()
     );
 
     let log = log(a.store().as_ref()).await;

@@ -136,6 +136,16 @@ impl Writer {
     /// [`StorageBackend::lock_head`]: toka_store_core::StorageBackend::lock_head
     pub(super) async fn commit(&mut self, submissions: Vec<(Request, Reply)>) {
         let limited = self.rate_limit(&submissions);
+        self.commit_charged(submissions, limited).await;
+    }
+
+    /// [`Writer::commit`] for a batch already charged against the rate limit: `limited`
+    /// says which of its messages the limit refused.
+    pub(super) async fn commit_charged(
+        &mut self,
+        submissions: Vec<(Request, Reply)>,
+        limited: Vec<Option<SubmitError>>,
+    ) {
         let taken = match self.head_right.take() {
             Some(taken) => taken.map(Some),
             None => self.take_head().await,
@@ -220,6 +230,18 @@ impl Writer {
         };
         self.rebuild_or_enter_outage(reason).await;
         Err(reason.to_string())
+    }
+
+    /// What the rate limit decided for a batch decided before, read off its outcomes, so
+    /// that deciding it again charges no message twice.
+    pub(super) fn charged(outcomes: &[Outcome]) -> Vec<Option<SubmitError>> {
+        outcomes
+            .iter()
+            .map(|outcome| match outcome {
+                Outcome::Rejected(e @ SubmitError::RateLimited { .. }) => Some(e.clone()),
+                _ => None,
+            })
+            .collect()
     }
 
     /// Charges each message's verified subject against the rate limit, once per batch;

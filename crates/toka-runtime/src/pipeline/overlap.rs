@@ -169,7 +169,7 @@ impl Writer {
                 );
             }
             Err(e) if self.shared.store.is_shared() && nothing_written(&e) => {
-                self.lost_the_head(e, done.submissions).await;
+                self.lost_the_head(e, done.submissions, done.outcomes).await;
             }
             Err(e) => {
                 self.after_failed_append(
@@ -184,7 +184,7 @@ impl Writer {
                 // The next batch was decided on top of the failed one: decide it again
                 // on what the log holds (the rebuild threw the speculation away).
                 if let Some(next) = self.decided.take() {
-                    self.decide_again(next.submissions).await;
+                    self.decide_again(next.submissions, next.outcomes).await;
                 }
             }
         }
@@ -194,36 +194,45 @@ impl Writer {
     /// node appended first (`Conflict`) or held the head past the wait. Nothing was
     /// written. Back to the committed state, then that batch and the one decided after
     /// it are decided again under the head, or refused `Unavailable` if it is still busy.
-    async fn lost_the_head(&mut self, error: AppendError, submissions: Vec<(Request, Reply)>) {
+    async fn lost_the_head(
+        &mut self,
+        error: AppendError,
+        submissions: Vec<(Request, Reply)>,
+        outcomes: Vec<Outcome>,
+    ) {
         tracing::info!(%error, "another node appends to the shared log: deciding under its head");
         self.others_seen = Some(Instant::now());
         self.shared
             .metrics
             .head_conflicts
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let next = self.decided.take().map(|d| d.submissions);
+        let next = self.decided.take().map(|d| (d.submissions, d.outcomes));
         let committed = self.shared.read_state().clone();
         self.restart_kernel(committed);
         if matches!(error, AppendError::Store(StoreError::HeadBusy { .. })) {
             let reason = error.to_string();
             self.refuse_unavailable(submissions, &reason);
-            if let Some(next) = next {
+            if let Some((next, _)) = next {
                 self.refuse_unavailable(next, &reason);
             }
             return;
         }
-        self.commit(submissions).await;
-        if let Some(next) = next {
-            self.decide_again(next).await;
+        self.decide_again(submissions, outcomes).await;
+        if let Some((next, outcomes)) = next {
+            self.decide_again(next, outcomes).await;
         }
     }
 
-    /// A batch whose speculation was thrown away: decided again under the usual rules,
-    /// or refused `Unavailable` in an outage.
-    async fn decide_again(&mut self, submissions: Vec<(Request, Reply)>) {
+    /// A batch whose speculation was thrown away (`outcomes`: what it was decided to):
+    /// decided again under the usual rules, without charging the rate limit a second
+    /// time, or refused `Unavailable` in an outage.
+    async fn decide_again(&mut self, submissions: Vec<(Request, Reply)>, outcomes: Vec<Outcome>) {
         match self.outage.as_ref().map(|o| o.reason.clone()) {
             Some(reason) => self.refuse_unavailable(submissions, &reason),
-            None => self.commit(submissions).await,
+            None => {
+                let limited = Self::charged(&outcomes);
+                self.commit_charged(submissions, limited).await;
+            }
         }
     }
 
