@@ -325,6 +325,14 @@ fn demo_runs_and_verifies() {
         r.stdout
     );
     assert!(r.stdout.contains("(identical)"));
+    // A newcomer's first command warns about nothing (it once printed a WARN line that
+    // no checkpoint covered the snapshot its own replay started from).
+    for (stream, text) in [("stdout", &r.stdout), ("stderr", &r.stderr)] {
+        assert!(
+            !text.contains(" WARN ") && !text.contains(" ERROR "),
+            "the demo logged a warning on {stream}: {text}"
+        );
+    }
     let r = run(&[
         "verify",
         "--config",
