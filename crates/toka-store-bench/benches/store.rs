@@ -5,7 +5,8 @@
 //!   1024 events with ~300-byte payloads. Sealing (hashing and chaining) happens
 //!   before the timed call: the runtime seals, the driver stores. This times
 //!   `append`, which hashes the batch again (records from anywhere); the runtime's
-//!   own batches go through `append_sealed`, which does not.
+//!   own batches go through `append_sealed`, which does not: `append/sqlite_sealed/<batch>`
+//!   times that path.
 //! * `append/plain_sqlite/<batch>`, `append/plain_postgres/<batch>`: the baseline of
 //!   `toka_store_bench::plain`, a plain table `t(id, digest, payload)` with the same
 //!   batch sizes, one transaction per batch; no Toka code, and not the drivers' SQL.
@@ -19,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use toka_store_bench::plain;
-use toka_store_core::testkit::batch;
+use toka_store_core::testkit::{batch, sealed_batch};
 use toka_store_core::{Hash32, Head, StorageBackend, Verdict, verify};
 use toka_store_memory::MemoryStore;
 use toka_store_sled::SledStore;
@@ -44,6 +45,19 @@ async fn timed_appends(store: &dyn StorageBackend, size: usize, iters: u64) -> D
         let records = batch(head, size, PAYLOAD);
         let start = Instant::now();
         head = store.append(head.seq, &records).await.unwrap();
+        total += start.elapsed();
+    }
+    total
+}
+
+/// [`timed_appends`] through `append_sealed`, as the runtime appends.
+async fn timed_sealed_appends(store: &dyn StorageBackend, size: usize, iters: u64) -> Duration {
+    let mut total = Duration::ZERO;
+    let mut head = store.head().await.unwrap();
+    for _ in 0..iters {
+        let records = std::sync::Arc::new(sealed_batch(head, size, PAYLOAD));
+        let start = Instant::now();
+        head = store.append_sealed(records).await.unwrap();
         total += start.elapsed();
     }
     total
@@ -89,6 +103,18 @@ fn append(c: &mut Criterion) {
             b.to_async(&rt).iter_custom(|iters| {
                 let s = sqlite.clone();
                 async move { timed_appends(&s, size, iters).await }
+            })
+        });
+
+        // The runtime's own path: batches it sealed, which the driver does not hash again.
+        let dir = tempfile::tempdir().unwrap();
+        let sealed = rt
+            .block_on(SqliteStore::open(dir.path().join("toka.db")))
+            .unwrap();
+        group.bench_function(BenchmarkId::new("sqlite_sealed", size), |b| {
+            b.to_async(&rt).iter_custom(|iters| {
+                let s = sealed.clone();
+                async move { timed_sealed_appends(&s, size, iters).await }
             })
         });
 
