@@ -366,6 +366,8 @@ impl WorldState {
             }
             _ => {}
         }
+        // Agents with a parent, and entries of children lists (see invariant 1 below).
+        let (mut with_parent, mut children) = (0usize, 0usize);
         for agent in self.agents.values() {
             // 15. An agent's running list hashes are those of its lists.
             if agent.lists != ListHashes::of(&agent.children, &agent.tasks) {
@@ -404,6 +406,8 @@ impl WorldState {
             // names an agent whose parent is the list's owner, no list repeats an entry,
             // and the lists hold as many entries as there are agents with a parent:
             // then each of those agents is in its parent's list, exactly once.
+            with_parent += usize::from(agent.parent.is_some());
+            children += agent.children.len();
             let mut listed_here = FxHashSet::default();
             for child in &agent.children {
                 if self.agents.get(child).and_then(|c| c.parent) != Some(agent.id) {
@@ -454,8 +458,6 @@ impl WorldState {
                 return fail(5, format!("terminated agent {} has open tasks", agent.id));
             }
         }
-        let with_parent = self.agents.values().filter(|a| a.parent.is_some()).count();
-        let children: usize = self.agents.values().map(|a| a.children.len()).sum();
         if children != with_parent {
             return fail(
                 1,

@@ -37,27 +37,26 @@ fn runtime() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
-/// Times `iters` appends of `size`-event batches; sealing is outside the timing.
-async fn timed_appends(store: &dyn StorageBackend, size: usize, iters: u64) -> Duration {
+/// Times `iters` appends of `size`-event batches; sealing is outside the timing. With
+/// `sealed`, through `append_sealed` (the runtime's path: no second hashing), else
+/// through `append`.
+async fn timed_appends(
+    store: &dyn StorageBackend,
+    size: usize,
+    iters: u64,
+    sealed: bool,
+) -> Duration {
     let mut total = Duration::ZERO;
     let mut head = store.head().await.unwrap();
     for _ in 0..iters {
-        let records = batch(head, size, PAYLOAD);
+        let batch = sealed_batch(head, size, PAYLOAD);
         let start = Instant::now();
-        head = store.append(head.seq, &records).await.unwrap();
-        total += start.elapsed();
-    }
-    total
-}
-
-/// [`timed_appends`] through `append_sealed`, as the runtime appends.
-async fn timed_sealed_appends(store: &dyn StorageBackend, size: usize, iters: u64) -> Duration {
-    let mut total = Duration::ZERO;
-    let mut head = store.head().await.unwrap();
-    for _ in 0..iters {
-        let records = std::sync::Arc::new(sealed_batch(head, size, PAYLOAD));
-        let start = Instant::now();
-        head = store.append_sealed(records).await.unwrap();
+        head = if sealed {
+            store.append_sealed(std::sync::Arc::new(batch)).await
+        } else {
+            store.append(head.seq, batch.records()).await
+        }
+        .unwrap();
         total += start.elapsed();
     }
     total
@@ -102,7 +101,7 @@ fn append(c: &mut Criterion) {
         group.bench_function(BenchmarkId::new("sqlite", size), |b| {
             b.to_async(&rt).iter_custom(|iters| {
                 let s = sqlite.clone();
-                async move { timed_appends(&s, size, iters).await }
+                async move { timed_appends(&s, size, iters, false).await }
             })
         });
 
@@ -114,7 +113,7 @@ fn append(c: &mut Criterion) {
         group.bench_function(BenchmarkId::new("sqlite_sealed", size), |b| {
             b.to_async(&rt).iter_custom(|iters| {
                 let s = sealed.clone();
-                async move { timed_sealed_appends(&s, size, iters).await }
+                async move { timed_appends(&s, size, iters, true).await }
             })
         });
 
@@ -147,7 +146,7 @@ fn append(c: &mut Criterion) {
         group.bench_function(BenchmarkId::new("sled", size), |b| {
             b.to_async(&rt).iter_custom(|iters| {
                 let s = sled.clone();
-                async move { timed_appends(&s, size, iters).await }
+                async move { timed_appends(&s, size, iters, false).await }
             })
         });
 
@@ -171,7 +170,7 @@ fn append(c: &mut Criterion) {
             group.bench_function(BenchmarkId::new("postgres", size), |b| {
                 b.to_async(&rt).iter_custom(|iters| {
                     let s = pg.clone();
-                    async move { timed_appends(&s, size, iters).await }
+                    async move { timed_appends(&s, size, iters, false).await }
                 })
             });
             rt.block_on(pg.drop_schema()).unwrap();
@@ -181,7 +180,7 @@ fn append(c: &mut Criterion) {
         group.bench_function(BenchmarkId::new("memory", size), |b| {
             b.to_async(&rt).iter_custom(|iters| {
                 let s = memory.clone();
-                async move { timed_appends(&s, size, iters).await }
+                async move { timed_appends(&s, size, iters, false).await }
             })
         });
     }

@@ -239,18 +239,28 @@ mod tests {
     use super::*;
     use crate::{Runtime, RuntimeOptions};
 
-    /// A log of a little over three pages, and the state the live runtime ended with.
-    async fn three_pages() -> (MemoryStore, toka_kernel::StateDigest) {
+    /// A runtime on a fresh memory store with `handlers`, taking no snapshots: the store,
+    /// the runtime, its key set, the root and a root token.
+    async fn live(
+        handlers: OpcodeRegistry,
+    ) -> (MemoryStore, Runtime, KeySet, toka_types::EntityId, String) {
         let store = MemoryStore::new();
         let keys = KeySet::new(SigningKey::hs256("t", &[5u8; 32]).unwrap());
         let mut options = RuntimeOptions::default();
         options.snapshots.every_events = 0;
         options.snapshots.on_shutdown = false;
-        let rt = Runtime::with_store(Arc::new(store.clone()), keys, options)
+        options.handlers = handlers;
+        let rt = Runtime::with_store(Arc::new(store.clone()), keys.clone(), options)
             .await
             .unwrap();
         let root = rt.root().unwrap();
         let token = rt.issue_root_token().await.unwrap().token;
+        (store, rt, keys, root, token)
+    }
+
+    /// A log of a little over three pages, and the state the live runtime ended with.
+    async fn three_pages() -> (MemoryStore, toka_kernel::StateDigest) {
+        let (store, rt, _, root, token) = live(OpcodeRegistry::default()).await;
         let task = TaskSpec::new("page filler").unwrap();
         // Scheduled and claimed in turn, so the root's queue never fills.
         while rt.head().seq <= 3 * DEFAULT_PAGE as u64 + 10 {
@@ -302,19 +312,15 @@ mod tests {
         }
     }
 
+    fn tallying() -> OpcodeRegistry {
+        let mut handlers = OpcodeRegistry::default();
+        handlers.register(Arc::new(Tally)).unwrap();
+        handlers
+    }
+
     /// A log of a few tasks, one `tally` event, and a few tasks more; the tally's `seq`.
     async fn with_an_extension() -> (MemoryStore, u64) {
-        let store = MemoryStore::new();
-        let keys = KeySet::new(SigningKey::hs256("t", &[5u8; 32]).unwrap());
-        let mut options = RuntimeOptions::default();
-        options.snapshots.every_events = 0;
-        options.snapshots.on_shutdown = false;
-        options.handlers.register(Arc::new(Tally)).unwrap();
-        let rt = Runtime::with_store(Arc::new(store.clone()), keys.clone(), options)
-            .await
-            .unwrap();
-        let root = rt.root().unwrap();
-        let token = rt.issue_root_token().await.unwrap().token;
+        let (store, rt, keys, root, token) = live(tallying()).await;
         let schedule = || Operation::ScheduleAgentTask {
             agent: root,
             task: TaskSpec::new("t").unwrap(),
@@ -366,13 +372,11 @@ mod tests {
             "{result:?}"
         );
         // With the handler, the replay gets past it and meets the altered record.
-        let mut handlers = OpcodeRegistry::default();
-        handlers.register(Arc::new(Tally)).unwrap();
         let result = replay(
             &store,
             WorldState::new(),
             ChainCursor::after(Head::default()),
-            &handlers,
+            &tallying(),
             nothing_expected(),
             |_| {},
         )
