@@ -82,6 +82,15 @@ fn parents_at(row: &Row<'_>, index: usize, seq: u64) -> Result<Vec<EntityId>, St
         .map_err(|e| corrupt(seq, format!("parents: {e}")))
 }
 
+/// The bytes of a column that holds TEXT or BLOB (how a value is stored is SQLite's,
+/// and `sqlite3` edits may change it); `None` for any other type.
+pub(crate) fn bytes_of(value: ValueRef<'_>) -> Option<&[u8]> {
+    match value {
+        ValueRef::Text(bytes) | ValueRef::Blob(bytes) => Some(bytes),
+        _ => None,
+    }
+}
+
 /// Reads a row selected with [`EVENT_COLUMNS`]. A missing payload reads as empty, so
 /// verification reports it as altered rather than the read failing.
 pub(crate) fn record_from_row(row: &Row<'_>) -> Result<EventRecord, StoreError> {
@@ -89,10 +98,9 @@ pub(crate) fn record_from_row(row: &Row<'_>) -> Result<EventRecord, StoreError> 
     let seq = seq as u64;
     let parents = parents_at(row, 5, seq)?;
     let timestamp: i64 = row.get(3).map_err(|e| corrupt(seq, e.to_string()))?;
-    let payload = match row.get_ref(10).map_err(|e| corrupt(seq, e.to_string()))? {
-        ValueRef::Text(bytes) | ValueRef::Blob(bytes) => bytes.to_vec(),
-        _ => Vec::new(),
-    };
+    let payload = bytes_of(row.get_ref(10).map_err(|e| corrupt(seq, e.to_string()))?)
+        .map(<[u8]>::to_vec)
+        .unwrap_or_default();
     Ok(EventRecord {
         header: EventHeader {
             seq,

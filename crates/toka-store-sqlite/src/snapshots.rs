@@ -94,14 +94,16 @@ pub(crate) fn latest(conn: &Connection) -> Result<Option<Snapshot>, StoreError> 
                     r.get::<_, i64>(0)?,
                     r.get::<_, Vec<u8>>(1)?,
                     r.get::<_, Vec<u8>>(2)?,
-                    r.get::<_, Vec<u8>>(3)?,
+                    // A state rewritten with `sqlite3` may come back as TEXT: still
+                    // its bytes, for recovery to check (never a bare type error).
+                    crate::rows::bytes_of(r.get_ref(3)?).map(<[u8]>::to_vec),
                     r.get::<_, i64>(4)?,
                 ))
             },
         )
         .optional()
         .map_err(backend)?;
-    let Some((seq, chain, state_digest, mut state, chunks)) = row else {
+    let Some((seq, chain, state_digest, state, chunks)) = row else {
         return Ok(None);
     };
     let seq = seq as u64;
@@ -110,6 +112,8 @@ pub(crate) fn latest(conn: &Connection) -> Result<Option<Snapshot>, StoreError> 
         seq,
         reason,
     };
+    let mut state =
+        state.ok_or_else(|| corrupt("snapshot state is neither text nor bytes".into()))?;
     if chunks > 0 {
         let mut stmt = conn
             .prepare_cached("SELECT n, bytes FROM snapshot_chunks WHERE seq = ?1 ORDER BY n")
@@ -121,8 +125,9 @@ pub(crate) fn latest(conn: &Connection) -> Result<Option<Snapshot>, StoreError> 
             if n != next {
                 return Err(corrupt(format!("snapshot chunk {next} is missing")));
             }
-            let bytes = row.get_ref(1).map_err(backend)?;
-            state.extend_from_slice(bytes.as_blob().map_err(|e| corrupt(e.to_string()))?);
+            let bytes = crate::rows::bytes_of(row.get_ref(1).map_err(backend)?)
+                .ok_or_else(|| corrupt(format!("snapshot chunk {n} is neither text nor bytes")))?;
+            state.extend_from_slice(bytes);
             next += 1;
         }
         if next != chunks {

@@ -175,3 +175,33 @@ async fn a_payload_redirected_with_sqlite3_is_reported_at_its_seq() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_snapshot_rewritten_as_text_with_sqlite3_reads_back_its_bytes() {
+    // Someone edits a snapshot's JSON with sqlite3 (or a script) and it is stored as
+    // TEXT: the store still hands recovery those bytes to check, instead of failing on
+    // the column's type with an error that names neither the snapshot nor its seq.
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(db(dir.path())).await.unwrap();
+    let head = store.append(0, &batch(Head::EMPTY, 3, 40)).await.unwrap();
+    let snapshot = toka_store_core::Snapshot {
+        seq: head.seq,
+        chain_digest: head.digest,
+        state_digest: toka_store_core::Hash32::of(b"state"),
+        state: br#"{"version":2,"agents":[]}"#.to_vec(),
+    };
+    store.put_snapshot(&snapshot).await.unwrap();
+    drop(store);
+    let conn = rusqlite::Connection::open(db(dir.path())).unwrap();
+    conn.execute("UPDATE snapshots SET state = CAST(state AS TEXT)", [])
+        .unwrap();
+    let stored: String = conn
+        .query_row("SELECT typeof(state) FROM snapshots", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(stored, "text");
+    drop(conn);
+    let store = SqliteStore::open(db(dir.path())).await.unwrap();
+    let read = store.latest_snapshot().await.unwrap().unwrap();
+    assert_eq!(read.state, snapshot.state);
+    assert_eq!(read.seq, snapshot.seq);
+}
