@@ -152,7 +152,7 @@ pub enum Command {
         reason: String,
     },
     /// Read events; `--follow` streams live ones.
-    Events(cmd::client::EventsArgs),
+    Events(cmd::events::EventsArgs),
     /// The head `seq` and the state digest.
     State {
         #[command(flatten)]

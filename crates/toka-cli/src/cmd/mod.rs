@@ -6,6 +6,7 @@ pub mod checkpoint;
 pub mod client;
 pub mod demo;
 mod demo_planner;
+pub mod events;
 pub mod fork;
 pub mod init;
 pub mod key;
@@ -44,7 +45,7 @@ pub async fn run(command: Command, out: Out) -> Result<ExitCode> {
         Command::Backup(a) => backup::backup(a, out).await,
         Command::Restore(a) => backup::restore(a, out).await,
         Command::Status { remote } => status::status(remote, out).await,
-        Command::Events(a) => client::events(a, out).await,
+        Command::Events(a) => events::events(a, out).await,
         Command::Tool(c) => tool::tool(c, out).await,
         Command::Mcp(a) => mcp::run(a).await,
         Command::Run(a) => run::run(a, out).await,
