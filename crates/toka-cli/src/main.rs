@@ -18,12 +18,6 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
-/// mimalloc instead of glibc's malloc: the writer allocates and frees per message on
-/// one thread and the submitters free what it built on others, which glibc serves
-/// slowly (an eighth of the instructions of a load run went to malloc and free).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// Toka OS: an operating-system kernel for software agents.
 #[derive(Debug, Parser)]
 #[command(name = "toka", version, about, propagate_version = true)]
