@@ -94,28 +94,20 @@ fn append(c: &mut Criterion) {
     for size in [1usize, 64, 1024] {
         group.throughput(Throughput::Elements(size as u64));
 
-        let dir = tempfile::tempdir().unwrap();
-        let sqlite = rt
-            .block_on(SqliteStore::open(dir.path().join("toka.db")))
-            .unwrap();
-        group.bench_function(BenchmarkId::new("sqlite", size), |b| {
-            b.to_async(&rt).iter_custom(|iters| {
-                let s = sqlite.clone();
-                async move { timed_appends(&s, size, iters, false).await }
-            })
-        });
-
-        // The runtime's own path: batches it sealed, which the driver does not hash again.
-        let dir = tempfile::tempdir().unwrap();
-        let sealed = rt
-            .block_on(SqliteStore::open(dir.path().join("toka.db")))
-            .unwrap();
-        group.bench_function(BenchmarkId::new("sqlite_sealed", size), |b| {
-            b.to_async(&rt).iter_custom(|iters| {
-                let s = sealed.clone();
-                async move { timed_appends(&s, size, iters, true).await }
-            })
-        });
+        // `sqlite_sealed`: the runtime's own path, batches it sealed, which the driver
+        // does not hash again.
+        for (name, sealed) in [("sqlite", false), ("sqlite_sealed", true)] {
+            let dir = tempfile::tempdir().unwrap();
+            let store = rt
+                .block_on(SqliteStore::open(dir.path().join("toka.db")))
+                .unwrap();
+            group.bench_function(BenchmarkId::new(name, size), |b| {
+                b.to_async(&rt).iter_custom(|iters| {
+                    let s = store.clone();
+                    async move { timed_appends(&s, size, iters, sealed).await }
+                })
+            });
+        }
 
         let dir = tempfile::tempdir().unwrap();
         group.bench_function(BenchmarkId::new("plain_sqlite", size), |b| {
