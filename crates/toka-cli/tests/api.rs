@@ -69,6 +69,24 @@ async fn submit_read_errors_metrics_and_openapi() {
     );
     assert_eq!(body["events"][0]["seq"], start + 1);
     assert_eq!(body["events"][0]["kind"], "task.scheduled");
+    // The answer carries the event as the log holds it.
+    let task = &body["events"][0]["event"];
+    assert_eq!(task["spec"]["description"], "hello");
+    assert_eq!(task["agent"], root.to_string());
+    let logged = http()
+        .get(format!(
+            "{}/v1/events?from={}&limit=1",
+            server.url,
+            start + 1
+        ))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap();
+    assert_eq!(&logged["events"][0]["event"], task, "{logged}");
 
     // Malformed JSON, unknown fields, bad operations, oversized bodies: 4xx with a JSON error.
     let r = http()
@@ -91,6 +109,26 @@ async fn submit_read_errors_metrics_and_openapi() {
     )
     .await;
     assert_eq!(status, 422, "{body}");
+    // JSON, but not an operation: refused as such, and nothing is written.
+    for operation in [
+        json!({"op": "fly_to_the_moon"}),
+        json!("terminate"),
+        json!(null),
+    ] {
+        let (status, body) = post(&server, &admin, json!({ "operation": operation })).await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (422, Some("invalid_operation")),
+            "{body}"
+        );
+    }
+    let (status, body) = post(&server, &admin, json!({ "origin": root.to_string() })).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (422, Some("invalid_body")),
+        "{body}"
+    );
+    assert_eq!(head(&server, &admin), start + 1, "refusals write nothing");
     let (status, body) = post(&server, &admin, json!({"operation": {"op": "schedule_agent_task", "agent": root, "task": {"description": "x".repeat(5000)}}})).await;
     assert_eq!(status, 422);
     assert!(
