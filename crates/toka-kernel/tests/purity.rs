@@ -15,7 +15,13 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const CORE: &[&str] = &["toka-types", "toka-auth", "toka-bus-core", "toka-kernel"];
+const CORE: &[&str] = &[
+    "toka-types",
+    "toka-auth",
+    "toka-bus-core",
+    "toka-kernel",
+    "toka-maps",
+];
 
 const FORBIDDEN_IN_SOURCE: &[&str] = &[
     "std::time",
@@ -35,6 +41,7 @@ const ALLOWED_DEPENDENCIES: &[(&str, &str)] = &[
     ("toka-auth", "core"),
     ("toka-bus-core", "core"),
     ("toka-kernel", "core"),
+    ("toka-maps", "core (the state's sharded hash maps)"),
     ("serde", "data encoding"),
     ("serde_core", "serde's core"),
     ("serde_derive", "proc-macro"),

@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
-use rustc_hash::FxHashMap;
+use toka_maps::ShardedMap;
 use toka_store_core::{
     AppendError, EventHeader, EventRecord, Hash32, Head, Sealed, Snapshot, StorageBackend,
     StoreError, admit, admit_sealed, head_after,
@@ -74,8 +74,10 @@ impl Headers {
 #[derive(Default)]
 struct Log {
     headers: Headers,
-    ids: FxHashMap<EntityId, u64>,
-    payloads: FxHashMap<Hash32, Arc<[u8]>>,
+    // Both grow a shard at a time: doubling a whole table of a million entries here,
+    // under the store's lock, was the longest wait of a run.
+    ids: ShardedMap<EntityId, u64>,
+    payloads: ShardedMap<Hash32, Arc<[u8]>>,
     snapshots: BTreeMap<u64, Snapshot>,
     checkpoints: std::collections::VecDeque<Vec<u8>>,
 }
@@ -140,11 +142,11 @@ impl MemoryStore {
                     reason: format!("event id {} is already in the log", dup.header.id),
                 });
             }
-            log.ids.reserve(batch.len());
             for record in batch {
                 log.payloads
-                    .entry(record.header.payload_hash)
-                    .or_insert_with(|| record.payload.as_slice().into());
+                    .get_or_insert_with(record.header.payload_hash, || {
+                        record.payload.as_slice().into()
+                    });
                 log.ids.insert(record.header.id, record.header.seq);
                 log.headers.push(record.header.clone());
             }
@@ -185,7 +187,7 @@ impl MemoryStore {
     #[doc(hidden)]
     pub fn raw_edit(
         &self,
-        edit: impl FnOnce(&mut Vec<EventHeader>, &mut FxHashMap<Hash32, Arc<[u8]>>),
+        edit: impl FnOnce(&mut Vec<EventHeader>, &mut ShardedMap<Hash32, Arc<[u8]>>),
     ) {
         if let Ok(mut log) = self.log.lock() {
             let log = &mut *log;
@@ -302,7 +304,7 @@ mod tests {
             store.raw_edit(|headers, payloads| match tamper {
                 Tamper::FlipPayloadByte { seq } => {
                     let hash = headers[seq as usize - 1].payload_hash;
-                    let mut bytes = payloads[&hash].to_vec();
+                    let mut bytes = payloads.get(&hash).unwrap().to_vec();
                     bytes[3] ^= 1;
                     payloads.insert(hash, bytes.into());
                 }

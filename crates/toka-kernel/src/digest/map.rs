@@ -32,6 +32,7 @@ use std::hash::Hash;
 use std::sync::{Mutex, MutexGuard};
 
 use rustc_hash::FxHashMap;
+use toka_maps::ShardedMap;
 
 use super::lthash::LtHash;
 
@@ -43,7 +44,9 @@ pub(crate) trait Digestible {
 
 /// A map whose entries' [`LtHash`] is kept current (see the module doc).
 pub(crate) struct DigestedMap<K, V> {
-    index: FxHashMap<K, usize>,
+    /// Key to slot, in shards that grow one at a time (a whole-table doubling at a
+    /// million tasks stalled the writer and the readers' copy for tens of ms).
+    index: ShardedMap<K, usize>,
     slots: Vec<(K, V)>,
     cache: Mutex<SumCache>,
 }
@@ -61,7 +64,7 @@ struct SumCache {
 impl<K, V> Default for DigestedMap<K, V> {
     fn default() -> Self {
         Self {
-            index: FxHashMap::default(),
+            index: ShardedMap::default(),
             slots: Vec::new(),
             cache: Mutex::new(SumCache::default()),
         }

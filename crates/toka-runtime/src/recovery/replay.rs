@@ -362,7 +362,7 @@ mod tests {
         let after = tally + 3;
         store.raw_edit(|headers, payloads| {
             let hash = headers[after as usize - 1].payload_hash;
-            let mut bytes = payloads[&hash].to_vec();
+            let mut bytes = payloads.get(&hash).unwrap().to_vec();
             bytes[3] ^= 1;
             payloads.insert(hash, bytes.into());
         });
@@ -430,7 +430,7 @@ mod tests {
         let bad_payload = 2 * DEFAULT_PAGE as u64 + 7;
         store.raw_edit(|headers, payloads| {
             let hash = headers[bad_payload as usize - 1].payload_hash;
-            let mut bytes = payloads[&hash].to_vec();
+            let mut bytes = payloads.get(&hash).unwrap().to_vec();
             bytes[3] ^= 1;
             payloads.insert(hash, bytes.into());
         });
