@@ -14,8 +14,7 @@
 //! Not here: ordering (iteration follows the shards, deterministically for the same
 //! insertions, and nothing may depend on it) or removal (nothing that uses it removes).
 //!
-//! Invariant: `len` is the sum of the shards' lengths, and a key lives only in the shard
-//! [`shard_of`] names.
+//! Invariant: a key lives only in the shard [`shard_of`] names.
 
 #![forbid(unsafe_code)]
 
@@ -31,14 +30,12 @@ pub const SHARDS: usize = 256;
 #[derive(Clone)]
 pub struct ShardedMap<K, V> {
     shards: Box<[FxHashMap<K, V>; SHARDS]>,
-    len: usize,
 }
 
 impl<K, V> Default for ShardedMap<K, V> {
     fn default() -> Self {
         Self {
             shards: Box::new(std::array::from_fn(|_| FxHashMap::default())),
-            len: 0,
         }
     }
 }
@@ -65,14 +62,14 @@ fn shard_of<Q: Hash + ?Sized>(key: &Q) -> usize {
 }
 
 impl<K, V> ShardedMap<K, V> {
-    /// How many entries.
+    /// How many entries (counted over the shards: nothing on a hot path asks).
     pub fn len(&self) -> usize {
-        self.len
+        self.shards.iter().map(|shard| shard.len()).sum()
     }
 
     /// Whether there are none.
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.shards.iter().all(|shard| shard.is_empty())
     }
 
     /// Every entry, shard by shard.
@@ -91,15 +88,6 @@ impl<K: Eq + Hash, V> ShardedMap<K, V> {
         self.shards[shard_of(key)].get(key)
     }
 
-    /// The value at `key`, to change.
-    pub fn get_mut<Q>(&mut self, key: &Q) -> Option<&mut V>
-    where
-        K: Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
-    {
-        self.shards[shard_of(key)].get_mut(key)
-    }
-
     /// Whether `key` has a value.
     pub fn contains_key<Q>(&self, key: &Q) -> bool
     where
@@ -111,20 +99,12 @@ impl<K: Eq + Hash, V> ShardedMap<K, V> {
 
     /// Sets `key` to `value`, returning the old value.
     pub fn insert(&mut self, key: K, value: V) -> Option<V> {
-        let old = self.shards[shard_of(&key)].insert(key, value);
-        if old.is_none() {
-            self.len += 1;
-        }
-        old
+        self.shards[shard_of(&key)].insert(key, value)
     }
 
     /// The value at `key`, set to `make()` first if there is none.
     pub fn get_or_insert_with(&mut self, key: K, make: impl FnOnce() -> V) -> &mut V {
-        let shard = &mut self.shards[shard_of(&key)];
-        if !shard.contains_key(&key) {
-            self.len += 1;
-        }
-        shard.entry(key).or_insert_with(make)
+        self.shards[shard_of(&key)].entry(key).or_insert_with(make)
     }
 }
 
