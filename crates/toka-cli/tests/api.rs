@@ -128,6 +128,25 @@ async fn submit_read_errors_metrics_and_openapi() {
         (422, Some("invalid_body")),
         "{body}"
     );
+    // Nesting far past serde_json's recursion limit, as arrays and as objects, and a
+    // number no f64 holds: typed refusals, and the server goes on.
+    let deep_arrays = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+    let deep_objects = format!("{}1{}", "{\"a\":".repeat(5_000), "}".repeat(5_000));
+    for operation in [deep_arrays, deep_objects, "1e999999".to_string()] {
+        let r = http()
+            .post(format!("{}/v1/messages", server.url))
+            .bearer_auth(&admin)
+            .header("content-type", "application/json")
+            .body(format!("{{\"operation\":{operation}}}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 422);
+        assert_eq!(
+            r.json::<Value>().await.unwrap()["error"]["code"],
+            "invalid_operation"
+        );
+    }
     assert_eq!(head(&server, &admin), start + 1, "refusals write nothing");
     let (status, body) = post(&server, &admin, json!({"operation": {"op": "schedule_agent_task", "agent": root, "task": {"description": "x".repeat(5000)}}})).await;
     assert_eq!(status, 422);
