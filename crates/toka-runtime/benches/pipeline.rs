@@ -5,8 +5,9 @@
     clippy::print_stdout
 )]
 //! End-to-end acknowledged messages per second and latency through the real runtime,
-//! with 1, 8 and 64 submitters, on memory and on SQLite (durable: WAL,
-//! synchronous=FULL); then recovery speed of a log with no snapshot.
+//! with 1, 8 and 64 submitters, on memory, SQLite (durable: WAL, synchronous=FULL) and
+//! PostgreSQL; three nodes on one PostgreSQL log, with the same 63 submitters split
+//! between them and with 64 each; then recovery speed of a log with no snapshot.
 //!
 //! Run: `cargo bench -p toka-runtime --bench pipeline` (set `TOKA_BENCH_MESSAGES` and
 //! `TOKA_BENCH_RECOVERY_EVENTS` to change the sizes). Each figure is the median of
@@ -46,6 +47,61 @@ async fn fresh(driver: &str, dir: &std::path::Path) -> Arc<dyn StorageBackend> {
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     v[v.len() / 2]
+}
+
+/// Three nodes on one PostgreSQL log, `per_node` submitters each, `messages` in all:
+/// the median total rate and the median share of the slowest node.
+fn three_nodes(
+    rt: &tokio::runtime::Runtime,
+    pg_url: &str,
+    keys: &KeySet,
+    per_node: usize,
+    messages: u64,
+    runs: usize,
+) -> (f64, f64) {
+    let mut totals = Vec::new();
+    for run in 0..runs {
+        let total = rt.block_on(async {
+            let name = format!("toka_bench_x3_{per_node}_{run}_{}", std::process::id());
+            let mut nodes = Vec::new();
+            for _ in 0..3 {
+                let store = PostgresStore::open(pg_url, &name).await.unwrap();
+                nodes.push(
+                    Runtime::with_store(Arc::new(store), keys.clone(), options())
+                        .await
+                        .unwrap(),
+                );
+            }
+            let started = Instant::now();
+            let runs = futures::future::join_all(
+                nodes
+                    .iter()
+                    .map(|n| load::run(n, per_node, messages / 3, |_| {})),
+            )
+            .await;
+            let seconds = started.elapsed().as_secs_f64();
+            // Each node's rate while all three ran: the slowest one's share of the
+            // total is the starvation figure.
+            let reports: Vec<_> = runs.into_iter().map(|r| r.unwrap()).collect();
+            let acked: u64 = reports.iter().map(|r| r.acknowledged).sum();
+            let rates: Vec<f64> = reports.iter().map(|r| r.per_second).collect();
+            let slowest = rates.iter().copied().fold(f64::INFINITY, f64::min);
+            let rate = (acked as f64 / seconds, slowest / rates.iter().sum::<f64>());
+            for n in &nodes {
+                n.shutdown().await;
+            }
+            PostgresStore::open(pg_url, &name)
+                .await
+                .unwrap()
+                .drop_schema()
+                .await
+                .unwrap();
+            rate
+        });
+        totals.push(total);
+    }
+    let (rates, shares): (Vec<f64>, Vec<f64>) = totals.into_iter().unzip();
+    (median(rates), median(shares))
 }
 
 fn main() {
@@ -154,53 +210,19 @@ fn main() {
                 m(|r| r.commits as f64)
             );
         }
-        let mut totals = Vec::new();
-        for run in 0..runs {
-            let total = rt.block_on(async {
-                let name = schema(&format!("x3_{run}"));
-                let mut nodes = Vec::new();
-                for _ in 0..3 {
-                    let store = PostgresStore::open(&pg_url, &name).await.unwrap();
-                    nodes.push(
-                        Runtime::with_store(Arc::new(store), keys.clone(), options())
-                            .await
-                            .unwrap(),
-                    );
-                }
-                let started = Instant::now();
-                let runs = futures::future::join_all(
-                    nodes.iter().map(|n| load::run(n, 21, messages / 3, |_| {})),
-                )
-                .await;
-                let seconds = started.elapsed().as_secs_f64();
-                // Each node's rate while all three ran: the slowest one's share of the
-                // total is the starvation figure.
-                let reports: Vec<_> = runs.into_iter().map(|r| r.unwrap()).collect();
-                let acked: u64 = reports.iter().map(|r| r.acknowledged).sum();
-                let rates: Vec<f64> = reports.iter().map(|r| r.per_second).collect();
-                let slowest = rates.iter().copied().fold(f64::INFINITY, f64::min);
-                let rate = (acked as f64 / seconds, slowest / rates.iter().sum::<f64>());
-                for n in &nodes {
-                    n.shutdown().await;
-                }
-                PostgresStore::open(&pg_url, &name)
-                    .await
-                    .unwrap()
-                    .drop_schema()
-                    .await
-                    .unwrap();
-                rate
-            });
-            totals.push(total);
+        // The same 63 submitters split over three nodes, then three nodes as loaded as
+        // the one above: the first is bounded by a node's batch (its own 21 submitters)
+        // per turn at the head, the second says whether adding nodes costs throughput.
+        for per_node in [21usize, 64] {
+            let (rate, share) = three_nodes(&rt, &pg_url, &keys, per_node, messages, runs);
+            println!(
+                "{:<8} {:>10} {:>12.0}   (3 nodes x {per_node} submitters, one shared log; slowest node {:.0}% of the total)",
+                "postgres",
+                3 * per_node,
+                rate,
+                100.0 * share
+            );
         }
-        let (rates, shares): (Vec<f64>, Vec<f64>) = totals.into_iter().unzip();
-        println!(
-            "{:<8} {:>10} {:>12.0}   (3 nodes x 21 submitters, one shared log; slowest node {:.0}% of the total)",
-            "postgres",
-            63,
-            median(rates),
-            100.0 * median(shares)
-        );
     } else {
         println!("postgres: no server at {pg_url}; skipped (set TOKA_POSTGRES_URL)");
     }
