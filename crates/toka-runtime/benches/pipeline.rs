@@ -49,6 +49,11 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
+/// A PostgreSQL schema of this process's own for the run named `tag`.
+fn schema(tag: &str) -> String {
+    format!("toka_bench_{tag}_{}", std::process::id())
+}
+
 /// Three nodes on one PostgreSQL log, `per_node` submitters each, `messages` in all:
 /// the median total rate and the median share of the slowest node.
 fn three_nodes(
@@ -62,7 +67,7 @@ fn three_nodes(
     let mut totals = Vec::new();
     for run in 0..runs {
         let total = rt.block_on(async {
-            let name = format!("toka_bench_x3_{per_node}_{run}_{}", std::process::id());
+            let name = schema(&format!("x3_{per_node}_{run}"));
             let mut nodes = Vec::new();
             for _ in 0..3 {
                 let store = PostgresStore::open(pg_url, &name).await.unwrap();
@@ -173,7 +178,6 @@ fn main() {
         .block_on(tokio_postgres::connect(&pg_url, tokio_postgres::NoTls))
         .is_ok()
     {
-        let schema = |tag: &str| format!("toka_bench_{tag}_{}", std::process::id());
         for submitters in [1usize, 8, 64] {
             let mut reports = Vec::new();
             for run in 0..runs {
