@@ -404,6 +404,56 @@ fn bench_compare_runs_the_plain_table_baseline_and_prints_ratios() {
 }
 
 #[test]
+fn bench_floor_times_each_stage_and_sets_the_ceilings_beside_the_figures() {
+    let r = run(&[
+        "--json",
+        "bench",
+        "--driver",
+        "memory",
+        "--submitters",
+        "3",
+        "--messages",
+        "600",
+        "--floor",
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let v: Value = serde_json::from_str(r.stdout.trim()).unwrap();
+    let floor = &v["floor"];
+    assert_eq!(floor["messages"], 600, "{v}");
+    let stage = |name: &str| floor[name].as_f64().unwrap();
+    for name in [
+        "decide_us",
+        "encode_us",
+        "seal_us",
+        "apply_us",
+        "check_us",
+        "decode_us",
+    ] {
+        assert!(stage(name) > 0.0, "{name}: {v}");
+    }
+    // One writer decides, encodes and seals every message in turn.
+    let writer = 1e6 / (stage("decide_us") + stage("encode_us") + stage("seal_us"));
+    assert!(
+        (stage("writer_ceiling") - writer).abs() < 1e-6 * writer,
+        "{v}"
+    );
+    assert!(stage("commit_ceiling") <= stage("writer_ceiling"), "{v}");
+    let ratio = v["floor_ratios"]["writer"].as_f64().unwrap();
+    let expected = v["per_second"].as_f64().unwrap() / writer;
+    assert!((ratio - expected).abs() < 1e-6 * expected.max(1.0), "{v}");
+    // Without the flag there is none.
+    let r = run(&["--json", "bench", "--driver", "memory", "--messages", "50"]);
+    let v: Value = serde_json::from_str(r.stdout.trim()).unwrap();
+    assert!(v["floor"].is_null() && v["floor_ratios"].is_null(), "{v}");
+    // The human form names the stages and the ceilings.
+    let r = run(&["bench", "--driver", "memory", "--messages", "50", "--floor"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    for words in ["floor:", "seal", "one writer", "toka/ceiling"] {
+        assert!(r.stdout.contains(words), "{words}: {}", r.stdout);
+    }
+}
+
+#[test]
 fn bench_compare_on_memory_puts_the_kernel_alone_beside_the_pipeline() {
     let r = run(&[
         "--json",

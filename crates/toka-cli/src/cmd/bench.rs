@@ -43,6 +43,11 @@ pub struct BenchArgs {
     /// sled, PostgreSQL for postgres; for memory, the kernel alone), and print the ratios.
     #[arg(long)]
     compare: bool,
+    /// Also time each message's own work on one thread, stage by stage (decide, encode,
+    /// seal, apply; check and decode for replay), and print the ceilings it sets on
+    /// this machine's cores: what no pipeline of this design can beat here.
+    #[arg(long)]
+    floor: bool,
     /// Runs of each side (1 to 9); medians are reported.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=9))]
     runs: u8,
@@ -75,6 +80,7 @@ pub async fn run(args: BenchArgs, out: Out) -> Result<ExitCode> {
     let mut toka = Vec::new();
     let mut baseline = Vec::new();
     let mut kernel = Vec::new();
+    let mut floors = Vec::new();
     for run in 0..args.runs {
         let dir = tempfile::tempdir()?;
         toka.push(toka_once(&args, dir.path(), postgres_url.as_deref(), &out, run).await?);
@@ -90,8 +96,17 @@ pub async fn run(args: BenchArgs, out: Out) -> Result<ExitCode> {
                 baseline_once(&args.driver, dir.path(), postgres_url.as_deref(), rows, run).await?;
             baseline.push(plain);
         }
+        if args.floor {
+            let (submitters, messages) = (usize::from(args.submitters), args.messages);
+            let floor =
+                tokio::task::spawn_blocking(move || load::floor(submitters, messages)).await??;
+            floors.push(floor);
+        }
     }
-    report(&args, &toka, &baseline, &kernel, &out);
+    // The run whose writer ceiling is the median, whole (its stages add up).
+    floors.sort_by(|a, b| a.writer_ceiling.total_cmp(&b.writer_ceiling));
+    let floor = floors.get(floors.len() / 2);
+    report(&args, &toka, &baseline, &kernel, floor, &out);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -212,6 +227,7 @@ fn report(
     toka: &[TokaRun],
     baseline: &[BaselineRun],
     kernel: &[load::KernelReport],
+    floor: Option<&load::FloorReport>,
     out: &Out,
 ) {
     let per_second = median(toka.iter().map(|r| r.per_second).collect());
@@ -271,6 +287,12 @@ fn report(
         "append_ratio": ratio(per_second, plain_append.or(kernel_alone)),
         "replay_ratio": ratio(replay, plain_read),
         "toka_runs": toka, "baseline_runs": baseline_runs,
+        "floor": floor,
+        "floor_ratios": floor.map(|f| serde_json::json!({
+            "writer": per_second / f.writer_ceiling.max(1e-9),
+            "commit": per_second / f.commit_ceiling.max(1e-9),
+            "replay": replay / f.replay_ceiling.max(1e-9),
+        })),
     });
     out.emit(&figures, || {
         let runs = if args.runs > 1 {
@@ -325,5 +347,37 @@ fn report(
                 per_second / alone.max(1e-9)
             ));
         }
+        if let Some(f) = floor {
+            say_floor(out, f, per_second, replay);
+        }
     });
+}
+
+/// The floor's human view: each stage's cost, then the ceilings beside Toka's figures.
+fn say_floor(out: &Out, f: &load::FloorReport, per_second: f64, replay: f64) {
+    out.say("floor: each message's own work on one thread (no queue, store or answers)");
+    out.say(format!(
+        "  per message    decide {:.2} µs, encode {:.2}, seal {:.2}, readers' apply {:.2}",
+        f.decide_us, f.encode_us, f.seal_us, f.apply_us
+    ));
+    out.say(format!(
+        "  per replay     check {:.2} µs, decode {:.2}, apply {:.2} (the store's read not counted)",
+        f.check_us, f.decode_us, f.apply_us
+    ));
+    out.say(format!(
+        "  one writer     {:>10.0} msg/s at most toka/ceiling {:.2}x",
+        f.writer_ceiling,
+        per_second / f.writer_ceiling.max(1e-9)
+    ));
+    out.say(format!(
+        "  {} cores        {:>10.0} msg/s at most toka/ceiling {:.2}x",
+        f.cores,
+        f.commit_ceiling,
+        per_second / f.commit_ceiling.max(1e-9)
+    ));
+    out.say(format!(
+        "  replay         {:>10.0} events/s at most toka/ceiling {:.2}x",
+        f.replay_ceiling,
+        replay / f.replay_ceiling.max(1e-9)
+    ));
 }

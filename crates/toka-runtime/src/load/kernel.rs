@@ -31,58 +31,15 @@ pub struct KernelReport {
 /// on one kernel on this thread: each agent in turn schedules a task, then claims it,
 /// with its own HS256 token verified on every message.
 pub fn kernel_alone(submitters: usize, messages: u64) -> Result<KernelReport, LoadError> {
-    let fail = |e: &dyn std::fmt::Display| LoadError(format!("kernel baseline: {e}"));
-    let mut secret = [0u8; 32];
-    crate::keys::random_bytes(&mut secret).map_err(|e| fail(&e))?;
-    let keys = KeySet::new(SigningKey::hs256("baseline", &secret).map_err(|e| fail(&e))?);
-    let clock = SystemClock;
-    let mut kernel = Kernel::new(keys.clone());
-    let ctx = |kernel: &Kernel| Context::new(clock.now(), kernel.state().next_seq());
-    kernel
-        .genesis(
-            &AgentSpec::new("root").map_err(|e| fail(&e))?,
-            &ctx(&kernel),
-        )
-        .map_err(|e| fail(&e))?;
-    let root = kernel
-        .state()
-        .root()
-        .ok_or_else(|| fail(&"genesis made no root"))?;
-    let issued = kernel
-        .issue_root_token(3600, &ctx(&kernel))
-        .map_err(|e| fail(&e))?;
-    let admin = sign(&keys, &issued).map_err(|e| fail(&e))?;
-    // Each agent: its id, its token, and the task it scheduled last (to claim next).
-    let mut agents: Vec<(EntityId, String, Option<EntityId>)> = Vec::with_capacity(submitters);
-    for i in 0..submitters.max(1) {
-        let spec = AgentSpec::new(format!("baseline-{i}")).map_err(|e| fail(&e))?;
-        let spawn = Operation::SpawnSubAgent { parent: root, spec };
-        let events = kernel
-            .submit(&Message::new(root, admin.clone(), spawn), &ctx(&kernel))
-            .map_err(|e| fail(&e))?;
-        let Some(KernelEvent::AgentSpawned { agent, .. }) = events.first() else {
-            return Err(fail(&"the spawn produced no agent"));
-        };
-        let grant = Operation::IssueToken(grant_for(*agent));
-        let events = kernel
-            .submit(&Message::new(root, admin.clone(), grant), &ctx(&kernel))
-            .map_err(|e| fail(&e))?;
-        agents.push((*agent, sign(&keys, &events).map_err(|e| fail(&e))?, None));
-    }
-    let task = TaskSpec::new(TASK).map_err(|e| fail(&e))?;
+    let mut load = Workload::new(submitters)?;
     let started = Instant::now();
     for i in 0..messages {
-        let turn = (i % agents.len() as u64) as usize;
-        let Some((agent, token, last_task)) = agents.get_mut(turn) else {
+        let Some((turn, message)) = load.message(i) else {
             break;
         };
-        let op = next_operation(*agent, last_task, &task);
-        let events = kernel
-            .submit(&Message::new(*agent, token.clone(), op), &ctx(&kernel))
-            .map_err(|e| fail(&e))?;
-        if let Some(KernelEvent::TaskScheduled { task, .. }) = events.first() {
-            *last_task = Some(*task);
-        }
+        let ctx = load.context();
+        let events = load.kernel.submit(&message, &ctx).map_err(|e| fail(&e))?;
+        load.saw(turn, &events);
     }
     let seconds = started.elapsed().as_secs_f64();
     Ok(KernelReport {
@@ -90,6 +47,94 @@ pub fn kernel_alone(submitters: usize, messages: u64) -> Result<KernelReport, Lo
         seconds,
         per_second: messages as f64 / seconds.max(1e-9),
     })
+}
+
+fn fail(e: &dyn std::fmt::Display) -> LoadError {
+    LoadError(format!("kernel baseline: {e}"))
+}
+
+/// The load of [`run`](super::run) on one kernel of this thread: one agent per
+/// submitter under a root, each with its own HS256 token, taking turns.
+pub(super) struct Workload {
+    pub(super) kernel: Kernel,
+    /// Each agent: its id, its token, and the task it scheduled last (to claim next).
+    agents: Vec<(EntityId, String, Option<EntityId>)>,
+    task: TaskSpec,
+    clock: SystemClock,
+}
+
+impl Workload {
+    /// A kernel past genesis with `submitters` agents (at least one) and their tokens.
+    pub(super) fn new(submitters: usize) -> Result<Self, LoadError> {
+        let mut secret = [0u8; 32];
+        crate::keys::random_bytes(&mut secret).map_err(|e| fail(&e))?;
+        let keys = KeySet::new(SigningKey::hs256("baseline", &secret).map_err(|e| fail(&e))?);
+        let mut load = Self {
+            kernel: Kernel::new(keys.clone()),
+            agents: Vec::with_capacity(submitters.max(1)),
+            task: TaskSpec::new(TASK).map_err(|e| fail(&e))?,
+            clock: SystemClock,
+        };
+        let ctx = load.context();
+        load.kernel
+            .genesis(&AgentSpec::new("root").map_err(|e| fail(&e))?, &ctx)
+            .map_err(|e| fail(&e))?;
+        let root = load
+            .kernel
+            .state()
+            .root()
+            .ok_or_else(|| fail(&"genesis made no root"))?;
+        let ctx = load.context();
+        let issued = load
+            .kernel
+            .issue_root_token(3600, &ctx)
+            .map_err(|e| fail(&e))?;
+        let admin = sign(&keys, &issued).map_err(|e| fail(&e))?;
+        for i in 0..submitters.max(1) {
+            let spec = AgentSpec::new(format!("baseline-{i}")).map_err(|e| fail(&e))?;
+            let spawn = Operation::SpawnSubAgent { parent: root, spec };
+            let ctx = load.context();
+            let events = load
+                .kernel
+                .submit(&Message::new(root, admin.clone(), spawn), &ctx)
+                .map_err(|e| fail(&e))?;
+            let Some(KernelEvent::AgentSpawned { agent, .. }) = events.first() else {
+                return Err(fail(&"the spawn produced no agent"));
+            };
+            let grant = Operation::IssueToken(grant_for(*agent));
+            let ctx = load.context();
+            let events = load
+                .kernel
+                .submit(&Message::new(root, admin.clone(), grant), &ctx)
+                .map_err(|e| fail(&e))?;
+            let token = sign(&keys, &events).map_err(|e| fail(&e))?;
+            load.agents.push((*agent, token, None));
+        }
+        Ok(load)
+    }
+
+    /// The context of the next decision: now, and the next `seq`.
+    pub(super) fn context(&self) -> Context {
+        Context::new(self.clock.now(), self.kernel.state().next_seq())
+    }
+
+    /// Whose turn the `i`th message of the run is, and the message.
+    pub(super) fn message(&mut self, i: u64) -> Option<(usize, Message)> {
+        let turn = (i % self.agents.len().max(1) as u64) as usize;
+        let (agent, token, last_task) = self.agents.get_mut(turn)?;
+        let op = next_operation(*agent, last_task, &self.task);
+        Some((turn, Message::new(*agent, token.clone(), op)))
+    }
+
+    /// What the message of `turn` produced: its task, if it scheduled one, is claimed
+    /// next.
+    pub(super) fn saw(&mut self, turn: usize, events: &[KernelEvent]) {
+        if let (Some(KernelEvent::TaskScheduled { task, .. }), Some(agent)) =
+            (events.first(), self.agents.get_mut(turn))
+        {
+            agent.2 = Some(*task);
+        }
+    }
 }
 
 /// The token a `token.issued` among `events` records, signed.

@@ -1,9 +1,12 @@
 //! Load generation: many concurrent submitters through the real pipeline, measured.
 //! Shared by `cargo bench -p toka-runtime` and `toka bench`; [`kernel_alone`] is the
-//! baseline `toka bench --driver memory --compare` puts beside it.
+//! baseline `toka bench --driver memory --compare` puts beside it, and [`floor`] the
+//! cost of each message's own work, stage by stage, that `toka bench --floor` prints.
 
+mod floor;
 mod kernel;
 
+pub use floor::{FloorReport, floor};
 pub use kernel::{KernelReport, kernel_alone};
 
 use std::sync::Arc;
