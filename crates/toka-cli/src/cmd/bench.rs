@@ -278,6 +278,14 @@ fn report(
         serde_json::to_value(kernel)
     }
     .unwrap_or_default();
+    // Toka's figures over the floor's ceilings: one writer, all cores, replay.
+    let floor_ratios = floor.map(|f| {
+        [
+            per_second / f.writer_ceiling.max(1e-9),
+            per_second / f.commit_ceiling.max(1e-9),
+            replay / f.replay_ceiling.max(1e-9),
+        ]
+    });
     let figures = serde_json::json!({
         "driver": args.driver, "submitters": args.submitters, "messages": args.messages,
         "runs": args.runs, "acknowledged": acknowledged, "seconds": seconds,
@@ -288,10 +296,8 @@ fn report(
         "replay_ratio": ratio(replay, plain_read),
         "toka_runs": toka, "baseline_runs": baseline_runs,
         "floor": floor,
-        "floor_ratios": floor.map(|f| serde_json::json!({
-            "writer": per_second / f.writer_ceiling.max(1e-9),
-            "commit": per_second / f.commit_ceiling.max(1e-9),
-            "replay": replay / f.replay_ceiling.max(1e-9),
+        "floor_ratios": floor_ratios.map(|[writer, commit, replay]| serde_json::json!({
+            "writer": writer, "commit": commit, "replay": replay,
         })),
     });
     out.emit(&figures, || {
@@ -347,14 +353,16 @@ fn report(
                 per_second / alone.max(1e-9)
             ));
         }
-        if let Some(f) = floor {
-            say_floor(out, f, per_second, replay);
+        if let (Some(f), Some(ratios)) = (floor, floor_ratios) {
+            say_floor(out, f, ratios);
         }
     });
 }
 
-/// The floor's human view: each stage's cost, then the ceilings beside Toka's figures.
-fn say_floor(out: &Out, f: &load::FloorReport, per_second: f64, replay: f64) {
+/// The floor's human view: each stage's cost, then the ceilings with Toka's figure over
+/// each (`ratios`: one writer, all cores, replay).
+fn say_floor(out: &Out, f: &load::FloorReport, ratios: [f64; 3]) {
+    let [writer, commit, replay] = ratios;
     out.say("floor: each message's own work on one thread (no queue, store or answers)");
     out.say(format!(
         "  per message    decide {:.2} µs, encode {:.2}, seal {:.2}, readers' apply {:.2}",
@@ -365,19 +373,15 @@ fn say_floor(out: &Out, f: &load::FloorReport, per_second: f64, replay: f64) {
         f.check_us, f.decode_us, f.apply_us
     ));
     out.say(format!(
-        "  one writer     {:>10.0} msg/s at most toka/ceiling {:.2}x",
-        f.writer_ceiling,
-        per_second / f.writer_ceiling.max(1e-9)
+        "  one writer     {:>10.0} msg/s at most toka/ceiling {writer:.2}x",
+        f.writer_ceiling
     ));
     out.say(format!(
-        "  {} cores        {:>10.0} msg/s at most toka/ceiling {:.2}x",
-        f.cores,
-        f.commit_ceiling,
-        per_second / f.commit_ceiling.max(1e-9)
+        "  {} cores        {:>10.0} msg/s at most toka/ceiling {commit:.2}x",
+        f.cores, f.commit_ceiling
     ));
     out.say(format!(
-        "  replay         {:>10.0} events/s at most toka/ceiling {:.2}x",
-        f.replay_ceiling,
-        replay / f.replay_ceiling.max(1e-9)
+        "  replay         {:>10.0} events/s at most toka/ceiling {replay:.2}x",
+        f.replay_ceiling
     ));
 }

@@ -38,7 +38,10 @@ pub fn kernel_alone(submitters: usize, messages: u64) -> Result<KernelReport, Lo
             break;
         };
         let ctx = load.context();
-        let events = load.kernel.submit(&message, &ctx).map_err(|e| fail(&e))?;
+        let events = load
+            .kernel
+            .submit(&message, &ctx)
+            .map_err(|e| LoadError(format!("kernel baseline: {e}")))?;
         load.saw(turn, &events);
     }
     let seconds = started.elapsed().as_secs_f64();
@@ -49,8 +52,10 @@ pub fn kernel_alone(submitters: usize, messages: u64) -> Result<KernelReport, Lo
     })
 }
 
+/// Why the workload could not be set up (it is shared: the kernel baseline's and the
+/// floor's errors after set-up say which).
 fn fail(e: &dyn std::fmt::Display) -> LoadError {
-    LoadError(format!("kernel baseline: {e}"))
+    LoadError(format!("load set-up: {e}"))
 }
 
 /// The load of [`run`](super::run) on one kernel of this thread: one agent per
